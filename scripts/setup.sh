@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# One-step setup on a fresh machine: system packages (where apt exists), .venv, torch (CPU wheel,
+# pinned), and contrastlab in editable mode with its test and benchmark extras. Idempotent.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PY=${PYTHON:-python3}
+TORCH_SPEC=${TORCH_SPEC:-torch==2.13.0}   # never unpinned: an unpinned torch pulls a multi-GB CUDA build
+APT_PACKAGES=${APT_PACKAGES:-}            # system packages the tests need (later issues add data/browser)
+
+if [ -n "$APT_PACKAGES" ] && command -v apt-get >/dev/null 2>&1; then
+  missing=$(for p in $APT_PACKAGES; do dpkg -s "$p" >/dev/null 2>&1 || echo "$p"; done)
+  if [ -n "$missing" ]; then
+    SUDO=""; [ "$(id -u)" = 0 ] || SUDO="sudo"
+    $SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq $missing
+  fi
+fi
+
+[ -x .venv/bin/python ] || "$PY" -m venv .venv
+.venv/bin/python -m pip install -q --upgrade pip
+.venv/bin/python -m pip install -q "$TORCH_SPEC"
+.venv/bin/python -m pip install -q -e ".[test,bench]"
+.venv/bin/python -c "import torch, contrastlab; print(f'contrastlab {contrastlab.__version__} ready (torch {torch.__version__})')"
