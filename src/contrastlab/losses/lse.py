@@ -242,6 +242,9 @@ def tiled_lse(x: torch.Tensor, y: torch.Tensor | None = None, *, scale: float = 
         raise ValueError(f"`exclude_diag` needs a square matrix, got {n} rows and {m} columns")
     if ids is not None:
         row_ids, col_ids = (ids, ids) if torch.is_tensor(ids) else ids
+        for what, got, want in (("row", row_ids, n), ("column", col_ids, m)):
+            if got.dim() != 1 or got.shape[0] != want:
+                raise ValueError(f"`ids` must hold one id per {what} ({want}), got {got.shape[0] if got.dim() else 0}")
         exclude_diag = False
     else:
         row_ids = col_ids = None
