@@ -1,0 +1,45 @@
+"""The `contrastlab` command: version, help, the loss list and the demo."""
+
+import subprocess
+import sys
+
+import pytest
+
+import contrastlab
+from contrastlab.cli import main
+from contrastlab.demo import loss_table
+from contrastlab.losses import LOSSES
+
+
+def test_version_and_help(capsys):
+    with pytest.raises(SystemExit) as stop:
+        main(["--version"])
+    assert stop.value.code == 0 and capsys.readouterr().out.strip() == f"contrastlab {contrastlab.__version__}"
+    with pytest.raises(SystemExit):
+        main(["--help"])
+    assert "demo" in capsys.readouterr().out
+
+
+def test_console_script_entry_point():
+    out = subprocess.run([sys.executable, "-m", "contrastlab", "--version"], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == f"contrastlab {contrastlab.__version__}"
+
+
+def test_losses_lists_the_registry(capsys):
+    assert main(["losses"]) == 0
+    out = capsys.readouterr().out
+    assert all(name in out for name in LOSSES)
+
+
+def test_demo_losses_see_the_structure_of_real_pairs():
+    rows = loss_table(batch=128, dim=16, seed=3)
+    assert {r["loss"] for r in rows} == set(LOSSES)
+    assert all(r["matched"] < r["shuffled"] for r in rows), rows
+
+
+@pytest.mark.parametrize("argv, message", [(["demo", "--batch", "0"], "must be a positive integer, got 0"),
+                                           (["demo", "--batch", "5000"], "--batch must be <= 1797")])
+def test_demo_rejects_bad_arguments(capsys, argv, message):
+    with pytest.raises(SystemExit):
+        main(argv)
+    assert message in capsys.readouterr().err
