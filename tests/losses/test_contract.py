@@ -107,3 +107,13 @@ def test_batch_permutation_invariance(spec):
     permuted = [x[perm] if torch.is_tensor(x) else x for x in inputs]
     fn = create_loss(spec.name)
     torch.testing.assert_close(fn(*permuted), fn(*inputs))
+
+
+@pytest.mark.parametrize("shape", [(5, 6), (8, 5, 6)], ids=["shared", "per-query"])
+@pytest.mark.parametrize("name", ["info_nce", "debiased_info_nce"])
+def test_explicit_negatives_with_mixed_dtypes(name, shape):
+    q, p = make_inputs("pairs", dtype=torch.float16)
+    negatives = torch.randn(*shape, dtype=torch.float32, requires_grad=True)
+    loss = create_loss(name)(q, p, negatives)
+    loss.backward()
+    assert loss.dtype == torch.float16 and torch.isfinite(negatives.grad).all() and negatives.grad.abs().sum() > 0

@@ -14,10 +14,8 @@ from .lse import TILE, tiled_lse
 __all__ = ["clip_loss", "logistic", "LearnableTemperature"]
 
 
-def _two_towers(fn: str, a, b):
-    check.embeddings("a" if fn == "clip_loss" else "z_a", a, 2, shape_hint="(B, D)")
-    check.embeddings("b" if fn == "clip_loss" else "z_b", b, 2, shape_hint="(B, D)")
-    check.same_shape("a" if fn == "clip_loss" else "z_a", a, "b" if fn == "clip_loss" else "z_b", b)
+def _two_towers(fn: str, names: tuple[str, str], a, b):
+    check.pair(names[0], a, names[1], b)
     if a.shape[0] < 2:
         raise ValueError(f"`{fn}` needs a batch of at least 2 pairs (in-batch negatives), got B=1")
     dt = check.compute_dtype(a, b)
@@ -44,7 +42,7 @@ def clip_loss(a: torch.Tensor, b: torch.Tensor, *, logit_scale) -> torch.Tensor:
         a, b: (B, D) embeddings of the two towers (normalised inside). logit_scale: float or a
         scalar tensor (learnable; see :class:`LearnableTemperature`). Output: scalar.
     """
-    x, y = _two_towers("clip_loss", a, b)
+    x, y = _two_towers("clip_loss", ("a", "b"), a, b)
     s = check.positive_number("logit_scale", logit_scale, allow_tensor=True)
     x = x * (s.to(x.dtype).reshape(()) if torch.is_tensor(s) else s)            # scale folded into one side
     rows, cols = tiled_lse(x, y, scale=1.0, columns=True)                      # (B,), (B,)
@@ -76,7 +74,7 @@ def logistic(z_a: torch.Tensor, z_b: torch.Tensor, *, temperature=0.1, bias=-10.
     Shape:
         z_a, z_b: (B, D). temperature, bias: floats or scalar tensors (learnable). Output: scalar.
     """
-    x, y = _two_towers("logistic", z_a, z_b)
+    x, y = _two_towers("logistic", ("z_a", "z_b"), z_a, z_b)
     t = check.positive_number("temperature", temperature, allow_tensor=True)
     bias = check.real_number("bias", bias, allow_tensor=True)
     inv_t = 1.0 / t

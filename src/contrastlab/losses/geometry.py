@@ -28,9 +28,7 @@ def alignment(z_a: torch.Tensor, z_b: torch.Tensor, *, alpha: float = 2.0) -> to
     Shape:
         z_a, z_b: (B, D) (normalised inside). Output: scalar.
     """
-    check.embeddings("z_a", z_a, 2, shape_hint="(B, D)")
-    check.embeddings("z_b", z_b, 2, shape_hint="(B, D)")
-    check.same_shape("z_a", z_a, "z_b", z_b)
+    check.pair("z_a", z_a, "z_b", z_b)
     a = check.positive_number("alpha", alpha)
     dt = check.compute_dtype(z_a, z_b)
     d2 = ((check.normalize(z_a, dt) - check.normalize(z_b, dt)) ** 2).sum(1)  # (B,)

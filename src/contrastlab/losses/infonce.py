@@ -27,9 +27,7 @@ def _reduce(per_item: torch.Tensor, reduction: str) -> torch.Tensor:
 
 def _pairs(fn: str, query, positive, negatives, temperature, reduction, beta):
     """Validate and normalise a (query, positive[, negatives]) batch; returns q, p, n, scale, dtype."""
-    check.embeddings("query", query, 2, shape_hint="(B, D)")
-    check.embeddings("positive", positive, 2, shape_hint="(B, D)")
-    check.same_shape("query", query, "positive", positive)
+    check.pair("query", query, "positive", positive)
     t = check.positive_number("temperature", temperature)
     check.choice("reduction", reduction, check.REDUCTIONS)
     check.positive_number("hard_negative_beta", beta, allow_zero=True)
@@ -141,9 +139,10 @@ def debiased_info_nce(query: torch.Tensor, positive: torch.Tensor, negatives: to
         log_ng = torch.clamp(log_neg, min=floor)
     else:
         b = math.log(tp * k) + l_pos                                         # log(tau+ K e^{s+/t})
-        gap = torch.clamp(b - log_neg, max=-1e-6)                            # safe where it is not used
-        raw = log_neg + torch.log(-torch.expm1(gap)) - math.log(1.0 - tp)
-        log_ng = torch.where(b < log_neg, torch.clamp(raw, min=floor), torch.full_like(raw, floor))
+        above = b < log_neg
+        gap = torch.where(above, b - log_neg, torch.full_like(b, -1.0))      # -1: any finite stand-in where unused
+        raw = log_neg + torch.log(-torch.expm1(gap)) - math.log(1.0 - tp)    # log(NegSum - tau+ K e^{s+/t}) ...
+        log_ng = torch.where(above, torch.clamp(raw, min=floor), torch.full_like(raw, floor))
     per = torch.logaddexp(l_pos, log_ng) - l_pos
     return _reduce(per, reduction).to(query.dtype)
 
@@ -167,9 +166,7 @@ def nt_xent(z_a: torch.Tensor, z_b: torch.Tensor, *, temperature: float = 0.5,
     Shape:
         z_a, z_b: (B, D), row i of each a view of the same example. Output: scalar.
     """
-    check.embeddings("z_a", z_a, 2, shape_hint="(B, D)")
-    check.embeddings("z_b", z_b, 2, shape_hint="(B, D)")
-    check.same_shape("z_a", z_a, "z_b", z_b)
+    check.pair("z_a", z_a, "z_b", z_b)
     scale = 1.0 / check.positive_number("temperature", temperature)
     b = z_a.shape[0]
     if b < 2:

@@ -150,9 +150,7 @@ def margin_contrastive(z_a: torch.Tensor, z_b: torch.Tensor, is_positive: torch.
     Shape:
         z_a, z_b: (B, D). is_positive: (B,) bool (or 0/1 integers). Output: scalar.
     """
-    check.embeddings("z_a", z_a, 2, shape_hint="(B, D)")
-    check.embeddings("z_b", z_b, 2, shape_hint="(B, D)")
-    check.same_shape("z_a", z_a, "z_b", z_b)
+    check.pair("z_a", z_a, "z_b", z_b)
     pos = check.labels(is_positive, z_a.shape[0], name="is_positive").to(z_a.device)
     if bool(((pos != 0) & (pos != 1)).any()):
         raise ValueError(f"`is_positive` must hold only 0/1 or booleans, got values {torch.unique(pos).tolist()}")
@@ -179,9 +177,7 @@ def n_pair(anchors: torch.Tensor, positives: torch.Tensor, *, l2_reg: float = 0.
     Shape:
         anchors, positives: (B, D), row i of each from class i. Output: scalar.
     """
-    check.embeddings("anchors", anchors, 2, shape_hint="(B, D)")
-    check.embeddings("positives", positives, 2, shape_hint="(B, D)")
-    check.same_shape("anchors", anchors, "positives", positives)
+    check.pair("anchors", anchors, "positives", positives)
     if anchors.shape[0] < 2:
         raise ValueError("`n_pair` needs a batch of at least 2 pairs (in-batch negatives), got B=1")
     reg = check.positive_number("l2_reg", l2_reg, allow_zero=True)

@@ -11,6 +11,9 @@ Example::
 
 from __future__ import annotations
 
+import math
+
+import torch
 from torch import nn
 
 from . import validation as check
@@ -148,9 +151,6 @@ class Logistic(nn.Module):
         b = check.real_number("bias", bias)
         self.learnable = bool(learnable)
         if self.learnable:
-            import math
-
-            import torch
             self.log_scale = nn.Parameter(torch.tensor(math.log(1.0 / t)))
             self.bias = nn.Parameter(torch.tensor(b))
             self.log_scale._no_weight_decay = True

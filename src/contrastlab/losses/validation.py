@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import math
 import numbers
 
@@ -33,6 +34,13 @@ def embeddings(name: str, value, ndim: int, *, shape_hint: str) -> torch.Tensor:
 def same_shape(name_a: str, a: torch.Tensor, name_b: str, b: torch.Tensor) -> None:
     if a.shape != b.shape:
         raise ValueError(f"`{name_a}` and `{name_b}` must have the same shape, got {tuple(a.shape)} and {tuple(b.shape)}")
+
+
+def pair(name_a: str, a, name_b: str, b) -> None:
+    """Two (B, D) embedding tensors of the same shape."""
+    embeddings(name_a, a, 2, shape_hint="(B, D)")
+    embeddings(name_b, b, 2, shape_hint="(B, D)")
+    same_shape(name_a, a, name_b, b)
 
 
 def same_dim(name_a: str, a: torch.Tensor, name_b: str, b: torch.Tensor) -> None:
@@ -93,7 +101,7 @@ def at_least(name: str, value: int, minimum: int, what: str) -> None:
 
 def compute_dtype(*tensors: torch.Tensor) -> torch.dtype:
     """float16 and bfloat16 are computed in float32 (logits / temperature overflow fp16); others kept."""
-    dt = torch.promote_types(*(t.dtype for t in tensors)) if len(tensors) > 1 else tensors[0].dtype
+    dt = functools.reduce(torch.promote_types, (t.dtype for t in tensors))
     return torch.float32 if dt in _LOW_PRECISION else dt
 
 
