@@ -23,7 +23,7 @@ Run:  .venv/bin/python benchmarks/losses.py [--quick] [--sizes 256 1024] [--skip
 """
 from __future__ import annotations
 
-import argparse, gc, json, os, platform, resource, statistics, subprocess, sys, tempfile, time
+import argparse, gc, json, os, platform, re, resource, statistics, subprocess, sys, tempfile, time
 
 D, SIZES, LOSSES, IMPLS = 128, (256, 1024, 4096, 16384), ("nt_xent", "supcon"), ("ours", "plain", "pml")
 PML_MAX_B = {"nt_xent": 1024, "supcon": 4096}   # NTXentLoss builds a [2B, 2B(2B-2)] mask: ~34 GB at B=1024
@@ -128,7 +128,8 @@ def spawn(loss, impl, b, args):
         return json.loads(lines[-1])
     err = (p.stderr.strip().splitlines() or [f"exit code {p.returncode}"])[-1]
     if "alloc" in err.lower() or "MemoryError" in err:
-        err = f"OOM (> {args.mem_cap_gib:g} GiB cap)"
+        asked = re.search(r"allocate (\d+) bytes", err)
+        err = "OOM" + (f": asked {int(asked[1]) / 1e9:.0f} GB" if asked else "") + f", cap {args.mem_cap_gib:g} GiB"
     elif p.returncode < 0:
         err = f"killed by signal {-p.returncode}"
     return {"error": err[:80]}
@@ -228,7 +229,7 @@ def main():
     ]
     print("\n### Targets\n")
     for name, met, detail in targets:
-        print(f"- {name}: " + (f"{'MET' if met else 'NOT MET'} ({detail})" if detail else "n/a (not measured in this run)"))
+        print(f"- {name}: " + (f"{'MET' if met else 'NOT MET'} ({detail})" if detail else "n/a (not measured in this run, or failed)"))
     if args.json:
         out = {"meta": meta, "sizes": sizes, "results": res,
                "targets": [{"target": n, "met": bool(m) if d else None, "detail": d or None} for n, m, d in targets]}
