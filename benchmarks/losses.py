@@ -6,6 +6,9 @@ What it measures (CPU, D = 128, float32, forward + backward w.r.t. the embedding
 * ours:  ``contrastlab.losses.nt_xent(z_a, z_b, temperature=0.5)`` and
   ``contrastlab.losses.supcon(views (B, 2, D), labels in [0, 10), temperature=0.1)``;
 * plain: the textbook implementations below, which build the full (2B x 2B) logits matrix;
+* floor: NT-Xent only, the bare matrix products our tiled kernel cannot avoid (two N x N x D products
+  with N = 2B, in 1024-tiles, no exp, no autograd): the hardware's speed at that moment, so
+  ``ours/floor`` says how close to the machine we are whatever the host's load;
 * PML:   ``NTXentLoss(temperature=0.5)`` and ``SupConLoss(temperature=0.1)`` from
   pytorch-metric-learning, only where they fit (NT-Xent at B <= 1024, SupCon at B <= 4096).
 
@@ -25,7 +28,7 @@ from __future__ import annotations
 
 import argparse, gc, json, os, platform, re, resource, statistics, subprocess, sys, tempfile, time
 
-D, SIZES, LOSSES, IMPLS = 128, (256, 1024, 4096, 16384), ("nt_xent", "supcon"), ("ours", "plain", "pml")
+D, SIZES, LOSSES, IMPLS = 128, (256, 1024, 4096, 16384), ("nt_xent", "supcon"), ("ours", "plain", "pml", "floor")
 PML_MAX_B = {"nt_xent": 1024, "supcon": 4096}   # NTXentLoss builds a [2B, 2B(2B-2)] mask: ~34 GB at B=1024
 REPS = {256: 5, 1024: 5, 4096: 3, 16384: 2}     # timed repetitions after one warm-up (trimmed by --budget-s)
 
@@ -49,6 +52,19 @@ def plain_supcon(views, labels, t):
     n_pos = pos.sum(1)
     mean_pos = torch.where(pos, log_prob, 0.0).sum(1) / n_pos.clamp(min=1)
     return -mean_pos[n_pos > 0].mean()
+
+
+def gemm_floor(z_a, z_b, tile=1024):
+    """The products of the symmetric tiled NT-Xent (forward + recompute + contraction = 2 N^2 D MACs)."""
+    import torch
+    z = torch.cat([z_a, z_b]).detach()
+    n = z.shape[0]
+    buf = torch.empty(min(tile, n), min(tile, n))
+    for _ in range(2):
+        for r in range(0, n, tile):
+            for c in range(0, n, tile):
+                torch.mm(z[r:r + tile], z[c:c + tile].t(), out=buf[: min(tile, n - r), : min(tile, n - c)])
+    return torch.zeros(())
 
 
 def proc_kib(field):
@@ -79,7 +95,7 @@ def run_case(loss, impl, b, reps, warmup, budget_s, cap_gib):
         z_a, z_b = z_a.clone().requires_grad_(), z_b.clone().requires_grad_()
         leaves = [z_a, z_b]
         fn = {"ours": lambda: nt_xent(z_a, z_b, temperature=0.5),
-              "plain": lambda: plain_nt_xent(z_a, z_b, 0.5)}.get(impl)
+              "plain": lambda: plain_nt_xent(z_a, z_b, 0.5), "floor": lambda: gemm_floor(z_a, z_b)}.get(impl)
         if impl == "pml":
             emb, lab, crit = torch.cat([z_a, z_b]).detach().requires_grad_(), torch.arange(b).repeat(2), NTXentLoss(temperature=0.5)
             leaves, fn = [emb], lambda: crit(emb, lab)
@@ -101,7 +117,8 @@ def run_case(loss, impl, b, reps, warmup, budget_s, cap_gib):
             x.grad = None
         t0 = time.perf_counter()
         out = fn()
-        out.backward()
+        if out.requires_grad:
+            out.backward()
         dt = time.perf_counter() - t0
         value = float(out.detach()) if value is None else value
         if i >= warmup:
@@ -196,7 +213,7 @@ def main():
     for loss in LOSSES:
         for b in sizes:
             for impl in IMPLS:
-                if (impl == "pml" and b > PML_MAX_B[loss]) or (impl == "plain" and b == 16384 and args.skip_plain_16384):
+                if (impl == "pml" and b > PML_MAX_B[loss]) or (impl == "floor" and loss != "nt_xent") or (impl == "plain" and b == 16384 and args.skip_plain_16384):
                     res[loss][b][impl] = None
                     continue
                 t0 = time.perf_counter()
@@ -205,13 +222,14 @@ def main():
     for loss in LOSSES:
         print(f"\n### {loss}\n")
         print("| B | ours time | ours peak mem | plain time | plain peak mem | PML time | PML peak mem "
-              "| plain/ours speed ratio | PML/ours speed ratio | rel. diff. vs plain |")
-        print("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+              "| plain/ours speed ratio | PML/ours speed ratio | rel. diff. vs plain | GEMM floor | ours/floor |")
+        print("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
         for b in sizes:
-            o, p, m = (res[loss][b][i] for i in IMPLS)
-            rp, rm, rd = ratio(p, o), ratio(m, o), rel_diff(o, p)
+            o, p, m, f = (res[loss][b][i] for i in IMPLS)
+            rp, rm, rd, rf = ratio(p, o), ratio(m, o), rel_diff(o, p), ratio(o, f)
             print(f"| {b} | {fmt_t(o)} | {fmt_m(o)} | {fmt_t(p)} | {fmt_m(p)} | {fmt_t(m)} | {fmt_m(m)} | "
-                  + " | ".join("-" if x is None else f"{x:.1f}x" for x in (rp, rm)) + f" | {'-' if rd is None else f'{rd:.1e}'} |")
+                  + " | ".join("-" if x is None else f"{x:.1f}x" for x in (rp, rm)) + f" | {'-' if rd is None else f'{rd:.1e}'} | "
+                  + f"{fmt_t(f) if f else '-'} | {'-' if rf is None else f'{rf:.2f}x'} |")
         diffs = [rel_diff(res[loss][b]["pml"], res[loss][b]["plain"]) for b in sizes]
         print("\nPML vs plain rel. diff.: " + ", ".join(f"B={b}: {d:.1e}" for b, d in zip(sizes, diffs) if d is not None))
     nt = res["nt_xent"]
