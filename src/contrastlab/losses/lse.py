@@ -60,16 +60,15 @@ def _tiles(n: int, m: int, tile: int, symmetric: bool):
             yield r0, r1, c0, min(c0 + tile, m)
 
 
-def _for_tiles(tiles, body, make_state):
-    """Run ``body(k, tile, state)`` over the tiles; returns the list of states (one, today).
+def _for_tiles(tiles, body, state):
+    """Run ``body(k, tile, state)`` over the tiles and return the state it accumulated into.
 
     Splitting the tiles over single-threaded CPU workers was measured (2-core VM, interleaved A/B)
     and gave no gain beyond noise, so the loop stays sequential and each op uses every thread.
     """
-    state = make_state()
     for k, t in enumerate(tiles):
         body(k, t, state)
-    return [state]
+    return state
 
 
 class _TiledLSE(torch.autograd.Function):
@@ -95,8 +94,6 @@ class _TiledLSE(torch.autograd.Function):
         cache = [None] * len(tiles)
         full = min(TILE, n) * min(TILE, m)
 
-        def state():
-            return {"buf": None, "row": x.new_zeros(n), "col": x.new_zeros(m) if want_cols else None}
 
         def body(k, tile, st):
             r0, r1, c0, c1 = tile
@@ -113,9 +110,9 @@ class _TiledLSE(torch.autograd.Function):
                 st["col"][c0:c1] += e.sum(0)
             cache[k] = e if keep[k] else None
 
-        states = _for_tiles(tiles, body, state)
-        row_lse = sum(st["row"] for st in states).log_().add_(shift)
-        col_lse = sum(st["col"] for st in states).log_().add_(shift) if want_cols else x.new_empty(0)
+        st = _for_tiles(tiles, body, {"buf": None, "row": x.new_zeros(n), "col": x.new_zeros(m) if want_cols else None})
+        row_lse = st["row"].log_().add_(shift)
+        col_lse = st["col"].log_().add_(shift) if want_cols else x.new_empty(0)
         ctx.save_for_backward(x, y, row_lse, col_lse, row_ids, col_ids,
                               shift if torch.is_tensor(shift) else None)
         ctx.scale, ctx.shift_value, ctx.exclude_diag, ctx.want_cols = scale, shift, exclude_diag, want_cols
@@ -143,9 +140,6 @@ class _TiledLSE(torch.autograd.Function):
         full = min(TILE, n) * min(TILE, m)
         two_sided = symmetric or v is not None                             # Q = E * (w_i + w_j)
 
-        def state():
-            return {"e": None, "q": x.new_empty(full) if two_sided else None, "gx": torch.zeros_like(x),
-                    "gy": torch.zeros_like(yy) if need_y else None}
 
         def body(k, tile, st):
             r0, r1, c0, c1 = tile
@@ -176,10 +170,11 @@ class _TiledLSE(torch.autograd.Function):
                 if need_y:
                     gy[c0:c1].addmm_(q.t(), x[r0:r1])
 
-        states = _for_tiles(tiles, body, state)
+        st = _for_tiles(tiles, body, {"e": None, "q": x.new_empty(full) if two_sided else None,
+                                      "gx": torch.zeros_like(x), "gy": torch.zeros_like(yy) if need_y else None})
         ctx.cache = None
-        grad_x = sum(st["gx"] for st in states).mul_(ctx.scale) if need_x else None
-        grad_y = sum(st["gy"] for st in states).mul_(ctx.scale) if need_y else None
+        grad_x = st["gx"].mul_(ctx.scale) if need_x else None
+        grad_y = st["gy"].mul_(ctx.scale) if need_y else None
         return grad_x, grad_y, None, None, None, None, None, None
 
 
