@@ -26,7 +26,7 @@ def _reduce(per_item: torch.Tensor, reduction: str) -> torch.Tensor:
 
 
 def _pairs(fn: str, query, positive, negatives, temperature, reduction, beta):
-    """Validate and normalise a (query, positive[, negatives]) batch; returns q, p, n, scale, dtype."""
+    """Validate and normalise a (query, positive[, negatives]) batch; returns q, p, n, scale."""
     check.pair("query", query, "positive", positive)
     t = check.positive_number("temperature", temperature)
     check.choice("reduction", reduction, check.REDUCTIONS)
@@ -48,7 +48,7 @@ def _pairs(fn: str, query, positive, negatives, temperature, reduction, beta):
         check.same_dim("query", query, "negatives", negatives)
         dt = check.compute_dtype(query, positive, negatives)
         n = check.normalize(negatives, dt)
-    return check.normalize(query, dt), check.normalize(positive, dt), n, 1.0 / t, dt
+    return check.normalize(query, dt), check.normalize(positive, dt), n, 1.0 / t
 
 
 def _log_negative_mass(q, p, negatives, scale: float, beta: float):
@@ -97,7 +97,7 @@ def info_nce(query: torch.Tensor, positive: torch.Tensor, negatives: torch.Tenso
         decoupled: leave the positive out of the denominator (Yeh et al. 2022, "Decoupled
             Contrastive Learning").
     """
-    q, p, n, scale, dt = _pairs("info_nce", query, positive, negatives, temperature, reduction, hard_negative_beta)
+    q, p, n, scale = _pairs("info_nce", query, positive, negatives, temperature, reduction, hard_negative_beta)
     l_pos = (q * p).sum(1) * scale                                           # (B,)
     if n is None and not decoupled and hard_negative_beta == 0:
         per = tiled_lse(q, p, scale=scale) - l_pos                         # denominator includes s+
@@ -127,7 +127,7 @@ def debiased_info_nce(query: torch.Tensor, positive: torch.Tensor, negatives: to
 
     Shape: as :func:`info_nce`.
     """
-    q, p, n, scale, dt = _pairs("debiased_info_nce", query, positive, negatives, temperature, reduction,
+    q, p, n, scale = _pairs("debiased_info_nce", query, positive, negatives, temperature, reduction,
                                 hard_negative_beta)
     tp = check.positive_number("tau_plus", tau_plus, allow_zero=True)
     if tp >= 1:

@@ -224,12 +224,23 @@ def _exact_row_max(xs, y, row_ids, col_ids):
     return best
 
 
-def _fix_underflow(lse, x, y, scale, shift, row_ids, col_ids, allowed):
-    """Recompute, with each row's exact maximum as its shift, the rows whose sum underflowed."""
-    bad = (lse < shift + _UNDERFLOW_LOG) & (allowed > 0)
-    if not bool(bad.any()):
+def _fix_underflow(lse, x, y, scale, shift, exclude_diag, row_ids, col_ids):
+    """Recompute, with each row's exact maximum as its shift, the rows whose sum underflowed.
+
+    The common case (no row below the threshold) costs one comparison; ids and counts are built only
+    when some row is a candidate.
+    """
+    low = lse < shift + _UNDERFLOW_LOG
+    if not bool(low.any()):
         return lse
-    idx = bad.nonzero().squeeze(1)
+    n, m, dev = x.shape[0], y.shape[0], x.device
+    if row_ids is None:                                                    # express the exclusion as ids
+        row_ids = torch.arange(n, device=dev) if exclude_diag else torch.full((n,), -2, device=dev)
+        col_ids = torch.arange(m, device=dev) if exclude_diag else torch.full((m,), -1, device=dev)
+    allowed = _allowed_counts(n, m, False, row_ids, col_ids).to(dev)
+    idx = (low & (allowed > 0)).nonzero().squeeze(1)                      # rows with nothing allowed stay -inf
+    if idx.numel() == 0:
+        return lse
     sub_ids = row_ids[idx]
     row_shift = _exact_row_max(x[idx].detach() * scale, y.detach(), sub_ids, col_ids)
     fixed, _ = _TiledLSE.apply(x[idx], y, scale, row_shift, False, sub_ids, col_ids, False)
@@ -275,17 +286,9 @@ def tiled_lse(x: torch.Tensor, y: torch.Tensor | None = None, *, scale: float = 
     row_lse, col_lse = _TiledLSE.apply(x, None if symmetric else y, float(scale), shift,
                                        exclude_diag, row_ids, col_ids, columns)
     # exact recomputation of rows (and columns) whose shifted sum underflowed
-    dev = x.device
-    r_ids = row_ids if row_ids is not None else torch.arange(n, device=dev)
-    c_ids = col_ids if col_ids is not None else torch.arange(m, device=dev)
-    if row_ids is None and not exclude_diag:
-        c_ids = torch.full((m,), -1, device=dev, dtype=torch.long)
-        r_ids = torch.full((n,), -2, device=dev, dtype=torch.long)
-    allowed_r = _allowed_counts(n, m, exclude_diag, row_ids, col_ids)
-    row_lse = _fix_underflow(row_lse, x, yy, float(scale), shift, r_ids, c_ids, allowed_r.to(dev))
+    row_lse = _fix_underflow(row_lse, x, yy, float(scale), shift, exclude_diag, row_ids, col_ids)
     if not columns:
         return row_lse
-    allowed_c = _allowed_counts(m, n, exclude_diag, col_ids, row_ids)
-    col_lse = _fix_underflow(col_lse, yy, x, float(scale), shift, c_ids, r_ids, allowed_c.to(dev))
+    col_lse = _fix_underflow(col_lse, yy, x, float(scale), shift, exclude_diag, col_ids, row_ids)
     return row_lse, col_lse
 
