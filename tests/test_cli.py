@@ -37,8 +37,8 @@ def test_demo_losses_see_the_structure_of_real_pairs():
     assert all(r["matched"] < r["shuffled"] for r in rows), rows
 
 
-@pytest.mark.parametrize("argv, message", [(["demo", "--batch", "0"], "must be a positive integer, got 0"),
-                                           (["demo", "--batch", "5000"], "--batch must be <= 1797")])
+@pytest.mark.parametrize("argv, message", [(["losses", "--demo", "--batch", "0"], "must be a positive integer, got 0"),
+                                           (["losses", "--demo", "--batch", "5000"], "--batch must be <= 1797")])
 def test_demo_rejects_bad_arguments(capsys, argv, message):
     with pytest.raises(SystemExit):
         main(argv)

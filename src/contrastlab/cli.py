@@ -1,11 +1,15 @@
-"""The `contrastlab` command."""
+"""The `contrastlab` command: train, resume, evaluate, list losses, run the demo."""
 
 from __future__ import annotations
 
 import argparse
 import sys
+import time
+from pathlib import Path
 
 from . import __version__
+
+DEMO_MINUTES = 3.0
 
 
 def _positive_int(text: str) -> int:
@@ -18,27 +22,147 @@ def _positive_int(text: str) -> int:
     return value
 
 
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a positive number, got {text!r}") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"must be a positive number, got {value}")
+    return value
+
+
+def _fractions(text: str) -> tuple[float, ...]:
+    try:
+        values = tuple(float(t) for t in text.split(",") if t.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be comma-separated fractions such as 0.01,0.1, got {text!r}") from None
+    if not values or any(not 0 < v <= 1 for v in values):
+        raise argparse.ArgumentTypeError(f"every fraction must be in (0, 1], got {text!r}")
+    return values
+
+
 def build_parser() -> argparse.ArgumentParser:
+    from .methods import list_methods
     parser = argparse.ArgumentParser(prog="contrastlab", description="Contrastive representation learning you can see.")
     parser.add_argument("--version", action="version", version=f"contrastlab {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    demo = sub.add_parser("demo", help="compute every loss on real embeddings and print a table")
-    demo.add_argument("--batch", type=_positive_int, default=512, help="pairs per batch (default 512, at most 1797)")
-    demo.add_argument("--dim", type=_positive_int, default=32, help="embedding size (default 32, at most 64)")
-    demo.add_argument("--seed", type=int, default=0)
-    sub.add_parser("losses", help="list the registered losses and their papers")
+
+    demo = sub.add_parser("demo", help=f"train SimCLR on Fashion-MNIST for {DEMO_MINUTES:g} minutes and evaluate it")
+    demo.add_argument("--minutes", type=_positive_float, default=DEMO_MINUTES)
+    demo.add_argument("--run", type=Path, help="run directory (default: runs/demo-<time>)")
+
+    train = sub.add_parser("train", help="train an encoder; or --resume a run",
+                           description="Train an encoder by contrast. Example: contrastlab train simclr "
+                                       "--data fashion-mnist --minutes 15 --run runs/simclr")
+    train.add_argument("method", nargs="?", choices=list_methods(), help="training method")
+    train.add_argument("--data", default="fashion-mnist",
+                       help="fashion-mnist (default), digits, PATH.npz, or folder:PATH")
+    budget = train.add_mutually_exclusive_group()
+    budget.add_argument("--minutes", type=_positive_float, help="training-time budget")
+    budget.add_argument("--epochs", type=_positive_float)
+    budget.add_argument("--steps", type=_positive_int)
+    train.add_argument("--run", type=Path, help="run directory (default: runs/<method>-<time>)")
+    train.add_argument("--seed", type=int, default=0)
+    train.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                       help="trainer or method setting, e.g. --set batch_size=512 --set temperature=0.5")
+    train.add_argument("--resume", type=Path, metavar="RUN", help="continue RUN from its last checkpoint")
+    train.add_argument("--no-eval", action="store_true", help="skip the evaluation after training")
+    train.add_argument("--quiet", action="store_true", help="no progress bar")
+
+    ev = sub.add_parser("eval", help="evaluate a run's encoder (writes RUN/eval.json)")
+    ev.add_argument("run", type=Path)
+    ev.add_argument("--knn", action="store_true", help="weighted kNN top-1")
+    ev.add_argument("--linear", action="store_true", help="linear probe top-1")
+    ev.add_argument("--label-fractions", type=_fractions, metavar="F1,F2",
+                    help="fine-tune with these fractions of the labels vs from scratch, e.g. 0.01,0.1")
+    ev.add_argument("--k", type=_positive_int, default=200, help="neighbours for kNN (default 200)")
+    ev.add_argument("--knn-temperature", type=_positive_float, default=0.1)
+    ev.add_argument("--finetune-steps", type=_positive_int, default=500)
+
+    losses = sub.add_parser("losses", help="list the registered losses and their papers; --demo runs each")
+    losses.add_argument("--demo", action="store_true", help="every loss on real embeddings, matched vs shuffled")
+    losses.add_argument("--batch", type=_positive_int, default=512, help="pairs per batch (default 512, at most 1797)")
+    losses.add_argument("--dim", type=_positive_int, default=32, help="embedding size (default 32, at most 64)")
+    losses.add_argument("--seed", type=int, default=0)
     return parser
+
+
+def _train(parser, args) -> int:
+    from .io import CheckpointError
+    from .methods import method_hyperparameters
+    from .train import Trainer, TrainConfig, evaluate_run, parse_overrides
+    if args.resume is not None:
+        given = [f for f, v in (("method", args.method), ("--run", args.run), ("--set", args.overrides),
+                                ("--minutes", args.minutes), ("--epochs", args.epochs), ("--steps", args.steps))
+                 if v]
+        if given:
+            parser.error(f"--resume continues a run with its saved settings; do not also give {', '.join(given)}")
+        try:
+            trainer = Trainer.resume(args.resume, show_progress=not args.quiet)
+        except (FileNotFoundError, CheckpointError, ValueError) as e:
+            parser.exit(2, f"contrastlab train --resume: {e}\n")
+        print(f"resuming {args.resume} at step {trainer.step} of {trainer.total_steps}")
+    else:
+        if args.method is None:
+            parser.error("give a method (one of the choices) or --resume RUN")
+        try:
+            trainer_keys, method_keys = parse_overrides(args.overrides,
+                                                        method_keys=method_hyperparameters(args.method))
+            budget = {k: getattr(args, k) for k in ("minutes", "epochs", "steps") if getattr(args, k) is not None}
+            if not budget:
+                parser.error("give a budget: --minutes, --epochs or --steps")
+            run = args.run or Path("runs") / f"{args.method}-{time.strftime('%Y%m%d-%H%M%S')}"
+            config = TrainConfig(method=args.method, data=args.data, seed=args.seed, hyperparameters=method_keys,
+                                 **budget, **{**trainer_keys, **({"final_eval": False} if args.no_eval else {})})
+            trainer = Trainer.from_config(config, run, show_progress=not args.quiet)
+        except (ValueError, FileNotFoundError, FileExistsError, OSError) as e:
+            parser.exit(2, f"contrastlab train: {e}\n")
+        print(f"training {args.method} on {args.data}; run directory {trainer.run.path}")
+        for note in getattr(trainer.data, "notes", ()):
+            print(f"  note: {note}")
+    try:
+        trainer.fit()
+    except KeyboardInterrupt:
+        print(f"\ninterrupted at step {trainer.step}; continue with: contrastlab train --resume {trainer.run.path}")
+        return 130
+    print(f"trained {trainer.step} steps in {trainer.elapsed / 60:.1f} min; checkpoint {trainer.run.last_checkpoint}")
+    if trainer.config.final_eval and not args.no_eval:
+        evaluate_run(trainer.run.path)
+    return 0
+
+
+def _eval(parser, args) -> int:
+    from .io import CheckpointError
+    from .train import evaluate_run
+    from .train.evaluate import DEFAULT_PARTS
+    parts = [p for p, on in (("knn", args.knn), ("linear", args.linear),
+                             ("label_fractions", args.label_fractions is not None)) if on] or list(DEFAULT_PARTS)
+    try:
+        evaluate_run(args.run, parts=parts, label_fractions=args.label_fractions or (0.01, 0.1), k=args.k,
+                     knn_temperature=args.knn_temperature, finetune_steps=args.finetune_steps)
+    except (FileNotFoundError, CheckpointError, ValueError) as e:
+        parser.exit(2, f"contrastlab eval: {e}\n")
+    return 0
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    if args.command == "train":
+        return _train(parser, args)
+    if args.command == "eval":
+        return _eval(parser, args)
     if args.command == "demo":
-        if args.batch > 1797 or args.dim > 64:
-            parser.error(f"--batch must be <= 1797 and --dim <= 64 (the digits data), got {args.batch} and {args.dim}")
-        from .demo import run
-        return run(batch=args.batch, dim=args.dim, seed=args.seed)
+        run = args.run or Path("runs") / f"demo-{time.strftime('%Y%m%d-%H%M%S')}"
+        return main(["train", "simclr", "--data", "fashion-mnist", "--minutes", str(args.minutes), "--run", str(run)])
     if args.command == "losses":
+        if args.demo:
+            if args.batch > 1797 or args.dim > 64:
+                parser.error(f"--batch must be <= 1797 and --dim <= 64 (the digits data), got {args.batch} and "
+                             f"{args.dim}")
+            from .demo import run
+            return run(batch=args.batch, dim=args.dim, seed=args.seed)
         from .losses import LOSSES
         from .losses.registry import INPUT_KINDS
         for name, spec in sorted(LOSSES.items()):

@@ -1,0 +1,111 @@
+"""One interface for every training method: a batch (a dict of tensors) in, a loss and its metrics out.
+
+The trainer only calls `make_batch`, `forward`, `after_step` and `embed`; it never branches on a method's name.
+Hyperparameters are the keyword-only arguments of each method's constructor; `contrastlab train --set key=value`
+is checked against them (see `method_hyperparameters`).
+"""
+from __future__ import annotations
+
+import inspect
+from dataclasses import dataclass, field
+from typing import Callable
+
+import torch
+from torch import nn
+
+__all__ = ["Method", "StepOutput", "METHODS", "register_method", "create_method", "list_methods",
+           "method_hyperparameters"]
+
+METHODS: dict[str, type["Method"]] = {}
+
+
+def register_method(name: str):
+    def deco(cls):
+        if name in METHODS:
+            raise ValueError(f"method {name!r} is already registered")
+        cls.name = name
+        METHODS[name] = cls
+        return cls
+    return deco
+
+
+def list_methods() -> list[str]:
+    return sorted(METHODS)
+
+
+def method_hyperparameters(name: str) -> dict[str, object]:
+    """The method's settable hyperparameters and their defaults (keyword-only constructor arguments)."""
+    cls = METHODS[name]
+    params = inspect.signature(cls.__init__).parameters
+    return {k: p.default for k, p in params.items()
+            if p.kind is inspect.Parameter.KEYWORD_ONLY and k not in Method.CONTEXT}
+
+
+def create_method(name: str, encoder: nn.Module, **kwargs) -> "Method":
+    if name not in METHODS:
+        raise ValueError(f"`method` must be one of {list_methods()}, got {name!r}")
+    return METHODS[name](encoder, **kwargs)
+
+
+@dataclass
+class StepOutput:
+    loss: torch.Tensor                                     # scalar, differentiable
+    metrics: dict[str, float] = field(default_factory=dict)  # extra scalars to log (detached)
+
+
+class Method(nn.Module):
+    """Base class. Subclasses set `n_views`, `needs_labels` / `needs_groups` and implement `forward`.
+
+    Constructor context every method receives (not hyperparameters): `feature_dim` (the encoder's output size)
+    and `num_classes` (None for unlabelled data).
+    """
+
+    CONTEXT = ("feature_dim", "num_classes")
+    name = "?"
+    n_views: int = 2
+    needs_labels: bool = False
+    needs_groups: bool = False
+
+    def __init__(self, encoder: nn.Module, *, feature_dim: int, num_classes: int | None = None):
+        super().__init__()
+        if not isinstance(encoder, nn.Module):
+            raise TypeError(f"`encoder` must be an nn.Module, got {type(encoder).__name__}")
+        self.encoder = encoder
+        self.feature_dim = feature_dim
+        self.num_classes = num_classes
+
+    # -- the interface the trainer uses -------------------------------------------------------------------
+    def make_batch(self, data, idx: torch.Tensor, augment: Callable, generator: torch.Generator) -> dict:
+        """Views of `data.x[idx]` plus whatever labels the data has. Shape: views (B, V, C, H, W)."""
+        from ..views import make_views
+        batch = {"views": make_views(data.x[idx], augment, n_views=self.n_views, generator=generator),
+                 "index": idx}
+        if data.y is not None:
+            batch["labels"] = data.y[idx]
+        if data.group is not None:
+            batch["group"] = data.group[idx]
+        return batch
+
+    def forward(self, batch: dict) -> StepOutput:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def after_step(self, *, step: int, total_steps: int) -> None:
+        """Called after each optimizer step (momentum updates, queue bookkeeping)."""
+
+    def embed(self, x: torch.Tensor) -> torch.Tensor:
+        """Features used for evaluation: the encoder's output h, not the projection g(h). (B, C, H, W) -> (B, F)."""
+        return self.encoder(x)
+
+    def check_data(self, data) -> None:
+        """Raise a clear error when the data lacks what this method needs."""
+        if self.needs_labels and data.y is None:
+            raise ValueError(f"method {self.name!r} needs labels, but {data.name} has none; "
+                             f"use an unsupervised method (simclr, moco) or give `y` in the data")
+        if self.needs_groups and data.group is None:
+            raise ValueError(f"method {self.name!r} needs a `group` array in the data (images of one group are "
+                             f"positives of each other); {data.name} has none")
+
+    def encode_views(self, views: torch.Tensor, net: Callable) -> torch.Tensor:
+        """Run `net` on all views at once. (B, V, C, H, W) -> (B, V, D)."""
+        b, v = views.shape[:2]
+        return net(views.flatten(0, 1)).unflatten(0, (b, v))

@@ -1,0 +1,138 @@
+"""Training configuration: one dataclass, validated on construction, settable from the CLI with `--set key=value`.
+
+>>> cfg = TrainConfig(method="simclr", data="digits", steps=10)
+>>> cfg.budget()
+('steps', 10)
+>>> parse_overrides(["batch_size=64", "temperature=0.5"], method_keys={"temperature": 0.2})
+({'batch_size': 64}, {'temperature': 0.5})
+"""
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field, fields
+
+__all__ = ["TrainConfig", "parse_overrides", "OPTIMIZER_DEFAULTS"]
+
+# base learning rate per 256 images and weight decay, per optimizer (SimCLR: LARS 0.3 x B/256, wd 1e-6)
+OPTIMIZER_DEFAULTS = {"lars": (0.3, 1e-6), "sgd": (0.06, 5e-4), "adamw": (1e-3, 1e-4)}
+
+
+@dataclass
+class TrainConfig:
+    method: str = "simclr"
+    data: str = "fashion-mnist"
+    seed: int = 0
+    # budget: exactly one of these
+    epochs: float | None = None
+    steps: int | None = None
+    minutes: float | None = None
+    # model
+    encoder: str = "small_cnn"
+    # optimisation
+    batch_size: int = 256
+    optimizer: str = "lars"
+    lr: float | None = None                  # None: the optimizer's default x batch_size / 256
+    weight_decay: float | None = None        # None: the optimizer's default
+    optimizer_momentum: float = 0.9
+    warmup: float = 0.05                     # fraction of the steps spent in linear warm-up
+    # views
+    augment: str = "auto"                    # a `contrastlab.views` preset; auto picks one for the data
+    strength: float = 1.0
+    image_size: int | None = None            # resize folder images (None: keep / median size)
+    # monitoring and the run directory
+    log_every: int = 10
+    monitor_every: int = 0                   # steps between online kNN + snapshots; 0: about 20 per run
+    probe_size: int = 1000
+    monitor_bank: int = 5000
+    checkpoint_every: int = 0                # steps; 0: only by time
+    checkpoint_minutes: float = 2.0
+    threads: int = 0                         # torch threads; 0: torch's default
+    final_eval: bool = True
+    hyperparameters: dict = field(default_factory=dict)   # the method's own (temperature, queue_size, ...)
+
+    def __post_init__(self):
+        def need(cond, name, rule):
+            if not cond:
+                raise ValueError(f"`{name}` must be {rule}, got {getattr(self, name)!r}")
+        budgets = [k for k in ("epochs", "steps", "minutes") if getattr(self, k) is not None]
+        if len(budgets) != 1:
+            raise ValueError(f"give exactly one budget of `epochs`, `steps` or `minutes`, got {budgets or 'none'}")
+        need(self.epochs is None or self.epochs > 0, "epochs", "> 0")
+        need(self.steps is None or (isinstance(self.steps, int) and self.steps > 0), "steps", "a positive int")
+        need(self.minutes is None or self.minutes > 0, "minutes", "> 0")
+        need(isinstance(self.batch_size, int) and self.batch_size >= 2, "batch_size", "an int >= 2")
+        need(self.optimizer in OPTIMIZER_DEFAULTS, "optimizer", f"one of {sorted(OPTIMIZER_DEFAULTS)}")
+        need(self.lr is None or self.lr > 0, "lr", "> 0")
+        need(self.weight_decay is None or self.weight_decay >= 0, "weight_decay", ">= 0")
+        need(0 <= self.optimizer_momentum < 1, "optimizer_momentum", "in [0, 1)")
+        need(0 <= self.warmup < 1, "warmup", "a fraction in [0, 1)")
+        need(0 <= self.strength <= 2, "strength", "in [0, 2]")
+        need(self.image_size is None or self.image_size >= 4, "image_size", ">= 4")
+        for name in ("log_every", "probe_size", "monitor_bank"):
+            need(isinstance(getattr(self, name), int) and getattr(self, name) >= 1, name, "a positive int")
+        for name in ("monitor_every", "checkpoint_every", "threads", "seed"):
+            need(isinstance(getattr(self, name), int) and getattr(self, name) >= 0, name, "an int >= 0")
+        need(self.checkpoint_minutes > 0, "checkpoint_minutes", "> 0")
+
+    def budget(self) -> tuple[str, float]:
+        return next((k, getattr(self, k)) for k in ("epochs", "steps", "minutes") if getattr(self, k) is not None)
+
+    def base_lr(self) -> float:
+        return self.lr if self.lr is not None else OPTIMIZER_DEFAULTS[self.optimizer][0] * self.batch_size / 256
+
+    def base_weight_decay(self) -> float:
+        return self.weight_decay if self.weight_decay is not None else OPTIMIZER_DEFAULTS[self.optimizer][1]
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "TrainConfig":
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(d) - known)
+        if unknown:
+            raise ValueError(f"config has unknown keys {unknown}; known keys: {sorted(known)}")
+        return cls(**d)
+
+
+_SETTABLE_TYPES = {f.name: f.type for f in fields(TrainConfig)
+                   if f.name not in ("method", "data", "hyperparameters")}
+
+
+def _convert(key: str, text: str, kind):
+    kind = str(kind)
+    if text.lower() in ("none", "null") and "None" in kind:
+        return None
+    try:
+        if kind.startswith("bool") or kind == "<class 'bool'>":
+            low = text.lower()
+            if low not in ("true", "false", "1", "0", "yes", "no"):
+                raise ValueError
+            return low in ("true", "1", "yes")
+        if kind.startswith("int") or kind == "<class 'int'>":
+            return int(text)
+        if kind.startswith("float") or kind == "<class 'float'>":
+            return float(text)
+    except ValueError:
+        raise ValueError(f"--set {key}={text}: expected a value of type {kind.split(' |')[0]}") from None
+    return text
+
+
+def parse_overrides(pairs: list[str], *, method_keys: dict[str, object]) -> tuple[dict, dict]:
+    """Split `key=value` strings into trainer settings and method hyperparameters, typed by their defaults."""
+    trainer, method = {}, {}
+    for item in pairs:
+        if "=" not in item:
+            raise ValueError(f"--set expects key=value, got {item!r}")
+        key, text = item.split("=", 1)
+        key = key.strip()
+        if key in _SETTABLE_TYPES:
+            trainer[key] = _convert(key, text.strip(), _SETTABLE_TYPES[key])
+        elif key in method_keys:
+            default = method_keys[key]
+            kind = type(default).__name__ if default is not None else "str"
+            method[key] = _convert(key, text.strip(), kind)
+        else:
+            raise ValueError(f"--set {key}: unknown key. Trainer keys: {sorted(_SETTABLE_TYPES)}; "
+                             f"method keys: {sorted(method_keys)}")
+    return trainer, method

@@ -1,0 +1,102 @@
+"""Offline evaluation of a run: the frozen encoder from the last checkpoint, judged on the full train/test split.
+
+This is the evaluation the report and `RUN/eval.json` hold; the online kNN monitor during training uses a small
+fixed subset and is only a progress signal. Keys: `knn_top1`, `linear_top1`, `label_fraction`, `alignment`,
+`uniformity`, `robustness`, `verification`, `pixels_knn_top1`, `pixels_linear_top1`, plus what was run and skipped.
+"""
+from __future__ import annotations
+
+import time
+from datetime import datetime, timezone
+
+import torch
+
+from ..models import create_encoder
+from .trainer import Trainer, _generator
+
+__all__ = ["evaluate", "evaluate_run", "PARTS"]
+
+PARTS = ("knn", "linear", "label_fractions", "geometry", "verification", "robustness", "pixels")
+DEFAULT_PARTS = ("knn", "linear", "geometry", "verification", "robustness", "pixels")
+
+
+def evaluate(trainer: Trainer, *, parts=DEFAULT_PARTS, label_fractions=(0.01, 0.1), k: int = 200,
+             knn_temperature: float = 0.1, finetune_steps: int = 500, log=print) -> dict:
+    from .. import eval as ev
+    bad = sorted(set(parts) - set(PARTS))
+    if bad:
+        raise ValueError(f"unknown evaluation parts {bad}; choose from {list(PARTS)}")
+    data, method, cfg = trainer.data, trainer.method, trainer.config
+    labelled = data.y is not None and data.x_test is not None and data.y_test is not None
+    out: dict = {"method": cfg.method, "data": cfg.data, "step": trainer.step,
+                 "evaluated": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"), "skipped": {}}
+    needs_labels = {"knn", "linear", "label_fractions", "verification", "robustness", "pixels"}
+    for p in parts:
+        if p in needs_labels and not labelled:
+            out["skipped"][p] = "needs labelled train and test images"
+    todo = [p for p in parts if p not in out["skipped"]]
+    feats = trainer.features()
+    method.eval()
+    t0 = time.perf_counter()
+    train_f = test_f = None
+    if {"knn", "linear", "verification"} & set(todo):
+        log(f"embedding {len(data.x)} train and {len(data.x_test)} test images")
+        train_f, test_f = ev.embed(feats, data.x), ev.embed(feats, data.x_test)
+    if "knn" in todo:
+        out["knn_top1"] = ev.knn_top1(train_f, data.y, test_f, data.y_test, k=k, temperature=knn_temperature)
+        out["knn"] = {"k": k, "temperature": knn_temperature}
+    if "linear" in todo:
+        log("linear probe on frozen features")
+        out["linear_top1"] = ev.linear_probe(train_f, data.y, test_f, data.y_test, seed=cfg.seed)["top1"]
+    if "verification" in todo:
+        out["verification"] = ev.verification(test_f, data.y_test, seed=cfg.seed)
+    if "geometry" in todo:
+        xs = data.x_test if data.x_test is not None else data.x
+        xs = xs[:2000]
+        g = _generator(cfg.seed, 5)
+        za = ev.embed(feats, _to_uint8(trainer.augment(xs, generator=g)), normalize=True)
+        zb = ev.embed(feats, _to_uint8(trainer.augment(xs, generator=g)), normalize=True)
+        out.update(ev.geometry(za, zb))
+    if "robustness" in todo:
+        log("robustness: linear probe on corrupted test images")
+        out["robustness"] = ev.robustness(feats, data.x, data.y, data.x_test, data.y_test)
+    if "pixels" in todo:
+        log("raw-pixel baselines")
+        out.update(ev.pixel_baselines(data.x, data.y, data.x_test, data.y_test, k=k))
+    if "label_fractions" in todo:
+        info = trainer.model_info
+
+        def make_encoder():
+            return create_encoder(info["encoder"], in_channels=info["in_channels"], mean=info["mean"],
+                                  std=info["std"])
+        log(f"label efficiency at fractions {list(label_fractions)}: fine-tune pretrained vs from scratch")
+        torch.manual_seed(cfg.seed)
+        out["label_fraction"] = ev.label_efficiency(
+            make_encoder, method.encoder.state_dict(), data.x, data.y, data.x_test, data.y_test,
+            fractions=tuple(label_fractions), num_classes=data.num_classes, steps=finetune_steps, seed=cfg.seed,
+            augment=trainer.augment)
+    method.train()
+    out["seconds"] = round(time.perf_counter() - t0, 1)
+    return out
+
+
+def _to_uint8(x: torch.Tensor) -> torch.Tensor:
+    return (x.clamp(0, 1) * 255).round().to(torch.uint8)
+
+
+def evaluate_run(run_dir, *, parts=DEFAULT_PARTS, label_fractions=(0.01, 0.1), k: int = 200,
+                 knn_temperature: float = 0.1, finetune_steps: int = 500, log=print) -> dict:
+    """Load the run's last checkpoint, evaluate, merge into `RUN/eval.json` and return the results."""
+    from ..eval import format_report
+    from ..io import read_json
+    trainer = Trainer.resume(run_dir, show_progress=False)
+    results = evaluate(trainer, parts=parts, label_fractions=label_fractions, k=k, knn_temperature=knn_temperature,
+                       finetune_steps=finetune_steps, log=log)
+    path = trainer.run.path / "eval.json"
+    merged = read_json(path) if path.exists() else {}
+    if merged.get("step") != results["step"]:
+        merged = {}                       # an evaluation of an older checkpoint: start afresh
+    merged.update(results)
+    trainer.run.write_eval(merged)
+    log(format_report(merged))
+    return merged

@@ -1,0 +1,342 @@
+"""The trainer: any `Method` on any `ImageData`, with a budget, a schedule, a run directory and exact resume.
+
+Every random draw of step `s` (the batch's images, their views, MoCo's shuffle) comes from generators seeded by
+(seed, s) or (seed, epoch), so a run killed at any point and resumed from its last checkpoint replays the same
+steps and ends with the same weights and metrics as an uninterrupted run (on the same machine and threads).
+
+>>> import tempfile
+>>> cfg = TrainConfig(method="simclr", data="digits", steps=3, batch_size=32, final_eval=False,
+...                   hyperparameters={"proj_hidden_dim": 32, "proj_dim": 16})
+>>> trainer = Trainer.from_config(cfg, tempfile.mkdtemp(), show_progress=False)
+>>> trainer.fit()["step"]
+3
+"""
+from __future__ import annotations
+
+import copy
+import math
+import statistics
+import sys
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+import torch
+from torch import nn
+from tqdm.auto import tqdm
+
+from .. import __version__
+from ..io import load_checkpoint, save_checkpoint
+from ..methods import Method, create_method, method_hyperparameters
+from ..models import create_encoder, feature_dim
+from ..optim import param_groups
+from .config import TrainConfig
+from .lars import LARS
+from .rundir import RunDir
+from .schedule import warmup_cosine
+
+__all__ = ["Trainer", "TrainingDiverged"]
+
+CHECKPOINT_FORMAT = 1
+MONITORS_PER_RUN = 20
+_AUGMENT_FOR = {"fashion-mnist": "fashion-mnist", "digits": "digits"}   # other data: by channel count
+
+
+class TrainingDiverged(RuntimeError):
+    """The loss became NaN or infinite."""
+
+
+def _generator(*keys: int) -> torch.Generator:
+    seed = 0
+    for k in keys:                                   # a fixed arithmetic mix (Python's hash() is salted per process)
+        seed = (seed * 1_000_003 + int(k) + 0x9E3779B9) % (2 ** 63 - 1)
+    return torch.Generator().manual_seed(seed)
+
+
+class _Features(nn.Module):
+    """The method's evaluation features as a plain module (what `contrastlab.eval` expects)."""
+
+    def __init__(self, method: Method):
+        super().__init__()
+        self.method = method
+        self.out_dim = method.feature_dim
+
+    def forward(self, x):
+        return self.method.embed(x)
+
+
+def channel_stats(x: torch.Tensor) -> tuple[list[float], list[float]]:
+    """Per-channel mean and std of uint8 images (N, C, H, W), in [0, 1] units, from up to 10k images."""
+    sample = x[: 10_000].float().div_(255)
+    return sample.mean((0, 2, 3)).tolist(), sample.std((0, 2, 3)).clamp(min=1e-3).tolist()
+
+
+class Trainer:
+    def __init__(self, method: Method, data, config: TrainConfig, run_dir, *, augment=None,
+                 show_progress: bool = True, model_info: dict | None = None):
+        from ..views import preset
+        self.method, self.data, self.config = method, data, config
+        self.run = RunDir(run_dir)
+        self.show_progress = show_progress
+        self.model_info = model_info or {}
+        method.check_data(data)
+        n, b = data.x.shape[0], config.batch_size
+        if b > n:
+            raise ValueError(f"`batch_size` must be at most the number of training images ({n}), got {b}")
+        self.steps_per_epoch = n // b
+        if augment is None:
+            name = config.augment
+            if name == "auto":
+                name = _AUGMENT_FOR.get(data.name, "gray" if data.channels == 1 else "simclr")
+            augment = preset(name, strength=config.strength)
+        self.augment = augment
+        self.optimizer = self._optimizer(method)
+        self.step = 0
+        self.total_steps: int | None = None
+        self.elapsed = 0.0                      # training seconds, summed over resumes
+        self._perm_epoch, self._perm = -1, None
+        self._probe = self._bank = None
+
+    # -- construction from a configuration ------------------------------------------------------------------
+    @classmethod
+    def from_config(cls, config: TrainConfig, run_dir, *, show_progress: bool = True, data=None) -> "Trainer":
+        from ..data import load_images
+        if config.threads:
+            torch.set_num_threads(config.threads)
+        unknown = sorted(set(config.hyperparameters) - set(method_hyperparameters(config.method)))
+        if unknown:
+            raise ValueError(f"unknown hyperparameters {unknown} for method {config.method!r}; "
+                             f"it takes {sorted(method_hyperparameters(config.method))}")
+        data = data if data is not None else load_images(config.data, image_size=config.image_size)
+        torch.manual_seed(config.seed)
+        mean, std = channel_stats(data.x)
+        encoder = create_encoder(config.encoder, in_channels=data.channels, mean=mean, std=std)
+        fdim = feature_dim(encoder, in_channels=data.channels, image_size=tuple(data.x.shape[2:]))
+        method = create_method(config.method, encoder, feature_dim=fdim, num_classes=data.num_classes,
+                               **config.hyperparameters)
+        info = {"encoder": config.encoder, "in_channels": data.channels, "image_size": list(data.x.shape[2:]),
+                "feature_dim": fdim, "mean": mean, "std": std,
+                "parameters": sum(p.numel() for p in method.parameters())}
+        return cls(method, data, config, run_dir, show_progress=show_progress, model_info=info)
+
+    @classmethod
+    def resume(cls, run_dir, *, show_progress: bool = True) -> "Trainer":
+        run = RunDir(run_dir)
+        saved = run.config()
+        if "train" not in saved:
+            raise ValueError(f"{run.config_file} was not written by `contrastlab train` (no 'train' section)")
+        config = TrainConfig.from_dict(saved["train"])
+        state = load_checkpoint(run.last_checkpoint, required=("format", "step", "method", "optimizer"))
+        trainer = cls.from_config(config, run_dir, show_progress=show_progress)
+        trainer._load(state)
+        return trainer
+
+    def _optimizer(self, method: nn.Module) -> torch.optim.Optimizer:
+        cfg = self.config
+        groups = param_groups(method, weight_decay=cfg.base_weight_decay())
+        lr = cfg.base_lr()
+        if cfg.optimizer == "adamw":
+            return torch.optim.AdamW(groups, lr=lr)
+        if cfg.optimizer == "sgd":
+            return torch.optim.SGD(groups, lr=lr, momentum=cfg.optimizer_momentum)
+        groups[1]["lars_exclude"] = True      # biases and norm weights: no trust ratio, no decay (SimCLR)
+        return LARS(groups, lr=lr, momentum=cfg.optimizer_momentum)
+
+    # -- checkpoints ----------------------------------------------------------------------------------------
+    def _state(self) -> dict:
+        return {"format": CHECKPOINT_FORMAT, "step": self.step, "total_steps": self.total_steps,
+                "elapsed": self.elapsed, "method": self.method.state_dict(),
+                "optimizer": self.optimizer.state_dict(), "torch_rng": torch.get_rng_state(),
+                "config": self.config.to_dict()}
+
+    def _load(self, state: dict) -> None:
+        if state["format"] != CHECKPOINT_FORMAT:
+            raise ValueError(f"checkpoint format {state['format']} is not supported (expected {CHECKPOINT_FORMAT})")
+        try:
+            self.method.load_state_dict(state["method"])
+            self.optimizer.load_state_dict(state["optimizer"])
+        except (RuntimeError, ValueError, KeyError) as e:
+            raise ValueError(f"checkpoint {self.run.last_checkpoint} does not match the run's model "
+                             f"({str(e).splitlines()[0]})") from None
+        self.step, self.total_steps, self.elapsed = state["step"], state["total_steps"], state["elapsed"]
+        torch.set_rng_state(state["torch_rng"])
+
+    def save(self) -> None:
+        save_checkpoint(self.run.last_checkpoint, self._state())
+
+    # -- the data stream ------------------------------------------------------------------------------------
+    def batch_indices(self, step: int) -> torch.Tensor:
+        epoch, pos = divmod(step, self.steps_per_epoch)
+        if epoch != self._perm_epoch:
+            self._perm = torch.randperm(self.data.x.shape[0], generator=_generator(self.config.seed, 1, epoch))
+            self._perm_epoch = epoch
+        b = self.config.batch_size
+        return self._perm[pos * b:(pos + 1) * b]
+
+    def _train_step(self, method, optimizer, step: int) -> tuple[float, dict]:
+        batch = method.make_batch(self.data, self.batch_indices(step), self.augment,
+                                  _generator(self.config.seed, 2, step))
+        out = method(batch)
+        optimizer.zero_grad(set_to_none=True)
+        out.loss.backward()
+        optimizer.step()
+        return out.loss.item(), out.metrics
+
+    # -- budget ---------------------------------------------------------------------------------------------
+    def _plan(self) -> int:
+        kind, value = self.config.budget()
+        if kind == "steps":
+            return int(value)
+        if kind == "epochs":
+            return max(1, math.ceil(value * self.steps_per_epoch))
+        # minutes: time a few steps and one monitor pass on a throwaway copy, then fix the step count
+        trial = copy.deepcopy(self.method)
+        opt = self._optimizer(trial)
+        rng = torch.get_rng_state()
+        times = []
+        for s in range(4):
+            t0 = time.perf_counter()
+            self._train_step(trial, opt, s)
+            times.append(time.perf_counter() - t0)
+        t0 = time.perf_counter()
+        self._monitor_features(trial)
+        monitor_s = time.perf_counter() - t0
+        torch.set_rng_state(rng)
+        step_s = statistics.median(times[1:])
+        budget_s = value * 60 - self.elapsed
+        usable = budget_s - MONITORS_PER_RUN * monitor_s - 2.0
+        return max(1, int(usable / step_s))
+
+    # -- monitoring -----------------------------------------------------------------------------------------
+    def _setup_probe(self) -> None:
+        from ..data import probe_subset, thumbnails
+        d = self.data
+        on_test = d.x_test is not None
+        probe = probe_subset(d, size=self.config.probe_size, seed=self.config.seed)
+        xs, ys = (d.x_test, d.y_test) if on_test else (d.x, d.y)
+        self._probe = (xs[probe], ys[probe] if ys is not None else None)
+        bank = torch.randperm(d.x.shape[0], generator=_generator(self.config.seed, 3))
+        if not on_test:
+            bank = bank[~torch.isin(bank, probe)]
+        bank = bank[: self.config.monitor_bank]
+        self._bank = (d.x[bank], d.y[bank] if d.y is not None else None)
+        if not (self.run.snapshots / "probe.npz").exists():
+            labels = self._probe[1] if self._probe[1] is not None else torch.full((len(probe),), -1)
+            self.run.write_probe(ids=probe.numpy(), labels=labels.numpy(),
+                                 thumbnails=thumbnails(self._probe[0], size=min(28, d.x.shape[-1])).numpy(),
+                                 classes=d.classes)
+
+    def _monitor_features(self, method) -> tuple[torch.Tensor, torch.Tensor | None]:
+        from ..eval import embed
+        if self._probe is None:
+            self._setup_probe()
+        feats = _Features(method)
+        probe = embed(feats, self._probe[0], normalize=True)
+        bank = embed(feats, self._bank[0], normalize=True) if self._bank[1] is not None else None
+        return probe, bank
+
+    def monitor(self) -> dict:
+        """Online kNN on a fixed probe subset against a fixed bank of training images, alignment and uniformity of
+        two views of the probe images, and an embedding snapshot for the dashboard. Not the final evaluation."""
+        from ..eval import embed, geometry, knn_top1
+        probe, bank = self._monitor_features(self.method)
+        record = {"kind": "monitor", "step": self.step, "time": round(self.elapsed, 3)}
+        if bank is not None and self._probe[1] is not None:
+            record["knn_top1"] = knn_top1(bank, self._bank[1], probe, self._probe[1], k=20, temperature=0.1)
+        g = _generator(self.config.seed, 4)
+        va = self.augment(self._probe[0], generator=g)
+        vb = self.augment(self._probe[0], generator=g)
+        feats = _Features(self.method)
+        za = embed(feats, (va * 255).round().to(torch.uint8), normalize=True)
+        zb = embed(feats, (vb * 255).round().to(torch.uint8), normalize=True)
+        record.update(geometry(za, zb))
+        self.run.write_snapshot(self.step, probe.numpy(), elapsed=self.elapsed)
+        self.run.append_metric(record)
+        return record
+
+    # -- the loop -------------------------------------------------------------------------------------------
+    def _start_run_dir(self) -> None:
+        cfg = self.config
+        kind, value = cfg.budget()
+        self.run.create({
+            "method": cfg.method, "data": cfg.data, "seed": cfg.seed, "classes": list(self.data.classes or []) or None,
+            "budget": {kind: value}, "hyperparameters": {**method_hyperparameters(cfg.method), **cfg.hyperparameters},
+            "model": self.model_info, "data_notes": list(getattr(self.data, "notes", ())),
+            "train": cfg.to_dict(), "contrastlab_version": __version__,
+            "started": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+            "command": " ".join(sys.argv)})
+
+    def fit(self) -> dict:
+        """Train to the end of the budget (or continue a resumed run); returns the last monitor record."""
+        cfg = self.config
+        resumed = self.total_steps is not None
+        if not resumed:
+            self._start_run_dir()
+            self.total_steps = self._plan()
+            self.run.update_config(total_steps=self.total_steps)
+        else:
+            self.run.truncate_metrics(self.step)
+            self.run.remove_snapshots_after(self.step)
+        total = self.total_steps
+        every = cfg.monitor_every or max(1, total // MONITORS_PER_RUN)
+        warmup = int(cfg.warmup * total)
+        base_lr = cfg.base_lr()
+        self._setup_probe()
+        if self.step == 0:
+            self.monitor()
+        self.run.status("running", step=self.step, total_steps=total)
+        bar = tqdm(total=total, initial=self.step, disable=not self.show_progress, unit="step", dynamic_ncols=True,
+                   desc=f"{cfg.method} on {cfg.data}")
+        last_ckpt = last_status = time.time()
+        record = {}
+        smooth = None
+        self.method.train()
+        try:
+            while self.step < total:
+                t0 = time.perf_counter()
+                lr = warmup_cosine(self.step, total_steps=total, base_lr=base_lr, warmup_steps=warmup)
+                for group in self.optimizer.param_groups:
+                    group["lr"] = lr
+                loss, extra = self._train_step(self.method, self.optimizer, self.step)
+                if not math.isfinite(loss):
+                    self.run.status("failed", step=self.step, total_steps=total, reason="loss is not finite")
+                    raise TrainingDiverged(
+                        f"the loss became {loss} at step {self.step}; the last good checkpoint is "
+                        f"{self.run.last_checkpoint}. Lower `lr` or raise `temperature` and resume or restart.")
+                self.step += 1
+                self.method.after_step(step=self.step, total_steps=total)
+                dt = time.perf_counter() - t0
+                self.elapsed += dt
+                smooth = loss if smooth is None else 0.9 * smooth + 0.1 * loss
+                throughput = cfg.batch_size * self.method.n_views / dt
+                if self.step % cfg.log_every == 0 or self.step == total:
+                    self.run.append_metric({"kind": "train", "step": self.step,
+                                            "epoch": round(self.step / self.steps_per_epoch, 4),
+                                            "time": round(self.elapsed, 3), "loss": loss, "lr": lr,
+                                            "throughput": round(throughput, 1), **extra})
+                bar.update(1)
+                bar.set_postfix(loss=f"{smooth:.3f}", views_per_s=f"{throughput:.0f}", lr=f"{lr:.3g}", refresh=False)
+                if self.step % every == 0 or self.step == total:
+                    record = self.monitor()
+                    if "knn_top1" in record:
+                        bar.set_postfix(loss=f"{smooth:.3f}", knn=f"{record['knn_top1']:.3f}", refresh=False)
+                now = time.time()
+                if (cfg.checkpoint_every and self.step % cfg.checkpoint_every == 0) or self.step == total \
+                        or now - last_ckpt > cfg.checkpoint_minutes * 60:
+                    self.save()
+                    last_ckpt = now
+                if now - last_status > 5:
+                    self.run.status("running", step=self.step, total_steps=total)
+                    last_status = now
+        except KeyboardInterrupt:
+            self.save()
+            self.run.status("interrupted", step=self.step, total_steps=total)
+            bar.close()
+            raise
+        bar.close()
+        self.run.status("done", step=self.step, total_steps=total)
+        return {**record, "step": self.step}
+
+    def features(self) -> nn.Module:
+        """The trained encoder's evaluation features as a module (eval mode is set by the caller)."""
+        return _Features(self.method)
