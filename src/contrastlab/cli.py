@@ -121,8 +121,13 @@ def _train(parser, args) -> int:
         print(f"training {args.method} on {args.data}; run directory {trainer.run.path}")
         for note in getattr(trainer.data, "notes", ()):
             print(f"  note: {note}")
+    from .train import TrainingDiverged
     try:
         trainer.fit()
+    except FileExistsError as e:
+        parser.exit(2, f"contrastlab train: {e}\n")
+    except TrainingDiverged as e:
+        parser.exit(1, f"contrastlab train: {e}\n")
     except KeyboardInterrupt:
         print(f"\ninterrupted at step {trainer.step}; continue with: contrastlab train --resume {trainer.run.path}")
         return 130

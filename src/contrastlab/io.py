@@ -106,6 +106,9 @@ def load_checkpoint(path: str | os.PathLike, *, required: tuple[str, ...] = ()) 
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"checkpoint {path} does not exist")
+    if not zipfile.is_zipfile(path):
+        raise CheckpointError(f"checkpoint {path} ({path.stat().st_size} bytes) is truncated or corrupt: "
+                              f"it is not a torch.save archive")
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except (RuntimeError, EOFError, zipfile.BadZipFile, OSError, ValueError, KeyError) as e:
@@ -113,8 +116,10 @@ def load_checkpoint(path: str | os.PathLike, *, required: tuple[str, ...] = ()) 
         raise CheckpointError(
             f"checkpoint {path} ({size} bytes) is truncated or corrupt and cannot be loaded: "
             f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}") from None
-    except Exception as e:  # weights_only unpickler refusing a foreign object, etc.
-        raise CheckpointError(f"checkpoint {path} is not a contrastlab checkpoint: {type(e).__name__}: {e}") from None
+    except Exception as e:  # the weights-only unpickler refusing a foreign object, etc.
+        first = str(e).splitlines()[0] if str(e) else ""
+        raise CheckpointError(f"checkpoint {path} is not a contrastlab checkpoint (it holds objects other than "
+                              f"tensors and plain data): {type(e).__name__}: {first}") from None
     if not isinstance(state, dict):
         raise CheckpointError(f"checkpoint {path} holds a {type(state).__name__}, expected a dict of training state")
     missing = [k for k in required if k not in state]
