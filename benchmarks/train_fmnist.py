@@ -50,7 +50,7 @@ def _random_encoder_row(data, seed: int) -> dict:
     enc = create_encoder("small_cnn", in_channels=data.channels, mean=mean, std=std).eval()
     tr, te = ev.embed(enc, data.x), ev.embed(enc, data.x_test)
     return {"knn_top1": ev.knn_top1(tr, data.y, te, data.y_test, k=200, temperature=0.1),
-            "linear_top1": ev.linear_probe(tr, data.y, te, data.y_test, seed=seed)["top1"]}
+            "linear_top1": ev.linear_probe(tr, data.y, te, data.y_test)["top1"]}
 
 
 def _pct(v) -> str:

@@ -28,6 +28,7 @@ class TrainConfig:
     minutes: float | None = None
     # model
     encoder: str = "small_cnn"
+    encoder_options: dict = field(default_factory=dict)   # extra keyword arguments of the encoder
     # optimisation
     batch_size: int = 256
     optimizer: str = "lars"
@@ -96,7 +97,7 @@ class TrainConfig:
 
 
 _SETTABLE_TYPES = {f.name: f.type for f in fields(TrainConfig)
-                   if f.name not in ("method", "data", "hyperparameters")}
+                   if f.name not in ("method", "data", "hyperparameters", "encoder_options")}
 
 
 def _convert(key: str, text: str, kind):

@@ -47,7 +47,7 @@ def evaluate(trainer: Trainer, *, parts=DEFAULT_PARTS, label_fractions=(0.01, 0.
         out["knn"] = {"k": k, "temperature": knn_temperature}
     if "linear" in todo:
         log("linear probe on frozen features")
-        out["linear_top1"] = ev.linear_probe(train_f, data.y, test_f, data.y_test, seed=cfg.seed)["top1"]
+        out["linear_top1"] = ev.linear_probe(train_f, data.y, test_f, data.y_test)["top1"]
     if "verification" in todo:
         out["verification"] = ev.verification(test_f, data.y_test, seed=cfg.seed)
     if "geometry" in todo:
@@ -68,7 +68,7 @@ def evaluate(trainer: Trainer, *, parts=DEFAULT_PARTS, label_fractions=(0.01, 0.
 
         def make_encoder():
             return create_encoder(info["encoder"], in_channels=info["in_channels"], mean=info["mean"],
-                                  std=info["std"])
+                                  std=info["std"], **info.get("options", {}))
         log(f"label efficiency at fractions {list(label_fractions)}: fine-tune pretrained vs from scratch")
         torch.manual_seed(cfg.seed)
         out["label_fraction"] = ev.label_efficiency(

@@ -110,11 +110,12 @@ class Trainer:
         data = data if data is not None else load_images(config.data, image_size=config.image_size)
         torch.manual_seed(config.seed)
         mean, std = channel_stats(data.x)
-        encoder = create_encoder(config.encoder, in_channels=data.channels, mean=mean, std=std)
+        encoder = create_encoder(config.encoder, in_channels=data.channels, mean=mean, std=std,
+                                 **config.encoder_options)
         fdim = feature_dim(encoder, in_channels=data.channels, image_size=tuple(data.x.shape[2:]))
         method = create_method(config.method, encoder, feature_dim=fdim, num_classes=data.num_classes,
                                **config.hyperparameters)
-        info = {"encoder": config.encoder, "in_channels": data.channels, "image_size": list(data.x.shape[2:]),
+        info = {"encoder": config.encoder, "options": dict(config.encoder_options), "in_channels": data.channels, "image_size": list(data.x.shape[2:]),
                 "feature_dim": fdim, "mean": mean, "std": std,
                 "parameters": sum(p.numel() for p in method.parameters())}
         return cls(method, data, config, run_dir, show_progress=show_progress, model_info=info)

@@ -1,0 +1,36 @@
+"""Evaluation of frozen embeddings: kNN, linear probe, fine-tuning and label efficiency,
+verification, robustness to corruptions, raw-pixel baselines, geometry, and a terminal report.
+
+Every function is pure (inputs are never modified, nothing is written to disk) and returns plain
+floats and dicts that the trainer can dump to ``RUN/eval.json``.
+
+Example::
+
+    >>> import torch
+    >>> from contrastlab.eval import embed, knn_top1, linear_probe
+    >>> enc = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(16, 8))
+    >>> x = torch.randint(0, 256, (40, 1, 4, 4), dtype=torch.uint8)
+    >>> y = torch.arange(40) % 4
+    >>> z = embed(enc, x)
+    >>> 0.0 <= knn_top1(z[:30], y[:30], z[30:], y[30:], k=5) <= 1.0
+    True
+"""
+
+from .baselines import pixel_baselines
+from .corruptions import CORRUPTIONS, DEFAULT_SEVERITIES, contrast, gaussian_blur, gaussian_kernel, gaussian_noise
+from .embed import embed, evaluating
+from .finetune import finetune
+from .geometry import geometry
+from .knn import knn_predict, knn_top1
+from .label_efficiency import label_efficiency, stratified_subset
+from .linear import LinearProbe, feature_moments, fit_linear_probe, linear_probe
+from .report import format_report
+from .robustness import robustness
+from .verification import equal_error_rate, roc_auc, sample_pairs, verification
+
+__all__ = [
+    "embed", "evaluating", "knn_predict", "knn_top1", "LinearProbe", "fit_linear_probe", "linear_probe",
+    "feature_moments", "finetune", "label_efficiency", "stratified_subset", "roc_auc", "equal_error_rate",
+    "sample_pairs", "verification", "gaussian_noise", "gaussian_blur", "gaussian_kernel", "contrast",
+    "CORRUPTIONS", "DEFAULT_SEVERITIES", "robustness", "pixel_baselines", "geometry", "format_report",
+]
