@@ -42,9 +42,9 @@ class TrainConfig:
     image_size: int | None = None            # resize folder images (None: keep / median size)
     # monitoring and the run directory
     log_every: int = 10
-    monitor_every: int = 0                   # steps between online kNN + snapshots; 0: about 20 per run
+    monitor_every: int = 0                   # steps between online kNN + snapshots; 0: <= 20 per run, <= 5% of time
     probe_size: int = 1000
-    monitor_bank: int = 5000
+    monitor_bank: int = 3000
     checkpoint_every: int = 0                # steps; 0: only by time
     checkpoint_minutes: float = 2.0
     threads: int = 0                         # torch threads; 0: torch's default

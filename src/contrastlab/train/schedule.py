@@ -3,7 +3,7 @@
 A pure function of the step, so a resumed run follows exactly the same curve.
 
 >>> [round(warmup_cosine(s, total_steps=10, base_lr=1.0, warmup_steps=2), 3) for s in (0, 1, 2, 9)]
-[0.5, 1.0, 1.0, 0.03]
+[0.5, 1.0, 1.0, 0.038]
 """
 from __future__ import annotations
 

@@ -38,7 +38,8 @@ from .schedule import warmup_cosine
 __all__ = ["Trainer", "TrainingDiverged"]
 
 CHECKPOINT_FORMAT = 1
-MONITORS_PER_RUN = 20
+MONITORS_PER_RUN = 20          # at most; with a minutes budget, monitoring takes at most MONITOR_SHARE of it
+MONITOR_SHARE = 0.05
 _AUGMENT_FOR = {"fashion-mnist": "fashion-mnist", "digits": "digits"}   # other data: by channel count
 
 
@@ -93,6 +94,7 @@ class Trainer:
         self.optimizer = self._optimizer(method)
         self.step = 0
         self.total_steps: int | None = None
+        self.monitor_every: int | None = None
         self.elapsed = 0.0                      # training seconds, summed over resumes
         self._perm_epoch, self._perm = -1, None
         self._probe = self._bank = None
@@ -146,7 +148,7 @@ class Trainer:
     # -- checkpoints ----------------------------------------------------------------------------------------
     def _state(self) -> dict:
         return {"format": CHECKPOINT_FORMAT, "step": self.step, "total_steps": self.total_steps,
-                "elapsed": self.elapsed, "method": self.method.state_dict(),
+                "monitor_every": self.monitor_every, "elapsed": self.elapsed, "method": self.method.state_dict(),
                 "optimizer": self.optimizer.state_dict(), "torch_rng": torch.get_rng_state(),
                 "config": self.config.to_dict()}
 
@@ -160,6 +162,7 @@ class Trainer:
             raise ValueError(f"checkpoint {self.run.last_checkpoint} does not match the run's model "
                              f"({str(e).splitlines()[0]})") from None
         self.step, self.total_steps, self.elapsed = state["step"], state["total_steps"], state["elapsed"]
+        self.monitor_every = state.get("monitor_every")
         torch.set_rng_state(state["torch_rng"])
 
     def save(self) -> None:
@@ -184,29 +187,37 @@ class Trainer:
         return out.loss.item(), out.metrics
 
     # -- budget ---------------------------------------------------------------------------------------------
-    def _plan(self) -> int:
+    def _plan(self) -> tuple[int, int]:
+        """(total steps, steps between monitors). A minutes budget is turned into steps once, by timing a few
+        steps and one monitor pass on a throwaway copy; the step count is then fixed (and saved), so the schedule
+        and a resumed run do not depend on the machine's speed afterwards."""
         kind, value = self.config.budget()
+        every = self.config.monitor_every
         if kind == "steps":
-            return int(value)
-        if kind == "epochs":
-            return max(1, math.ceil(value * self.steps_per_epoch))
-        # minutes: time a few steps and one monitor pass on a throwaway copy, then fix the step count
-        trial = copy.deepcopy(self.method)
-        opt = self._optimizer(trial)
-        rng = torch.get_rng_state()
-        times = []
-        for s in range(4):
+            total = int(value)
+        elif kind == "epochs":
+            total = max(1, math.ceil(value * self.steps_per_epoch))
+        else:
+            trial = copy.deepcopy(self.method)
+            opt = self._optimizer(trial)
+            rng = torch.get_rng_state()
+            times = []
+            for s in range(4):
+                t0 = time.perf_counter()
+                self._train_step(trial, opt, s)
+                times.append(time.perf_counter() - t0)
             t0 = time.perf_counter()
-            self._train_step(trial, opt, s)
-            times.append(time.perf_counter() - t0)
-        t0 = time.perf_counter()
-        self._monitor_features(trial)
-        monitor_s = time.perf_counter() - t0
-        torch.set_rng_state(rng)
-        step_s = statistics.median(times[1:])
-        budget_s = value * 60 - self.elapsed
-        usable = budget_s - MONITORS_PER_RUN * monitor_s - 2.0
-        return max(1, int(usable / step_s))
+            self._monitor_features(trial)
+            monitor_s = 1.5 * (time.perf_counter() - t0)          # + kNN, geometry and the snapshot write
+            torch.set_rng_state(rng)
+            del trial, opt
+            step_s = statistics.median(times[1:])
+            budget_s = value * 60 - self.elapsed
+            monitors = max(2, min(MONITORS_PER_RUN, int(MONITOR_SHARE * budget_s / monitor_s)))
+            total = max(1, int((budget_s - monitors * monitor_s - 2.0) / step_s))
+            if not every:
+                every = max(1, total // monitors)
+        return total, every or max(1, total // MONITORS_PER_RUN)
 
     # -- monitoring -----------------------------------------------------------------------------------------
     def _setup_probe(self) -> None:
@@ -273,13 +284,13 @@ class Trainer:
         resumed = self.total_steps is not None
         if not resumed:
             self._start_run_dir()
-            self.total_steps = self._plan()
-            self.run.update_config(total_steps=self.total_steps)
+            self.total_steps, self.monitor_every = self._plan()
+            self.run.update_config(total_steps=self.total_steps, monitor_every=self.monitor_every)
         else:
             self.run.truncate_metrics(self.step)
             self.run.remove_snapshots_after(self.step)
         total = self.total_steps
-        every = cfg.monitor_every or max(1, total // MONITORS_PER_RUN)
+        every = self.monitor_every or cfg.monitor_every or max(1, total // MONITORS_PER_RUN)
         warmup = int(cfg.warmup * total)
         base_lr = cfg.base_lr()
         self._setup_probe()
