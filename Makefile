@@ -2,7 +2,7 @@
 PY := .venv/bin/python
 STAMP := .venv/.contrastlab-setup
 
-.PHONY: setup demo test bench clean
+.PHONY: setup demo test bench bench-train clean
 setup: $(STAMP)
 $(STAMP): pyproject.toml scripts/setup.sh
 	bash scripts/setup.sh
@@ -16,6 +16,10 @@ test: $(STAMP)
 
 bench: $(STAMP)
 	$(PY) benchmarks/losses.py
+	$(PY) benchmarks/views.py
+
+bench-train: $(STAMP)
+	$(PY) benchmarks/train_fmnist.py
 
 clean:
 	rm -rf .venv .pytest_cache .hypothesis src/*.egg-info
