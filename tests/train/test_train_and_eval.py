@@ -106,3 +106,16 @@ def test_multi_instance_training_with_groups(tmp_path):
                       final_eval=False, hyperparameters={"proj_hidden_dim": 16, "proj_dim": 8})
     trainer = Trainer.from_config(cfg, tmp_path / "r", show_progress=False)
     assert trainer.fit()["step"] == 3
+
+
+def test_any_module_as_encoder_through_the_python_api(tmp_path):
+    from contrastlab.methods import SimCLR
+    data = load_images("digits")
+    encoder = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(64, 32), torch.nn.ReLU())
+    method = SimCLR(encoder, feature_dim=32, proj_hidden_dim=32, proj_dim=16)
+    cfg = TrainConfig(method="simclr", data="digits", steps=5, batch_size=64, final_eval=False)
+    trainer = Trainer(method, data, cfg, tmp_path / "r", show_progress=False)
+    assert trainer.fit()["step"] == 5
+    from contrastlab.train import evaluate
+    res = evaluate(trainer, parts=("knn", "label_fractions"), log=lambda s: None)
+    assert 0.3 < res["knn_top1"] <= 1 and "custom encoder" in res["skipped"]["label_fractions"]

@@ -11,7 +11,6 @@ from datetime import datetime, timezone
 
 import torch
 
-from ..models import create_encoder
 from .trainer import Trainer, _generator
 
 __all__ = ["evaluate", "evaluate_run", "PARTS"]
@@ -34,6 +33,8 @@ def evaluate(trainer: Trainer, *, parts=DEFAULT_PARTS, label_fractions=(0.01, 0.
     for p in parts:
         if p in needs_labels and not labelled:
             out["skipped"][p] = "needs labelled train and test images"
+        elif p == "label_fractions" and trainer.make_encoder is None:
+            out["skipped"][p] = "a custom encoder: give Trainer(make_encoder=...) to train one from scratch"
     todo = [p for p in parts if p not in out["skipped"]]
     feats = trainer.features()
     method.eval()
@@ -64,15 +65,10 @@ def evaluate(trainer: Trainer, *, parts=DEFAULT_PARTS, label_fractions=(0.01, 0.
         log("raw-pixel baselines")
         out.update(ev.pixel_baselines(data.x, data.y, data.x_test, data.y_test, k=k))
     if "label_fractions" in todo:
-        info = trainer.model_info
-
-        def make_encoder():
-            return create_encoder(info["encoder"], in_channels=info["in_channels"], mean=info["mean"],
-                                  std=info["std"], **info.get("options", {}))
         log(f"label efficiency at fractions {list(label_fractions)}: fine-tune pretrained vs from scratch")
         torch.manual_seed(cfg.seed)
         out["label_fraction"] = ev.label_efficiency(
-            make_encoder, method.encoder.state_dict(), data.x, data.y, data.x_test, data.y_test,
+            trainer.make_encoder, method.encoder.state_dict(), data.x, data.y, data.x_test, data.y_test,
             fractions=tuple(label_fractions), num_classes=data.num_classes, steps=finetune_steps, seed=cfg.seed,
             augment=trainer.augment)
     method.train()

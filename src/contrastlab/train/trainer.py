@@ -74,12 +74,13 @@ def channel_stats(x: torch.Tensor) -> tuple[list[float], list[float]]:
 
 class Trainer:
     def __init__(self, method: Method, data, config: TrainConfig, run_dir, *, augment=None,
-                 show_progress: bool = True, model_info: dict | None = None):
+                 show_progress: bool = True, model_info: dict | None = None, make_encoder=None):
         from ..views import preset
         self.method, self.data, self.config = method, data, config
         self.run = RunDir(run_dir)
         self.show_progress = show_progress
-        self.model_info = model_info or {}
+        self.model_info = model_info or {"encoder": type(method.encoder).__name__, "custom": True}
+        self.make_encoder = make_encoder       # builds a fresh encoder of the same architecture (label efficiency)
         method.check_data(data)
         n, b = data.x.shape[0], config.batch_size
         if b > n:
@@ -120,7 +121,11 @@ class Trainer:
         info = {"encoder": config.encoder, "options": dict(config.encoder_options), "in_channels": data.channels, "image_size": list(data.x.shape[2:]),
                 "feature_dim": fdim, "mean": mean, "std": std,
                 "parameters": sum(p.numel() for p in method.parameters())}
-        return cls(method, data, config, run_dir, show_progress=show_progress, model_info=info)
+        def make_encoder():
+            return create_encoder(config.encoder, in_channels=data.channels, mean=mean, std=std,
+                                  **config.encoder_options)
+        return cls(method, data, config, run_dir, show_progress=show_progress, model_info=info,
+                   make_encoder=make_encoder)
 
     @classmethod
     def resume(cls, run_dir, *, show_progress: bool = True) -> "Trainer":
