@@ -1,0 +1,312 @@
+"""Dashboard benchmark in a real headless browser (Debian chromium + playwright).
+
+Measures, against the targets of issue #4:
+  * slider change -> visible update: median latency over 20 temperature changes (target 100 ms),
+    from the input event to the end of the first draw that shows the new value;
+  * playground frame rate with 2,000 points (target 30 frames/s drawn);
+  * run view with 100,000 probe points: time to first draw, draw cost and the longest gap between
+    frames while panning and zooming (target: no freeze, i.e. no gap over 250 ms).
+Anchors measured in the same run: the browser's frame rate on an idle page (the ceiling of any
+frame rate here) and the engine's own tick at 2,000 points without the browser.
+
+    .venv/bin/python benchmarks/dashboard.py [--screenshots docs/img]
+
+Shared machines are noisy: read the numbers against the anchors of the same run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
+        "--disable-component-update", "--disable-sync"]
+
+
+def start_server(run_dirs: list[Path]) -> tuple[subprocess.Popen, str]:
+    code = ("import sys; from contrastlab.dashboard.server import serve; "
+            "serve(sys.argv[1:], port=0, open_browser=False)")
+    proc = subprocess.Popen([sys.executable, "-u", "-c", code, *map(str, run_dirs)], stdout=subprocess.PIPE,
+                            text=True)
+    line = proc.stdout.readline()
+    m = re.search(r"http://127\.0\.0\.1:\d+/", line)
+    if not m:
+        proc.kill()
+        raise SystemExit(f"the server did not start: {line!r}")
+    return proc, m.group(0)
+
+
+def cpu_seconds(root: int) -> dict[str, float]:
+    """CPU seconds (user + system) used so far by the process tree under ``root``, split into the
+    browser (chromium processes) and the rest; empty where /proc is not there."""
+    try:
+        stats = {}
+        for d in os.listdir("/proc"):
+            if d.isdigit():
+                try:
+                    with open(f"/proc/{d}/stat") as f:
+                        fields = f.read().rsplit(")", 1)[1].split()
+                    with open(f"/proc/{d}/cmdline", "rb") as f:
+                        cmd = f.read()
+                except OSError:
+                    continue
+                stats[int(d)] = (int(fields[1]), (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK"), cmd)
+    except OSError:
+        return {}
+    out = {"browser": 0.0, "server": 0.0}
+    for pid, (ppid, cpu, cmd) in stats.items():
+        p, chain = pid, set()
+        while p in stats and p not in chain and p != root:
+            chain.add(p)
+            p = stats[p][0]
+        if p == root and pid != root:
+            if b"chromium" in cmd:
+                out["browser"] += cpu
+            elif b"contrastlab.dashboard.server" in cmd:
+                out["server"] += cpu
+    return out
+
+
+def wait_until(page, expression, timeout=60.0):
+    deadline = time.monotonic() + timeout
+    while not page.evaluate(expression):
+        if time.monotonic() > deadline:
+            raise TimeoutError(expression)
+        page.wait_for_timeout(20)
+
+
+def engine_tick_ms(points: int) -> float:
+    import torch
+
+    from contrastlab.dashboard.live import Session
+    torch.set_num_threads(1)
+    s = Session()
+    s.engine.update(points=points)
+    for _ in range(5):
+        s.tick()
+    times = []
+    for _ in range(40):
+        t = time.perf_counter()
+        s.tick()
+        times.append(time.perf_counter() - t)
+    return 1e3 * statistics.median(times)
+
+
+IDLE_FPS = """() => new Promise(done => { let n = 0; const t0 = performance.now();
+  const f = () => { n++; const t = performance.now() - t0;
+                    if (t < 2000) requestAnimationFrame(f); else done(n / (t / 1000)); };
+  requestAnimationFrame(f); })"""
+
+# One slider change in the page: set the range input, fire "input" as a drag does, and wait for the
+# first draw whose settings carry the new value. Returns milliseconds.
+SLIDER = """async (position) => {
+  const s = document.getElementById('ctl-temperature');
+  const c = { low: 0.01, high: 2.0 };
+  const want = Number((c.low * Math.pow(c.high / c.low, position / 1000)).toPrecision(3));
+  const t0 = performance.now();
+  s.value = String(position);
+  s.dispatchEvent(new Event('input', { bubbles: true }));
+  while (!(window.__state.drawnSettings && window.__state.drawnSettings.temperature === want))
+    await new Promise(r => requestAnimationFrame(r));
+  return window.__state.drawnAt - t0;
+}"""
+
+# Start recording the gaps between animation frames for `ms` milliseconds (read window.__gaps later).
+FRAME_GAPS = """(ms) => { window.__gaps = new Promise(done => { const gaps = []; let last = performance.now();
+  const t0 = last;
+  const f = (t) => { gaps.push(t - last); last = t; if (t - t0 < ms) requestAnimationFrame(f); else done(gaps); };
+  requestAnimationFrame(f); }); }"""
+
+
+def playground(page, url: str, results: dict, screenshots: Path | None) -> None:
+    page.goto(url + "#playground")
+    wait_until(page, "window.__frames > 5")
+    if screenshots:
+        page.set_viewport_size({"width": 1400, "height": 1300})
+        page.evaluate("window.__setControls({hard_pair: true, temperature: 0.2, steps_per_frame: 5})")
+        wait_until(page, "window.__state.drawnSettings.hard_pair === true && window.__state.step > 600")
+        page.evaluate("window.__setControls({steps_per_frame: 1})")
+        wait_until(page, "window.__state.drawnSettings.steps_per_frame === 1")
+        page.wait_for_timeout(500)
+        page.screenshot(path=str(screenshots / "playground.png"))
+        page.set_viewport_size({"width": 1400, "height": 1000})
+    page.evaluate("window.__setControls({points: 2000, batch_size: 64, hard_pair: false, temperature: 0.1})")
+    wait_until(page, "window.__state.drawnSettings.points === 2000 && window.__state.step > 20")
+    c0 = cpu_seconds(os.getpid())
+    f0, r0, s0, t0 = page.evaluate("[window.__frames, window.__state.received, window.__state.step, performance.now()]")
+    page.wait_for_timeout(5000)
+    f1, r1, s1, t1 = page.evaluate("[window.__frames, window.__state.received, window.__state.step, performance.now()]")
+    c1 = cpu_seconds(os.getpid())
+    dt = (t1 - t0) / 1000
+    if c0 and f1 > f0:
+        results["cpu_ms_per_frame"] = {k: 1000 * (c1[k] - c0[k]) / (f1 - f0) for k in c0}
+    results["fps_drawn"] = (f1 - f0) / dt
+    results["fps_received"] = (r1 - r0) / dt
+    results["steps_per_s"] = (s1 - s0) / dt
+    latencies = []
+    for i in range(21):
+        position = 300 + 25 * (i % 2) + i                 # alternate, never the value already shown
+        latencies.append(page.evaluate(SLIDER, position))
+    results["latency_running"] = latencies[1:]
+    page.click("#pg-pause")
+    wait_until(page, "window.__state.drawnRunning === false")
+    latencies = [page.evaluate(SLIDER, 600 + 25 * (i % 2) + i) for i in range(21)]
+    results["latency_paused"] = latencies[1:]
+
+
+def run_view(page, url: str, results: dict) -> None:
+    t_nav = time.perf_counter()
+    page.goto(url + "#runs")
+    wait_until(page, "window.__runview.panes.length && window.__runview.panes[0].firstDrawMs !== null", timeout=180)
+    results["first_draw_ms"] = page.evaluate("window.__runview.panes[0].firstDrawMs")
+    results["first_draw_wall_s"] = time.perf_counter() - t_nav
+    results["points"] = page.evaluate("window.__runview.panes[0].scatter.xy.length / 2")
+    wait_until(page, "window.__runview.panes[0].scatter.from === null")
+    page.evaluate("window.__runview.panes[0].scatter.frameTimes.length = 0")
+    box = page.locator(".pane >> nth=0 >> canvas.map").bounding_box()
+    cx, cy = box["x"] + box["width"] / 2, box["y"] + box["height"] / 2
+    page.evaluate(FRAME_GAPS, 4000)                                         # runs while we pan and zoom
+    page.mouse.move(cx, cy)
+    page.mouse.down()
+    for i in range(60):
+        page.mouse.move(cx + 120 * ((i % 20) / 20 - 0.5), cy + 60 * ((i % 10) / 10 - 0.5))
+    page.mouse.up()
+    for i in range(20):
+        page.mouse.wheel(0, -120 if i < 10 else 120)
+    gap_list = page.evaluate("window.__gaps")
+    draws = page.evaluate("window.__runview.panes[0].scatter.frameTimes.slice()")
+    results["draw_ms"] = draws
+    results["max_gap_ms"] = max(gap_list)
+    results["median_gap_ms"] = statistics.median(gap_list)
+    # scrubbing to another snapshot of 100k points: fetch + projection + tween
+    t = time.perf_counter()
+    page.locator(".pane >> nth=0 >> .scrubber").focus()
+    page.keyboard.press("Home")
+    wait_until(page, "window.__runview.panes[0].index === 0 && window.__runview.panes[0].scatter.from === null",
+               timeout=120)
+    results["scrub_s"] = time.perf_counter() - t
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--points", type=int, default=100_000, help="probe points of the run view (default 100000)")
+    parser.add_argument("--screenshots", type=Path, default=None, help="also save playground.png and runview.png here")
+    parser.add_argument("--runs", type=Path, nargs="*", default=None,
+                        help="run directories for runview.png (default: two synthetic runs)")
+    args = parser.parse_args()
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        print("playwright is not installed (pip install playwright)")
+        return 1
+    chromium = shutil.which("chromium")
+    if chromium is None:
+        print("Debian chromium is not installed (apt-get install chromium)")
+        return 1
+    from contrastlab.dashboard.synthetic import write_synthetic_run
+
+    results: dict = {"load": os.getloadavg()}
+    results["engine_tick_ms"] = engine_tick_ms(2000)
+    with tempfile.TemporaryDirectory() as tmp:
+        t = time.perf_counter()
+        big = write_synthetic_run(Path(tmp) / "big-run", points=args.points, dim=64, snapshots=4, thumbnail=16)
+        print(f"wrote a synthetic run of {args.points:,} points x 4 snapshots in {time.perf_counter() - t:.1f} s",
+              flush=True)
+        proc, url = start_server([big])
+        try:
+            with sync_playwright() as p:
+                browser = p.chromium.launch(executable_path=chromium, args=ARGS)
+                page = browser.new_page(viewport={"width": 1400, "height": 1000})
+                page.goto(url + "static/style.css")
+                results["idle_fps"] = page.evaluate(IDLE_FPS)
+                playground(page, url, results, args.screenshots)
+                page.close()
+                page = browser.new_page(viewport={"width": 1400, "height": 1000})
+                run_view(page, url, results)
+                browser.close()
+        finally:
+            proc.terminate()
+            proc.wait(30)
+        if args.screenshots:
+            screenshot_runs(Path(tmp), args.screenshots, chromium, args.runs)
+    report(results)
+    return 0
+
+
+def screenshot_runs(tmp: Path, out: Path, chromium: str, runs: list[Path] | None) -> None:
+    """runview.png: two runs side by side (given, or two synthetic ones, named as such)."""
+    from playwright.sync_api import sync_playwright
+
+    from contrastlab.dashboard.synthetic import write_synthetic_run
+    if not runs:
+        runs = [write_synthetic_run(tmp / "synthetic-a", points=3000, dim=32, snapshots=6, seed=0),
+                write_synthetic_run(tmp / "synthetic-b", points=3000, dim=32, snapshots=6, seed=1, state="running")]
+    proc, url = start_server(runs[:2])
+    try:
+        with sync_playwright() as p:
+            browser = p.chromium.launch(executable_path=chromium, args=ARGS)
+            page = browser.new_page(viewport={"width": 1400, "height": 1150})
+            page.goto(url + "#runs")
+            wait_until(page, "window.__runview.panes.length && window.__runview.panes.every(p => p.snapshots.length "
+                             "&& p.index === p.snapshots.length - 1 && p.scatter.from === null)", timeout=120)
+            box = page.locator(".pane >> nth=0 >> canvas.map").bounding_box()
+
+            def at(i):                                   # where probe point i is drawn
+                x, y = page.evaluate(f"(() => {{ const s = window.__runview.panes[0].scatter; "
+                                     f"return s.toScreen(s.shown[{2 * i}], s.shown[{2 * i + 1}]); }})()")
+                return box["x"] + x, box["y"] + y
+            page.mouse.click(*at(0))                     # its nearest neighbours, with thumbnails
+            page.wait_for_timeout(800)
+            page.mouse.move(*at(11))                     # a thumbnail on hover
+            page.wait_for_timeout(800)
+            page.screenshot(path=str(out / "runview.png"))
+            browser.close()
+    finally:
+        proc.terminate()
+        proc.wait(30)
+
+
+def report(r: dict) -> None:
+    med = statistics.median
+    print(f"\nload average (1 min) before / after: {r['load'][0]:.1f} / {os.getloadavg()[0]:.1f} on "
+          f"{os.cpu_count()} cores (other work on the machine slows the browser and the server alike)")
+    lat_run, lat_pause = med(r["latency_running"]), med(r["latency_paused"])
+    draws = sorted(r["draw_ms"]) or [float("nan")]
+    p95 = draws[int(0.95 * (len(draws) - 1))]
+    rows = [
+        ("anchor: idle page, browser frames/s", f"{r['idle_fps']:.0f}", "ceiling", ""),
+        ("anchor: engine tick, 2,000 points (no browser)", f"{r['engine_tick_ms']:.1f} ms",
+         f"<= {1000 / max(r['engine_tick_ms'], 1e-9):.0f} frames/s", ""),
+        ("slider -> visible, median of 20 (running, 2k points)", f"{lat_run:.0f} ms", "<= 100 ms",
+         "ok" if lat_run <= 100 else "MISSED"),
+        ("slider -> visible, median of 20 (paused)", f"{lat_pause:.0f} ms", "<= 100 ms",
+         "ok" if lat_pause <= 100 else "MISSED"),
+        ("playground frames drawn/s, 2,000 points", f"{r['fps_drawn']:.1f}", ">= 30",
+         "ok" if r["fps_drawn"] >= 30 else "MISSED"),
+        ("  frames received/s | steps/s", f"{r['fps_received']:.1f} | {r['steps_per_s']:.0f}", "", ""),
+        *([("  CPU per frame: browser | server (bound on 2 idle cores)",
+            f"{r['cpu_ms_per_frame']['browser']:.0f} | {r['cpu_ms_per_frame']['server']:.0f} ms",
+            f"~{2000 / max(sum(r['cpu_ms_per_frame'].values()), 1e-9):.0f} frames/s", "")]
+          if "cpu_ms_per_frame" in r else []),
+        (f"run view: first draw of {int(r['points']):,} points", f"{r['first_draw_ms'] / 1000:.2f} s", "", ""),
+        ("run view: draw while panning/zooming, median | p95", f"{med(draws):.1f} | {p95:.1f} ms", "", ""),
+        ("run view: longest gap between frames while panning", f"{r['max_gap_ms']:.0f} ms", "< 250 ms (no freeze)",
+         "ok" if r["max_gap_ms"] < 250 else "MISSED"),
+        ("run view: scrub to another snapshot (fetch + tween)", f"{r['scrub_s']:.2f} s", "", ""),
+    ]
+    w = max(len(x[0]) for x in rows)
+    print(f"\n{'measure':<{w}}  {'value':>16}  {'target':<22}")
+    for name, value, target, ok in rows:
+        print(f"{name:<{w}}  {value:>16}  {target:<22}{ok}")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

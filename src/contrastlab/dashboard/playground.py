@@ -1,0 +1,311 @@
+"""The playground engine: free embeddings on the circle or the sphere, trained live by the library's
+losses and autograd, one frame per tick.
+
+Each point owns one learnable unit vector (initialised at random, like an untrained encoder). A
+step samples a batch of anchors, finds each anchor's positive by augmentation (see
+:mod:`.toy_data`), evaluates the chosen loss from :mod:`contrastlab.losses` on the batch, and moves
+the batch's vectors by SGD on the sphere (tangent step, at most :data:`MAX_STEP` radians per point,
+renormalised). The loss is summed over the anchors (mean times batch size), so a learning rate
+means the same per point whatever the batch size. Every control applies at once: data controls
+(points, clusters, hard pair, dimension, seed) regenerate the points, the others change the next
+step and frame.
+
+Example::
+
+    >>> from contrastlab.dashboard.playground import Playground
+    >>> pg = Playground(points=64, batch_size=16, temperature=0.2, seed=1)
+    >>> loss = pg.step(5)
+    >>> frame = pg.frame()
+    >>> frame.positions.shape, frame.step
+    ((64, 2), 5)
+    >>> pg.update(temperature=0.05)          # applies to the next step and frame
+    >>> round(sum(frame.anchor["probabilities"]), 6)
+    1.0
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+
+from ..losses import alignment, uniformity
+from .controls import DATA_CONTROLS, check_consistent, defaults, validate_settings
+from .explain import explain
+from .forces import anchor_distribution, entropy, forces_and_gradient, make_objective
+from .toy_data import class_names, make_clusters, nearest_positives, sample_batch
+
+__all__ = ["Playground", "Frame", "MAX_STEP", "SIMILARITY_SIZE", "TOP_NEGATIVES"]
+
+#: Largest move of one point in one step (radians): keeps low temperatures from throwing points around.
+MAX_STEP = 0.25
+#: The similarity matrix shows at most this many anchors (and their positives).
+SIMILARITY_SIZE = 48
+#: The anchor's softmax bars show the positive and this many hardest negatives (the rest summed).
+TOP_NEGATIVES = 12
+#: Alignment and uniformity are measured on fixed subsets of this size (stable curves).
+EVAL_PAIRS, EVAL_POINTS = 256, 256
+#: History length kept (older points are thinned by half when it fills).
+HISTORY = 2000
+
+
+@dataclass
+class Frame:
+    """One picture of the playground.
+
+    positions, pull, push: (N, dim) float32; roles: (N,) uint8, 0 = outside the batch, 1 = anchor,
+    2 = positive; similarity: (S, S) float32 cosine of the shown anchors (rows) and their positives
+    (columns, same order, so the positives are on the diagonal); similarity_rows / _cols: their ids;
+    history: the curve points since the last frame (``replace``: true when they replace the curves).
+    """
+    step: int
+    epoch: int
+    positions: np.ndarray
+    pull: np.ndarray
+    push: np.ndarray
+    roles: np.ndarray
+    similarity: np.ndarray
+    similarity_rows: list
+    similarity_cols: list
+    anchor: dict
+    metrics: dict
+    history: dict
+    text: str
+    settings: dict = field(default_factory=dict)
+
+
+class Playground:
+    """The engine behind the playground page; one per connection. Not thread-safe: drive it from one
+    thread (the server queues client commands and applies them between ticks)."""
+
+    def __init__(self, **settings):
+        s = defaults()
+        s.update(validate_settings(settings))
+        check_consistent(s)
+        self._settings = s
+        self.running = True
+        self.anchor = 0
+        self.epoch = 0                       # counts resets: the page clears its curves when it changes
+        self._reset()
+
+    # ------------------------------------------------------------------ state
+    @property
+    def settings(self) -> dict:
+        return dict(self._settings)
+
+    @property
+    def labels(self) -> torch.Tensor:
+        return self._labels
+
+    @property
+    def class_names(self) -> list[str]:
+        return class_names(self._settings["clusters"])
+
+    def _reset(self) -> None:
+        s = self._settings
+        g = torch.Generator().manual_seed(s["seed"])
+        self._x, self._labels = make_clusters(points=s["points"], clusters=s["clusters"], dim=s["dim"],
+                                              hard_pair=s["hard_pair"], generator=g)
+        self._w = torch.nn.functional.normalize(torch.randn(s["points"], s["dim"], generator=g), dim=1)  # (N, dim)
+        self._gen = torch.Generator().manual_seed(s["seed"] + 1)
+        self.anchor = min(self.anchor, s["points"] - 1)
+        self.step_count = 0
+        self.epoch += 1
+        self._history = {"step": [], "loss": [], "alignment": [], "uniformity": []}
+        self._history_sent = 0
+        self._history_replace = True
+        self._last_loss = None
+        self._metrics_cache = (None, {})
+        n = s["points"]
+        self._eval_points = torch.randperm(n, generator=g)[:EVAL_POINTS]
+        self._resample_eval()
+        self._resample_batch()
+
+    def _resample_eval(self) -> None:
+        s = self._settings
+        g = torch.Generator().manual_seed(s["seed"] + 2)
+        b = min(EVAL_PAIRS, s["points"] // 2)
+        anchors = torch.randperm(s["points"], generator=g)[:b]
+        taken = torch.zeros(s["points"], dtype=torch.bool)
+        taken[anchors] = True
+        self._eval_pairs = (anchors, nearest_positives(self._x, anchors, noise=s["noise"], generator=g, taken=taken))
+
+    def _resample_batch(self) -> None:
+        self._analysis = None
+        s = self._settings
+        a, p = sample_batch(self._x, batch_size=s["batch_size"], noise=s["noise"], generator=self._gen,
+                            include=self.anchor)
+        order = torch.argsort(self._labels[a] * s["points"] + a)              # by cluster, then id
+        self._batch = (a[order], p[order])
+
+    # --------------------------------------------------------------- controls
+    def update(self, **values) -> None:
+        """Change any controls (validated all together, applied at once)."""
+        v = validate_settings(values)
+        new = {**self._settings, **v}
+        check_consistent(new)
+        old, self._settings = self._settings, new
+        if any(new[k] != old[k] for k in DATA_CONTROLS):
+            self._reset()
+            return
+        if new["noise"] != old["noise"]:
+            self._resample_eval()
+        if new["batch_size"] != old["batch_size"] or new["noise"] != old["noise"]:
+            self._resample_batch()
+        self._analysis = None                                                 # forces under the new settings
+
+    def select_anchor(self, index: int) -> None:
+        """Make point ``index`` the anchor shown in the softmax panel (it joins every batch)."""
+        n = self._settings["points"]
+        if isinstance(index, bool) or not isinstance(index, int) or not 0 <= index < n:
+            raise ValueError(f"`index` must be an integer in [0, {n - 1}], got {index!r}")
+        self.anchor = index
+        if not bool((self._batch[0] == index).any()):
+            self._resample_batch()
+        self._analysis = None                                                 # the shown rows changed
+
+    def reset(self) -> None:
+        """Back to the initial embeddings of the current seed (the step count and curves restart)."""
+        self._reset()
+
+    # ------------------------------------------------------------------- step
+    def _objective(self):
+        a, p = self._batch
+        rows = torch.cat([a, p])
+        objective, groups = make_objective(self._settings, labels=self._labels[rows])
+        return rows, objective, groups
+
+    def _force_rows(self) -> torch.Tensor | None:
+        """Rows whose pull and push are computed: all of them, or past 256 rows the shown anchors'."""
+        b = self._batch[0].shape[0]
+        if 2 * b <= 256:
+            return None
+        idx = torch.tensor(self._shown_anchors(self._anchor_position()))
+        return torch.cat([idx, idx + b])
+
+    def _analyse(self) -> dict:
+        """Loss, gradient, pull and push of the current batch at the current positions (one pass)."""
+        rows, objective, groups = self._objective()
+        loss, grad, pull, push = forces_and_gradient(objective, self._w[rows], groups, rows=self._force_rows(),
+                                                     scale=float(self._settings["batch_size"]))
+        self._analysis = {"rows": rows, "loss": loss / self._settings["batch_size"], "grad": grad,
+                          "pull": pull, "push": push}
+        return self._analysis
+
+    def step(self, count: int = 1) -> float:
+        """Run ``count`` optimisation steps; returns the last loss.
+
+        The frame after a step shows the pull and push of that step's batch, the forces that made
+        the move."""
+        s = self._settings
+        for _ in range(count):
+            self._resample_batch()
+            an = self._analyse()
+            rows, g = an["rows"], an["grad"]
+            z = self._w[rows]                                                 # (2B, dim)
+            g = g - (g * z).sum(1, keepdim=True) * z                          # tangent part
+            move = -s["lr"] * g
+            norm = move.norm(dim=1, keepdim=True)
+            move = move * (MAX_STEP / norm.clamp(min=MAX_STEP))               # at most MAX_STEP per point
+            self._w[rows] = torch.nn.functional.normalize(z + move, dim=1)
+            self.step_count += 1
+            self._last_loss = an["loss"]
+        self._record()
+        return self._last_loss
+
+    def _metrics(self) -> dict:
+        key = (self.epoch, self.step_count, self._settings["noise"])
+        if self._metrics_cache[0] != key:                                   # once per state, not per call
+            a, p = self._eval_pairs
+            self._metrics_cache = (key, {"alignment": float(alignment(self._w[a], self._w[p])),
+                                         "uniformity": float(uniformity(self._w[self._eval_points]))})
+        return dict(self._metrics_cache[1])
+
+    def _record(self) -> None:
+        m = self._metrics()
+        h = self._history
+        for key, value in (("step", self.step_count), ("loss", self._last_loss), *m.items()):
+            h[key].append(value)
+        if len(h["step"]) > HISTORY:                                        # thin by half, keep the last
+            for key in h:
+                h[key] = h[key][-1::-2][::-1]
+            self._history_replace = True
+
+    def history(self) -> dict:
+        return {k: list(v) for k, v in self._history.items()}
+
+    # ------------------------------------------------------------------ frame
+    def _shown_anchors(self, position: int) -> list[int]:
+        b = self._settings["batch_size"]
+        if b <= SIMILARITY_SIZE:
+            return list(range(b))
+        shown = np.linspace(0, b - 1, SIMILARITY_SIZE).round().astype(int).tolist()
+        if position not in shown:
+            shown[int(np.abs(np.array(shown) - position).argmin())] = position
+        return sorted(set(shown))
+
+    def anchor_softmax(self) -> tuple[torch.Tensor, int]:
+        """The anchor's distribution over its positive and the batch's other positives (its
+        negatives), and the index of the positive in it."""
+        a, p = self._batch
+        i = self._anchor_position()
+        s = self._settings
+        probs = anchor_distribution(self._w[self.anchor], self._w[p], i, temperature=s["temperature"],
+                                    hard_negative_beta=s["hard_negative_beta"] if s["loss"] == "info_nce" else 0.0)
+        return probs, i
+
+    def _anchor_info(self) -> dict:
+        a, p = self._batch
+        names = self.class_names
+        probs, i = self.anchor_softmax()
+        cos = (self._w[p].double() @ self._w[self.anchor].double()).tolist()
+        pl = p.tolist()
+        order = [j for j in torch.argsort(probs, descending=True).tolist() if j != i]
+
+        def item(j):
+            return {"point": pl[j], "label": names[int(self._labels[pl[j]])], "p": float(probs[j]), "cos": cos[j]}
+        shown = order[:TOP_NEGATIVES]
+        return {"point": self.anchor, "label": names[int(self._labels[self.anchor])], "positive": item(i),
+                "negatives": [item(j) for j in shown], "rest": float(probs[order[TOP_NEGATIVES:]].sum()),
+                "n_negatives": len(order), "entropy": entropy(probs),
+                "probabilities": probs.tolist()}
+
+    def _anchor_position(self) -> int:
+        return int((self._batch[0] == self.anchor).nonzero()[0, 0])
+
+    def frame(self) -> Frame:
+        """The current picture (no step is taken). Pull and push are those of the last step, or of
+        the current positions when a control changed since."""
+        s = self._settings
+        a, p = self._batch
+        an = self._analysis or self._analyse()
+        n, dim = self._w.shape
+        rows = an["rows"].numpy()
+        pull_all = np.zeros((n, dim), np.float32)
+        push_all = np.zeros((n, dim), np.float32)
+        pull_all[rows] = an["pull"].numpy()
+        push_all[rows] = an["push"].numpy()
+        roles = np.zeros(n, np.uint8)
+        roles[a.numpy()] = 1
+        roles[p.numpy()] = 2
+        shown = self._shown_anchors(self._anchor_position())
+        sa, sp = a[shown], p[shown]
+        similarity = (self._w[sa] @ self._w[sp].t()).numpy().astype(np.float32)
+        metrics = {"loss": an["loss"], **self._metrics(), "negatives": self._negatives_count()}
+        anchor = self._anchor_info()
+        start = 0 if self._history_replace else self._history_sent
+        new_history = {k: v[start:] for k, v in self._history.items()}
+        new_history["replace"] = self._history_replace
+        self._history_sent, self._history_replace = len(self._history["step"]), False
+        return Frame(step=self.step_count, epoch=self.epoch, positions=self._w.numpy().astype(np.float32),
+                     pull=pull_all, push=push_all, roles=roles, similarity=similarity,
+                     similarity_rows=sa.tolist(), similarity_cols=sp.tolist(), anchor=anchor, metrics=metrics,
+                     history=new_history, text=explain(s, anchor, metrics), settings=self.settings)
+
+    def _negatives_count(self) -> int:
+        s = self._settings
+        b = s["batch_size"]
+        if s["no_negatives"]:
+            return 0
+        return {"nt_xent": 2 * b - 2, "margin_contrastive": 1}.get(s["loss"], b - 1)

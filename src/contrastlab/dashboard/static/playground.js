@@ -1,0 +1,197 @@
+// The playground page: a WebSocket client of /ws/playground that draws each frame.
+// Frames come as a JSON message and a binary Float32 message (see protocol.py for the layout).
+import { classColour, el, fmt } from "./common.js";
+import { buildControls, haveControls, setControlValues } from "./pgcontrols.js";
+import { drawBars, drawCharts, drawHeatmap, drawPoints } from "./pgdraw.js";
+
+const HEADER = 8;
+const state = {                    // read by the browser tests and the benchmark
+  connected: false, frames: 0, received: 0, seq: 0, step: 0, epoch: 0, running: true,
+  settings: null, anchor: null, metrics: null, errors: [], fps: 0, drawnSeq: 0, drawnSettings: null,
+  historyLength: 0,
+};
+window.__state = state;
+window.__frames = 0;
+
+let ws = null;
+let meta = null;                   // JSON part of the frame being assembled
+let dirty = false;
+let lastCharts = 0, lastText = 0, lastPanels = 0, lastSettingsKey = "";
+const fpsTimes = [];
+let dom = null;
+const emptyHistory = () => ({ step: [], loss: [], alignment: [], uniformity: [] });
+// what the drawing functions read: the latest complete frame, labels, the 3-D view, curves
+const pg = { dom: null, frame: null, labels: [], classNames: [], view: { yaw: 0.6, pitch: -0.35 }, arrowScale: null,
+             history: emptyHistory() };
+
+function send(obj) {
+  if (ws && ws.readyState === WebSocket.OPEN) ws.send(JSON.stringify(obj));
+}
+
+// Change controls from code (tests, the benchmark, the console): one message, applied together.
+export function setControls(values) {
+  send({ type: "set", values });
+}
+window.__setControls = setControls;
+
+// ------------------------------------------------------------------ messages
+function onMessage(ev) {
+  if (typeof ev.data === "string") {
+    const msg = JSON.parse(ev.data);
+    if (msg.type === "init") onInit(msg);
+    else if (msg.type === "frame") meta = msg;
+    else if (msg.type === "error") showError(msg.message);
+    return;
+  }
+  const f = new Float32Array(ev.data);
+  const seq = f[1];
+  if (!meta || meta.seq !== seq) return;                               // out of step: wait for the next pair
+  const n = f[4], dim = f[5], s = f[6];
+  let o = HEADER;
+  const take = (len) => f.subarray(o, (o += len));
+  pg.frame = { meta, n, dim, s, positions: take(n * dim), pull: take(n * dim), push: take(n * dim),
+               roles: take(n), similarity: take(s * s) };
+  meta = null;
+  state.received++;
+  const h = pg.frame.meta.history;
+  if (h.replace) pg.history = emptyHistory();
+  for (const k of ["step", "loss", "alignment", "uniformity"]) pg.history[k].push(...h[k]);
+  if (!dirty) { dirty = true; requestAnimationFrame(draw); }
+}
+
+function onInit(msg) {
+  pg.labels = msg.labels;
+  pg.classNames = msg.class_names;
+  state.running = msg.running;
+  state.epoch = msg.epoch;
+  const h = msg.history;
+  pg.history = { step: [...h.step], loss: [...h.loss], alignment: [...h.alignment], uniformity: [...h.uniformity] };
+  if (!haveControls()) buildControls(msg.controls, msg.settings, { box: dom.controls, pause: dom.pause, send, state });
+  else setControlValues(msg.settings, true);
+  state.settings = msg.settings;
+  pg.arrowScale = null;
+  dom.legend.replaceChildren(...pg.classNames.map((name, i) =>
+    el("span", { class: "swatch" }, el("i", { style: `background:${classColour(i)}` }), `cluster ${name}`)));
+}
+
+function showError(text) {
+  state.errors.push(text);
+  dom.error.textContent = text;
+  dom.error.hidden = false;
+  clearTimeout(showError.timer);
+  showError.timer = setTimeout(() => { dom.error.hidden = true; }, 5000);
+}
+
+function draw(now) {
+  dirty = false;
+  const frame = pg.frame;
+  if (!frame) return;
+  const m = frame.meta;
+  const key = JSON.stringify(m.settings) + m.running + m.anchor.point;
+  const changed = key !== lastSettingsKey;            // a control moved: show everything at once
+  const t0 = performance.now();
+  drawPoints(pg);
+  const t1 = performance.now();
+  drawHeatmap(pg);
+  const t2 = performance.now();
+  if (changed || now - lastPanels > 100) {            // text panels at 10 Hz are plenty to read
+    drawBars(pg);
+    dom.status.textContent = `${m.running ? "running" : "paused"} · step ${m.step} · ${state.fps} fps · ` +
+      `loss ${fmt(m.metrics.loss, 4)} · alignment ${fmt(m.metrics.alignment, 3)} · uniformity ${fmt(m.metrics.uniformity, 3)}`;
+    lastPanels = now;
+  }
+  const t3 = performance.now();
+  if (now - lastCharts > 200) { drawCharts(pg); lastCharts = now; }
+  if (changed || now - lastText > 250) { dom.text.textContent = m.text; lastText = now; }
+  if (changed) { setControlValues(m.settings); lastSettingsKey = key; }
+  const t4 = performance.now();
+  state.timing = { points: t1 - t0, heatmap: t2 - t1, panels: t3 - t2, rest: t4 - t3 };
+  state.frames++;
+  window.__frames = state.frames;
+  state.seq = m.seq; state.step = m.step; state.epoch = m.epoch; state.running = m.running;
+  state.settings = m.settings; state.anchor = m.anchor; state.metrics = m.metrics;
+  state.drawnSeq = m.seq; state.drawnSettings = m.settings; state.drawnRunning = m.running;
+  state.drawnAt = performance.now();
+  state.historyLength = pg.history.step.length;
+  send({ type: "ack", seq: m.seq });                   // flow control: the server keeps <= 2 frames ahead
+  fpsTimes.push(now);
+  while (fpsTimes.length && now - fpsTimes[0] > 1000) fpsTimes.shift();
+  state.fps = fpsTimes.length;
+}
+
+// ------------------------------------------------------------------ interaction
+function nearestPoint(x, y) {
+  const frame = pg.frame;
+  if (!frame || !frame.screen) return -1;
+  let best = -1, bestD = 12 * 12;
+  for (let i = 0; i < frame.n; i++) {
+    if (frame.dim === 3 && frame.depth[i] < 0) continue;
+    const d = (frame.screen[2 * i] - x) ** 2 + (frame.screen[2 * i + 1] - y) ** 2;
+    if (d < bestD) { bestD = d; best = i; }
+  }
+  return best;
+}
+
+// For tests and the console: where point i was drawn ([x, y, in front]) and what a click at (x, y) picks.
+window.__pgScreen = (i) => {
+  const f = pg.frame;
+  return [f.screen[2 * i], f.screen[2 * i + 1], f.dim === 2 || f.depth[i] >= 0];
+};
+window.__pgPick = (x, y) => nearestPoint(x, y);
+
+function wireCanvas() {
+  const c = dom.canvas;
+  let drag = null;
+  c.addEventListener("pointerdown", (e) => { drag = { x: e.offsetX, y: e.offsetY, moved: false }; c.setPointerCapture(e.pointerId); });
+  c.addEventListener("pointermove", (e) => {
+    if (!drag) return;
+    const dx = e.offsetX - drag.x, dy = e.offsetY - drag.y;
+    if (Math.abs(dx) + Math.abs(dy) > 3) drag.moved = true;
+    if (drag.moved && pg.frame && pg.frame.dim === 3) {
+      pg.view.yaw += dx * 0.01; pg.view.pitch = Math.max(-1.5, Math.min(1.5, pg.view.pitch + dy * 0.01));
+      drag.x = e.offsetX; drag.y = e.offsetY;
+      if (!dirty) { dirty = true; requestAnimationFrame(draw); }
+    }
+  });
+  c.addEventListener("pointerup", (e) => {
+    if (drag && !drag.moved) {
+      const i = nearestPoint(e.offsetX, e.offsetY);
+      if (i >= 0) send({ type: "anchor", index: i });
+    }
+    drag = null;
+  });
+}
+
+function connect() {
+  const url = `${location.protocol === "https:" ? "wss" : "ws"}://${location.host}/ws/playground`;
+  ws = new WebSocket(url);
+  ws.binaryType = "arraybuffer";
+  ws.onopen = () => { state.connected = true; dom.conn.textContent = "connected"; dom.conn.className = "ok"; };
+  ws.onmessage = onMessage;
+  ws.onclose = () => {
+    state.connected = false;
+    dom.conn.textContent = "disconnected: retrying";
+    dom.conn.className = "bad";
+    setTimeout(connect, 1500);
+  };
+}
+
+export function startPlayground() {
+  const $ = (id) => document.getElementById(id);
+  dom = {
+    controls: $("pg-controls"), canvas: $("pg-canvas"), heatmap: $("pg-heatmap"), bars: $("pg-bars"),
+    entropy: $("pg-entropy"), text: $("pg-text"), status: $("pg-status"), legend: $("pg-legend"),
+    lossChart: $("pg-loss"), alignChart: $("pg-alignment"), unifChart: $("pg-uniformity"),
+    pause: $("pg-pause"), step: $("pg-step"), reset: $("pg-reset"), error: $("pg-error"), conn: $("conn"),
+  };
+  pg.dom = dom;
+  dom.pause.addEventListener("click", () => {
+    send({ type: state.running ? "pause" : "resume" });
+    state.running = !state.running;
+    dom.pause.textContent = state.running ? "Pause" : "Resume";
+  });
+  dom.step.addEventListener("click", () => send({ type: "step", count: 1 }));
+  dom.reset.addEventListener("click", () => send({ type: "reset" }));
+  wireCanvas();
+  connect();
+}

@@ -1,0 +1,302 @@
+// The run view: the probe's embeddings of each snapshot as a 2-D map (scrubber and play), the
+// training curves and the config of one run, or of two side by side. Polls the server, which
+// reads the run directory, so a run that is still training updates live.
+import { classColour, el, fetchJSON, fmt, lineChart, packedColour } from "./common.js";
+import { Scatter } from "./scatter.js";
+
+const POLL_MS = 1500;
+const PLAY_MS = 650;
+const rv = { panes: [], runs: [], projections: {}, link: true };
+window.__runview = rv;
+
+class Pane {
+  constructor(host, run) {
+    this.run = run;
+    this.id = run.id;
+    this.base = `/api/runs/${run.id}`;
+    this.snapshots = [];
+    this.index = -1;
+    this.step = null;
+    this.maps = new Map();
+    this.method = "pca";
+    this.follow = true;
+    this.playing = null;
+    this.metrics = { offset: 0, train: [], monitor: [] };
+    this.labelsFor = null;
+    this.firstDrawMs = null;
+    this.loading = null;
+    this.closed = false;
+    this._build(host);
+    this.poll();
+  }
+
+  _build(host) {
+    const $ = (cls) => this.root.querySelector(cls);
+    this.root = el("section", { class: "pane", "data-run": this.id },
+      el("header", {}, el("h3", { class: "name" }), el("span", { class: "state" }), el("span", { class: "progress" })),
+      el("ul", { class: "notes" }),
+      el("div", { class: "mapwrap" },
+        el("canvas", { class: "map" }),
+        el("div", { class: "empty", text: "no snapshot yet" }),
+        el("div", { class: "tooltip", hidden: true }, el("img", { alt: "" }), el("span"))),
+      el("p", { class: "labelnote", text: "Colours are the probe's labels, shown for reading the map: self-supervised " +
+        "training never used them." }),
+      el("div", { class: "legend" }),
+      el("div", { class: "scrub" },
+        el("button", { class: "play", text: "Play" }),
+        el("input", { class: "scrubber", type: "range", min: 0, max: 0, value: 0, step: 1 }),
+        el("span", { class: "steplabel", text: "–" }),
+        el("label", {}, el("input", { class: "follow", type: "checkbox", checked: true }), " follow"),
+        el("select", { class: "method" }),
+        el("button", { class: "fit", text: "Fit" })),
+      el("div", { class: "neighbours" }),
+      el("div", { class: "charts" },
+        el("canvas", { class: "chart loss" }), el("canvas", { class: "chart lr" }),
+        el("canvas", { class: "chart throughput" }), el("canvas", { class: "chart knn" }),
+        el("canvas", { class: "chart geometry" })),
+      el("details", { class: "config", open: true }, el("summary", { text: "config" }), el("pre")),
+      el("details", { class: "eval" }, el("summary", { text: "evaluation" }), el("pre")));
+    host.append(this.root);
+    this.dom = {
+      name: $(".name"), state: $(".state"), progress: $(".progress"), notes: $(".notes"), canvas: $(".map"),
+      empty: $(".empty"), tooltip: $(".tooltip"), legend: $(".legend"), play: $(".play"), scrubber: $(".scrubber"),
+      steplabel: $(".steplabel"), follow: $(".follow"), method: $(".method"), fit: $(".fit"),
+      neighbours: $(".neighbours"), config: $(".config pre"), eval: $(".eval pre"), evalBox: $(".eval"),
+      charts: { loss: $(".chart.loss"), lr: $(".chart.lr"), throughput: $(".chart.throughput"), knn: $(".chart.knn"),
+                geometry: $(".chart.geometry") },
+    };
+    this.scatter = new Scatter(this.dom.canvas, {
+      onHover: (i, x, y) => this.hover(i, x, y), onClick: (i) => this.select(i) });
+    const d = this.dom;
+    for (const [m, ok] of Object.entries(rv.projections)) {
+      const pkg = { tsne: "openTSNE", umap: "umap-learn" }[m];
+      d.method.append(el("option", { value: m, disabled: !ok,
+        text: ok ? m.toUpperCase() : `${m.toUpperCase()} (needs ${pkg}: not installed)` }));
+    }
+    d.method.addEventListener("change", () => {
+      this.method = d.method.value;
+      this.maps.clear();
+      this.show(this.index, false);
+    });
+    d.scrubber.addEventListener("input", () => {
+      this.follow = false; d.follow.checked = false;
+      this.show(Number(d.scrubber.value), true, true);
+    });
+    d.follow.addEventListener("change", () => {
+      this.follow = d.follow.checked;
+      if (this.follow) this.show(this.snapshots.length - 1);
+    });
+    d.play.addEventListener("click", () => this.togglePlay());
+    d.fit.addEventListener("click", () => this.scatter.fit());
+  }
+
+  close() {
+    this.closed = true;
+    clearTimeout(this.timer);
+    if (this.playing) clearInterval(this.playing);
+    this.root.remove();
+  }
+
+  async poll() {
+    if (this.closed) return;
+    try {
+      const s = await fetchJSON(this.base);
+      await this.update(s);
+      await this.loadMetrics();
+    } catch (e) {
+      this.dom.state.textContent = "unreachable";
+    }
+    this.timer = setTimeout(() => this.poll(), POLL_MS);
+  }
+
+  async update(s) {
+    const d = this.dom;
+    this.summary = s;
+    d.name.textContent = s.name;
+    d.state.textContent = s.state;
+    d.state.className = `state ${s.state}`;
+    const st = s.status || {};
+    d.progress.textContent = st.step !== undefined ? `step ${st.step}${st.total_steps ? ` / ${st.total_steps}` : ""}` : "";
+    d.notes.replaceChildren(...(s.notes || []).map((n) => el("li", { text: n })));
+    d.config.textContent = s.config ? JSON.stringify(s.config, null, 2) : "(no readable config.json yet)";
+    d.evalBox.hidden = !s.eval;
+    if (s.eval) d.eval.textContent = JSON.stringify(s.eval, null, 2);
+    if (s.probe && this.labelsFor !== JSON.stringify(s.probe)) await this.loadLabels(s.probe);
+    this.snapshots = s.snapshots;
+    d.scrubber.max = String(Math.max(0, this.snapshots.length - 1));
+    d.empty.hidden = this.snapshots.length > 0;
+    if (!this.snapshots.length) d.empty.textContent = s.state === "missing" ? "no run directory (yet)" : "no snapshot yet";
+    const last = this.snapshots.length - 1;              // retried each poll until it can be read
+    if (last >= 0 && this.loading === null && (this.index < 0 || (this.follow && this.index !== last))) await this.show(last);
+  }
+
+  async loadLabels(probe) {
+    const r = await fetch(`${this.base}/labels`, { cache: "no-store" });
+    if (!r.ok) return;
+    const labels = new Int32Array(await r.arrayBuffer());
+    const palette = new Map();
+    const cols = new Uint32Array(labels.length);
+    for (let i = 0; i < labels.length; i++) {
+      const l = labels[i];
+      let c = palette.get(l);
+      if (c === undefined) { c = packedColour(classColour(l)); palette.set(l, c); }
+      cols[i] = c;
+    }
+    this.labels = labels;
+    this.classes = probe.classes;
+    this.labelsFor = JSON.stringify(probe);
+    this.scatter.setColours(cols);
+    const used = [...new Set(labels)].sort((a, b) => a - b).slice(0, 40);
+    this.dom.legend.replaceChildren(...used.map((l) => el("span", { class: "swatch" },
+      el("i", { style: `background:${classColour(l)}` }), l < 0 ? "unlabelled" : (probe.classes[l] ?? `class ${l}`))));
+  }
+
+  async fetchMap(k) {
+    const key = `${this.method}:${k}`;
+    if (this.maps.has(key)) return this.maps.get(key);
+    const r = await fetch(`${this.base}/snapshots/${k}/map?method=${this.method}`, { cache: "no-store" });
+    if (!r.ok || r.status === 204) return null;              // 204: listed but not readable yet
+    const item = { xy: new Float32Array(await r.arrayBuffer()), step: Number(r.headers.get("X-Step")) };
+    this.maps.set(key, item);
+    return item;
+  }
+
+  // Show snapshot k; `propagate` (user actions) moves linked panes to the same step.
+  async show(k, animate = true, propagate = false) {
+    if (k < 0 || k >= this.snapshots.length) return;
+    const token = {};
+    this.loading = token;
+    const item = await this.fetchMap(k);
+    if (this.loading !== token) return;
+    this.loading = null;
+    if (!item) {
+      this.dom.steplabel.textContent = `snapshot ${k + 1}/${this.snapshots.length}: not readable yet`;
+      return;
+    }
+    this.index = k;
+    this.step = item.step;
+    this.dom.scrubber.value = String(k);
+    this.dom.steplabel.textContent = `snapshot ${k + 1}/${this.snapshots.length} · step ${item.step}`;
+    this.scatter.setData(item.xy, { animate });
+    if (this.firstDrawMs === null) {
+      requestAnimationFrame(() => requestAnimationFrame(() => { this.firstDrawMs = performance.now(); }));
+    }
+    if (this.scatter.selected >= 0) this.select(this.scatter.selected);
+    if (propagate && rv.link) for (const other of rv.panes) if (other !== this) other.showStep(item.step);
+  }
+
+  async showStep(step) {          // the snapshot at or before `step` (linked scrubbers)
+    let best = -1;
+    for (const s of this.snapshots) if (s.step <= step) best = s.index;
+    if (best < 0 || best === this.index) return;
+    this.follow = false; this.dom.follow.checked = false;
+    await this.show(best);
+  }
+
+  togglePlay() {
+    if (this.playing) {
+      clearInterval(this.playing); this.playing = null; this.dom.play.textContent = "Play";
+      return;
+    }
+    this.follow = false; this.dom.follow.checked = false;
+    if (this.index >= this.snapshots.length - 1) this.show(0, false, true);
+    this.dom.play.textContent = "Pause";
+    this.playing = setInterval(() => {
+      if (this.index < this.snapshots.length - 1) this.show(this.index + 1, true, true);
+      else if (!this.summary || this.summary.state !== "running") this.togglePlay();
+    }, PLAY_MS);
+  }
+
+  hover(i, x, y) {
+    const tip = this.dom.tooltip;
+    if (i < 0 || !this.summary || !this.summary.probe) { tip.hidden = true; return; }
+    const l = this.labels ? this.labels[i] : -1;
+    const name = l >= 0 ? (this.classes[l] ?? `class ${l}`) : "unlabelled";
+    const img = tip.querySelector("img");
+    img.hidden = !this.summary.probe.thumbnail_shape;
+    if (!img.hidden) img.src = `${this.base}/thumbnails/${i}`;
+    tip.querySelector("span").textContent = `point ${i} · ${name}`;
+    tip.style.left = `${x + 14}px`; tip.style.top = `${y + 10}px`;
+    tip.hidden = false;
+  }
+
+  async select(i) {
+    this.scatter.selected = i;
+    this.scatter.highlight = [];
+    this.scatter.request();
+    const box = this.dom.neighbours;
+    if (i < 0 || this.index < 0) { box.replaceChildren(); return; }
+    let list;
+    try { list = await fetchJSON(`${this.base}/snapshots/${this.index}/neighbours?point=${i}&count=8`); } catch { return; }
+    this.scatter.highlight = list.map((n) => n.point);
+    this.scatter.request();
+    const thumbs = this.summary && this.summary.probe && this.summary.probe.thumbnail_shape;
+    const item = (n, title) => el("figure", {},
+      thumbs ? el("img", { src: `${this.base}/thumbnails/${n.point}`, alt: "" }) : null,
+      el("figcaption", { text: title }));
+    const l = this.labels ? this.labels[i] : -1;
+    box.replaceChildren(el("span", { class: "title", text: `nearest neighbours of point ${i} (snapshot step ${this.step}):` }),
+      item({ point: i }, l >= 0 ? (this.classes[l] ?? `class ${l}`) : "selected"),
+      ...list.map((n) => item(n, `${n.class ?? (n.label >= 0 ? `class ${n.label}` : "")} ${fmt(n.cos, 2)}`)));
+  }
+
+  async loadMetrics() {
+    const m = this.metrics;
+    for (let round = 0; round < 8; round++) {
+      const r = await fetchJSON(`${this.base}/metrics?offset=${m.offset}`);
+      if (r.restart) { m.train = []; m.monitor = []; }
+      for (const rec of r.records) {
+        if (typeof rec.step !== "number") continue;
+        if (rec.kind === "monitor") m.monitor.push(rec); else if (rec.kind === "train" || rec.kind === undefined) m.train.push(rec);
+      }
+      const moved = r.offset !== m.offset;
+      m.offset = r.offset;
+      if (!moved || !r.records.length) break;
+    }
+    this.drawCharts();
+  }
+
+  drawCharts() {
+    const { train, monitor } = this.metrics;
+    const c = this.dom.charts;
+    const col = (rows, key) => rows.map((r) => (typeof r[key] === "number" ? r[key] : null));
+    const xs = train.map((r) => r.step), xm = monitor.map((r) => r.step);
+    lineChart(c.loss, [{ x: xs, y: col(train, "loss"), colour: "#4e79a7" }], { title: "loss" });
+    lineChart(c.lr, [{ x: xs, y: col(train, "lr"), colour: "#f28e2b" }], { title: "learning rate" });
+    lineChart(c.throughput, [{ x: xs, y: col(train, "throughput"), colour: "#76b7b2" }], { title: "throughput (samples/s)" });
+    lineChart(c.knn, [{ x: xm, y: col(monitor, "knn_top1"), colour: "#59a14f" }], { title: "online kNN top-1" });
+    lineChart(c.geometry, [{ x: xm, y: col(monitor, "alignment"), colour: "#b07aa1", label: "alignment" },
+                           { x: xm, y: col(monitor, "uniformity"), colour: "#e15759", label: "uniformity" }],
+              { title: "geometry" });
+  }
+}
+
+function layout() {
+  const host = document.getElementById("rv-panes");
+  const a = document.getElementById("rv-run-a"), b = document.getElementById("rv-run-b");
+  const want = [a.value, b.value].filter((v) => v !== "" && v !== "none").map(Number);
+  const unique = [...new Set(want)];
+  for (const p of rv.panes) p.close();
+  rv.panes = unique.map((id) => new Pane(host, rv.runs[id]));
+  host.classList.toggle("two", rv.panes.length === 2);
+}
+
+export async function startRunView() {
+  const info = await fetchJSON("/api/info");
+  rv.projections = info.projections;
+  rv.runs = await fetchJSON("/api/runs");
+  const a = document.getElementById("rv-run-a"), b = document.getElementById("rv-run-b");
+  const none = document.getElementById("rv-none");
+  none.hidden = rv.runs.length > 0;
+  const opt = (r) => el("option", { value: r.id, text: `${r.id}: ${r.name} (${r.state})` });
+  a.replaceChildren(...rv.runs.map(opt));
+  b.replaceChildren(el("option", { value: "none", text: "none" }), ...rv.runs.map(opt));
+  if (rv.runs.length > 1) b.value = "1";
+  a.addEventListener("change", layout);
+  b.addEventListener("change", layout);
+  const link = document.getElementById("rv-link");
+  link.addEventListener("change", () => { rv.link = link.checked; });
+  if (rv.runs.length) layout();
+  rv.ready = true;
+  return info;
+}

@@ -1,0 +1,125 @@
+"""The playground's data: clusters of points on the circle or the sphere, and positive pairs made by
+augmentation.
+
+A *view* of point ``i`` is a noisy copy of its data position, snapped to the nearest other point:
+the augmentation turns an example into a similar example, as cropping and colour jitter turn one
+image into something close to another image of the same kind. Two points are thus positives when
+the augmentation can carry one onto the other, which is the "augmentation graph" picture of
+HaoChen et al. 2021 ("Provable Guarantees for Self-Supervised Deep Learning with Spectral
+Contrastive Loss"): noise small enough keeps the graph inside the clusters, noise large enough (or
+a hard pair of clusters close together) links clusters.
+
+Example::
+
+    >>> import torch
+    >>> from contrastlab.dashboard.toy_data import make_clusters, sample_batch
+    >>> x, labels = make_clusters(points=40, clusters=4, dim=2, generator=torch.Generator().manual_seed(0))
+    >>> x.shape, labels.shape
+    (torch.Size([40, 2]), torch.Size([40]))
+    >>> anchors, positives = sample_batch(x, batch_size=8, noise=0.1, generator=torch.Generator().manual_seed(0))
+    >>> len(set(anchors.tolist()) | set(positives.tolist()))   # 16 distinct points
+    16
+"""
+
+from __future__ import annotations
+
+import math
+import string
+
+import numpy as np
+import torch
+
+__all__ = ["make_clusters", "cluster_centres", "class_names", "sample_batch", "nearest_positives"]
+
+#: Angle between the two clusters of the hard pair (radians), against ~2 pi / K between the others.
+HARD_PAIR_GAP = 0.45
+
+
+def class_names(clusters: int) -> list[str]:
+    """"A", "B", ... one per cluster."""
+    return list(string.ascii_uppercase[:clusters])
+
+
+def cluster_centres(clusters: int, dim: int, *, hard_pair: bool = False) -> torch.Tensor:
+    """(K, dim) unit vectors spread evenly (circle: equal angles; sphere: a Fibonacci lattice); with
+    ``hard_pair`` the second centre is moved to :data:`HARD_PAIR_GAP` radians from the first."""
+    k = torch.arange(clusters, dtype=torch.float64)
+    if dim == 2:
+        angle = 2 * math.pi * k / clusters + math.pi / 4
+        c = torch.stack([angle.cos(), angle.sin()], 1)                       # (K, 2)
+    else:
+        z = 1 - 2 * (k + 0.5) / clusters
+        phi = math.pi * (3 - math.sqrt(5)) * k
+        r = (1 - z * z).sqrt()
+        c = torch.stack([r * phi.cos(), r * phi.sin(), z], 1)                # (K, 3)
+    if hard_pair and clusters >= 2:
+        tangent = c[1] - (c[1] @ c[0]) * c[0]
+        tangent = tangent / tangent.norm()
+        c[1] = math.cos(HARD_PAIR_GAP) * c[0] + math.sin(HARD_PAIR_GAP) * tangent
+    return c
+
+
+def make_clusters(*, points: int, clusters: int, dim: int, hard_pair: bool = False,
+                  generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+    """Data positions (N, dim) on the unit sphere and cluster labels (N,), balanced classes.
+
+    Each cluster is a Gaussian blob around its centre, renormalised, with a spread of a quarter of
+    the angle between neighbouring centres (capped at 0.3 rad).
+    """
+    centres = cluster_centres(clusters, dim, hard_pair=hard_pair)            # (K, dim)
+    labels = torch.arange(points) % clusters                                  # (N,)
+    spacing = 2 * math.pi / clusters if dim == 2 else math.sqrt(4 * math.pi / clusters)
+    spread = min(0.3, spacing / 4)
+    if hard_pair:
+        spread = min(spread, HARD_PAIR_GAP / 2.5)
+    noise = torch.randn(points, dim, generator=generator, dtype=torch.float64) * spread
+    x = torch.nn.functional.normalize(centres[labels] + noise, dim=1)
+    return x.float(), labels
+
+
+def nearest_positives(x: torch.Tensor, anchors: torch.Tensor, *, noise: float, generator: torch.Generator,
+                      taken: torch.Tensor) -> torch.Tensor:
+    """For each anchor, the point nearest to a noisy copy of it among the points not ``taken`` and
+    not already chosen for an earlier anchor (so every positive is a distinct point). ``taken`` is
+    a (N,) bool mask, updated in place.
+
+    Shape: x (N, dim); anchors (B,) int64; output (B,) int64.
+    """
+    b = anchors.shape[0]
+    noisy = x[anchors] + noise * torch.randn(b, x.shape[1], generator=generator)   # (B, dim)
+    d = -(noisy.numpy() @ x.numpy().T)                                       # (B, N): ~distance order
+    d[:, taken.numpy()] = np.inf
+    k = min(x.shape[0], 16)
+    near = np.argpartition(d, k - 1, axis=1)[:, :k]                          # (B, k) the k nearest
+    near = np.take_along_axis(near, np.argsort(np.take_along_axis(d, near, 1), axis=1), 1).tolist()
+    used = set(np.flatnonzero(taken.numpy()).tolist())
+    out = []
+    for row, options in enumerate(near):
+        pick = next((j for j in options if j not in used), None)
+        if pick is None:                                                     # all near ones used
+            rest = d[row].copy()
+            rest[list(used)] = np.inf
+            pick = int(rest.argmin())
+        used.add(pick)
+        out.append(pick)
+    out = torch.tensor(out, dtype=torch.long)
+    taken[out] = True
+    return out
+
+
+def sample_batch(x: torch.Tensor, *, batch_size: int, noise: float, generator: torch.Generator,
+                 include: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """A batch of ``batch_size`` anchors (always containing ``include`` if given) and their positives:
+    2 x batch_size distinct points.
+
+    Shape: x (N, dim); outputs anchors (B,), positives (B,) int64.
+    """
+    n = x.shape[0]
+    if 2 * batch_size > n:
+        raise ValueError(f"`batch_size` must be at most points / 2 = {n // 2}, got {batch_size}")
+    anchors = torch.randperm(n, generator=generator)[:batch_size]
+    if include is not None and not bool((anchors == include).any()):
+        anchors[0] = include
+    taken = torch.zeros(n, dtype=torch.bool)
+    taken[anchors] = True
+    return anchors, nearest_positives(x, anchors, noise=noise, generator=generator, taken=taken)
