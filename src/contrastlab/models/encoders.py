@@ -6,7 +6,7 @@ checkpoint carries them).
 
 >>> enc = create_encoder("small_cnn", in_channels=1)
 >>> enc(torch.rand(4, 1, 28, 28)).shape
-torch.Size([4, 128])
+torch.Size([4, 640])
 """
 from __future__ import annotations
 
@@ -86,11 +86,12 @@ class SmallCNN(nn.Module):
     """Four 3x3 conv-BN-ReLU stages (stride 1, 2, 2, 2) and global average pooling.
 
     Sized for CPU training at 28x28-32x32: ~1,000 views/s forward+backward on 2 cores at the default widths.
-    `pool="avg"` gives `widths[-1]` features; `pool="avg+grid"` appends a 2x2 average grid (5x the features),
-    which keeps where things are (useful for aligned data such as Fashion-MNIST) at no training cost.
+    `pool="avg+grid"` (default) returns the global average plus a 2x2 average grid of the last feature map
+    (5 x `widths[-1]` = 640 features), which keeps where things are at no training cost: on Fashion-MNIST a
+    linear probe on a *random* encoder reads 84.4% with it and 78.2% with `pool="avg"` (global average only).
     """
 
-    def __init__(self, *, in_channels: int = 1, widths: Sequence[int] = (16, 32, 64, 128), pool: str = "avg",
+    def __init__(self, *, in_channels: int = 1, widths: Sequence[int] = (16, 32, 64, 128), pool: str = "avg+grid",
                  mean: Sequence[float] | None = None, std: Sequence[float] | None = None):
         super().__init__()
         _check_channels(in_channels, mean, std)

@@ -13,8 +13,9 @@ from dataclasses import dataclass, field, fields
 
 __all__ = ["TrainConfig", "parse_overrides", "OPTIMIZER_DEFAULTS"]
 
-# base learning rate per 256 images and weight decay, per optimizer (SimCLR: LARS 0.3 x B/256, wd 1e-6)
-OPTIMIZER_DEFAULTS = {"lars": (0.3, 1e-6), "sgd": (0.06, 5e-4), "adamw": (1e-3, 1e-4)}
+# base learning rate per 256 images and weight decay, per optimizer (SimCLR: LARS 0.3 x B/256, wd 1e-6).
+# AdamW is the default: in CPU budgets of minutes it reaches a given accuracy in far fewer steps than LARS.
+OPTIMIZER_DEFAULTS = {"lars": (0.3, 1e-6), "sgd": (0.06, 5e-4), "adamw": (2e-3, 1e-4)}
 
 
 @dataclass
@@ -31,7 +32,7 @@ class TrainConfig:
     encoder_options: dict = field(default_factory=dict)   # extra keyword arguments of the encoder
     # optimisation
     batch_size: int = 256
-    optimizer: str = "lars"
+    optimizer: str = "adamw"
     lr: float | None = None                  # None: the optimizer's default x batch_size / 256
     weight_decay: float | None = None        # None: the optimizer's default
     optimizer_momentum: float = 0.9
