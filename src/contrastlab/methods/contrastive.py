@@ -2,7 +2,8 @@
 
 >>> import torch
 >>> from contrastlab.models import create_encoder
->>> m = SimCLR(create_encoder("small_cnn", in_channels=1), feature_dim=128)
+>>> enc = create_encoder("small_cnn", in_channels=1)
+>>> m = SimCLR(enc, feature_dim=enc.out_dim)
 >>> out = m({"views": torch.rand(8, 2, 1, 28, 28)})
 >>> out.loss.ndim
 0

@@ -5,7 +5,8 @@ the only positives (instance discrimination with a margin).
 
 >>> import torch
 >>> from contrastlab.models import create_encoder
->>> m = Triplet(create_encoder("small_cnn", in_channels=1), feature_dim=128)
+>>> enc = create_encoder("small_cnn", in_channels=1)
+>>> m = Triplet(enc, feature_dim=enc.out_dim)
 >>> m({"views": torch.rand(8, 2, 1, 28, 28), "labels": torch.arange(8) % 3}).loss.ndim
 0
 """

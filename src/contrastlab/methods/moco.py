@@ -6,7 +6,8 @@ are encoded in `shuffle_splits` random chunks, so a query and its key never shar
 
 >>> import torch
 >>> from contrastlab.models import create_encoder
->>> m = MoCo(create_encoder("small_cnn", in_channels=1), feature_dim=128, queue_size=64)
+>>> enc = create_encoder("small_cnn", in_channels=1)
+>>> m = MoCo(enc, feature_dim=enc.out_dim, queue_size=64)
 >>> m({"views": torch.rand(8, 2, 1, 28, 28)}).loss.ndim
 0
 """

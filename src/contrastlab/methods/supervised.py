@@ -3,7 +3,8 @@ on one augmented view per image, so SupCon and SimCLR are compared with it on eq
 
 >>> import torch
 >>> from contrastlab.models import create_encoder
->>> m = Supervised(create_encoder("small_cnn", in_channels=1), feature_dim=128, num_classes=3)
+>>> enc = create_encoder("small_cnn", in_channels=1)
+>>> m = Supervised(enc, feature_dim=enc.out_dim, num_classes=3)
 >>> m({"views": torch.rand(8, 1, 1, 28, 28), "labels": torch.arange(8) % 3}).loss.ndim
 0
 """
