@@ -43,3 +43,27 @@ def test_demo_rejects_bad_arguments(capsys, argv, message):
     with pytest.raises(SystemExit):
         main(argv)
     assert message in capsys.readouterr().err
+
+
+def test_dashboard_and_demo_commands_reach_the_server(monkeypatch, tmp_path):
+    import contrastlab.dashboard as dash
+    calls = []
+    monkeypatch.setattr(dash, "dashboard", lambda runs, **kw: calls.append((list(runs), kw)) or 0)
+    assert main(["dashboard", str(tmp_path / "a"), "--port", "0", "--no-browser"]) == 0
+    assert calls[-1] == ([tmp_path / "a"], {"host": "127.0.0.1", "port": 0, "open_browser": False})
+
+    started = []
+
+    class FakeChild:
+        pid = 1
+
+        def __init__(self, cmd):
+            started.append(cmd)
+
+        def poll(self):
+            return 0
+
+    monkeypatch.setattr("subprocess.Popen", FakeChild)
+    assert main(["demo", "--run", str(tmp_path / "d"), "--no-browser", "--port", "0", "--minutes", "0.5"]) == 0
+    assert started[0][-7:] == ["simclr", "--data", "fashion-mnist", "--minutes", "0.5", "--run", str(tmp_path / "d")]
+    assert calls[-1][0] == [tmp_path / "d"] and calls[-1][1]["port"] == 0

@@ -48,9 +48,20 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"contrastlab {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
-    demo = sub.add_parser("demo", help=f"train SimCLR on Fashion-MNIST for {DEMO_MINUTES:g} minutes and evaluate it")
+    demo = sub.add_parser("demo", help=f"train SimCLR on Fashion-MNIST for {DEMO_MINUTES:g} minutes, evaluate it, "
+                                       f"and watch it live in the dashboard next to the playground")
     demo.add_argument("--minutes", type=_positive_float, default=DEMO_MINUTES)
     demo.add_argument("--run", type=Path, help="run directory (default: runs/demo-<time>)")
+    demo.add_argument("--no-dashboard", action="store_true", help="only train and evaluate (no server)")
+    demo.add_argument("--port", type=int, default=8765, help="dashboard port (0: any free port)")
+    demo.add_argument("--host", default="127.0.0.1", help="dashboard address (default 127.0.0.1: this machine only)")
+    demo.add_argument("--no-browser", action="store_true", help="do not open a browser tab")
+
+    dash = sub.add_parser("dashboard", help="the live dashboard: the playground and a view of run directories")
+    dash.add_argument("run_dirs", nargs="*", type=Path, metavar="RUN_DIR")
+    dash.add_argument("--port", type=int, default=8765, help="port (0: any free port)")
+    dash.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: this machine only)")
+    dash.add_argument("--no-browser", action="store_true", help="do not open a browser tab")
 
     train = sub.add_parser("train", help="train an encoder; or --resume a run",
                            description="Train an encoder by contrast. Example: contrastlab train simclr "
@@ -151,6 +162,32 @@ def _eval(parser, args) -> int:
     return 0
 
 
+def _demo(parser, args) -> int:
+    """Train in a child process (its own threads, its own progress bar) while this process serves the dashboard
+    on the run and the playground; Ctrl-C stops both, and the run can be resumed."""
+    import subprocess
+    run = args.run or Path("runs") / f"demo-{time.strftime('%Y%m%d-%H%M%S')}"
+    cmd = [sys.executable, "-m", "contrastlab", "train", "simclr", "--data", "fashion-mnist", "--minutes",
+           str(args.minutes), "--run", str(run)]
+    if args.no_dashboard:
+        return main(cmd[3:])
+    from .dashboard import dashboard
+    child = subprocess.Popen(cmd)
+    print(f"training in process {child.pid}; the dashboard shows {run} live and keeps serving after training "
+          f"ends (Ctrl-C to stop)")
+    try:
+        return dashboard([run], host=args.host, port=args.port, open_browser=not args.no_browser)
+    finally:
+        if child.poll() is None:       # Ctrl-C reached the child too (same process group); make sure it stops
+            import signal
+            child.send_signal(signal.SIGINT)        # the trainer saves a checkpoint on SIGINT
+            try:
+                child.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                child.kill()
+            print(f"training stopped; continue with: contrastlab train --resume {run}")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -159,8 +196,10 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "eval":
         return _eval(parser, args)
     if args.command == "demo":
-        run = args.run or Path("runs") / f"demo-{time.strftime('%Y%m%d-%H%M%S')}"
-        return main(["train", "simclr", "--data", "fashion-mnist", "--minutes", str(args.minutes), "--run", str(run)])
+        return _demo(parser, args)
+    if args.command == "dashboard":
+        from .dashboard import dashboard
+        return dashboard(args.run_dirs, host=args.host, port=args.port, open_browser=not args.no_browser)
     if args.command == "losses":
         if args.demo:
             if args.batch > 1797 or args.dim > 64:
