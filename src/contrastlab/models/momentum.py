@@ -38,7 +38,8 @@ def cosine_momentum(step: int, total_steps: int, *, base: float) -> float:
 
 
 class MomentumEncoder(nn.Module):
-    """A frozen deep copy of `online`, moved toward it by `update()`; always runs in eval-free train mode of its own."""
+    """A frozen deep copy of `online`, moved toward it by `update()`. It follows its parent's train/eval mode, so
+    in training its batch norm uses batch statistics, as MoCo's key encoder does."""
 
     def __init__(self, online: nn.Module, *, momentum: float = 0.99):
         super().__init__()
