@@ -31,8 +31,10 @@ def browser():
 
 
 @pytest.fixture
-def page(browser):
-    """A page whose requests may only go to 127.0.0.1 (or data: / blob:); console errors fail too."""
+def page(browser, server_for):
+    """A page whose requests may only go to 127.0.0.1 (or data: / blob:); console errors fail too.
+    It depends on `server_for` so that it is closed before the server stops: otherwise the page's reconnect
+    attempt to the stopped server logs a console error that is the test's teardown, not the page's fault."""
     context = browser.new_context(viewport={"width": 1400, "height": 1000})
     outside, problems = [], []
 
