@@ -28,6 +28,8 @@ from __future__ import annotations
 
 import argparse, gc, json, os, platform, re, resource, statistics, subprocess, sys, tempfile, time
 
+from _memory import proc_kib, reset_peak  # noqa: E402  (benchmarks/ is on sys.path when run as a script)
+
 D, SIZES, LOSSES, IMPLS = 128, (256, 1024, 4096, 16384), ("nt_xent", "supcon"), ("ours", "plain", "pml", "floor")
 PML_MAX_B = {"nt_xent": 1024, "supcon": 4096}   # NTXentLoss builds a [2B, 2B(2B-2)] mask: ~34 GB at B=1024
 REPS = {256: 5, 1024: 5, 4096: 3, 16384: 2}     # timed repetitions after one warm-up (trimmed by --budget-s)
@@ -67,19 +69,6 @@ def gemm_floor(z_a, z_b, tile=1024):
     return torch.zeros(())
 
 
-def proc_kib(field):
-    with open("/proc/self/status") as f:
-        return next(int(line.split()[1]) for line in f if line.startswith(field + ":"))
-
-
-def reset_peak():
-    """Reset VmHWM to the current RSS; return True if that worked (checked, not assumed)."""
-    try:
-        with open("/proc/self/clear_refs", "w") as f:
-            f.write("5")
-        return proc_kib("VmHWM") <= proc_kib("VmRSS") + 1024
-    except OSError:
-        return False
 
 
 def run_case(loss, impl, b, reps, warmup, budget_s, cap_gib):

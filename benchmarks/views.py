@@ -28,6 +28,8 @@ from __future__ import annotations
 
 import argparse, gzip, json, os, platform, statistics, subprocess, sys, time
 
+from _memory import proc_kib, reset_peak  # noqa: E402  (benchmarks/ is on sys.path when run as a script)
+
 BATCH, THREADS, TARGET = 512, 2, 5000.0
 FMNIST = "/usr/share/datasets/fashion-mnist/t10k-images-idx3-ubyte.gz"
 PRESETS = {"fashion-mnist": (1, 28), "simclr": (3, 32)}
@@ -59,19 +61,6 @@ def kornia_pipeline(preset):
     return K.AugmentationSequential(*mods)
 
 
-def proc_kib(field):
-    with open("/proc/self/status") as f:
-        return next(int(line.split()[1]) for line in f if line.startswith(field + ":"))
-
-
-def reset_peak():
-    """Reset VmHWM to the current RSS; True if that worked (checked, not assumed)."""
-    try:
-        with open("/proc/self/clear_refs", "w") as f:
-            f.write("5")
-        return proc_kib("VmHWM") <= proc_kib("VmRSS") + 1024
-    except OSError:
-        return False
 
 
 def timed(fn, reps, budget_s):
