@@ -185,7 +185,9 @@ def _demo(parser, args) -> int:
                 child.wait(timeout=60)
             except subprocess.TimeoutExpired:
                 child.kill()
-            print(f"training stopped; continue with: contrastlab train --resume {run}")
+                child.wait()
+            if child.returncode != 0:
+                print(f"training stopped; continue with: contrastlab train --resume {run}")
 
 
 def main(argv: list[str] | None = None) -> int:
