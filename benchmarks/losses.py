@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import argparse, gc, json, os, platform, re, resource, statistics, subprocess, sys, tempfile, time
 
-from _memory import proc_kib, reset_peak  # noqa: E402  (benchmarks/ is on sys.path when run as a script)
+from _harness import proc_kib, reset_peak, spawn_case  # noqa: E402  (benchmarks/ is on sys.path when run as a script)
 
 D, SIZES, LOSSES, IMPLS = 128, (256, 1024, 4096, 16384), ("nt_xent", "supcon"), ("ours", "plain", "pml", "floor")
 PML_MAX_B = {"nt_xent": 1024, "supcon": 4096}   # NTXentLoss builds a [2B, 2B(2B-2)] mask: ~34 GB at B=1024
@@ -67,8 +67,6 @@ def gemm_floor(z_a, z_b, tile=1024):
             for c in range(0, n, tile):
                 torch.mm(z[r:r + tile], z[c:c + tile].t(), out=buf[: min(tile, n - r), : min(tile, n - c)])
     return torch.zeros(())
-
-
 
 
 def run_case(loss, impl, b, reps, warmup, budget_s, cap_gib):
@@ -125,19 +123,15 @@ def spawn(loss, impl, b, args):
     cmd = [sys.executable, os.path.abspath(__file__), "--case", loss, impl, str(b),
            "--reps", "1" if once else str(REPS[b]), "--warmup", "0" if once else "1",
            "--budget-s", str(args.budget_s), "--mem-cap-gib", str(args.mem_cap_gib)]
-    try:
-        p = subprocess.run(cmd, capture_output=True, text=True, timeout=args.timeout_s)
-    except subprocess.TimeoutExpired:
-        return {"error": f"timeout > {args.timeout_s:.0f} s"}
-    lines = p.stdout.strip().splitlines()
-    if p.returncode == 0 and lines:
-        return json.loads(lines[-1])
-    err = (p.stderr.strip().splitlines() or [f"exit code {p.returncode}"])[-1]
+    r = spawn_case(cmd, timeout_s=args.timeout_s)
+    if "error" not in r or r["returncode"] is None:
+        return r
+    err = r["error"]
     if "alloc" in err.lower() or "MemoryError" in err:
         asked = re.search(r"allocate (\d+) bytes", err)
         err = "OOM" + (f": asked {int(asked[1]) / 1e9:.0f} GB" if asked else "") + f", cap {args.mem_cap_gib:g} GiB"
-    elif p.returncode < 0:
-        err = f"killed by signal {-p.returncode}"
+    elif r["returncode"] < 0:
+        err = f"killed by signal {-r['returncode']}"
     return {"error": err[:80]}
 
 

@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import argparse, gzip, json, os, platform, statistics, subprocess, sys, time
 
-from _memory import proc_kib, reset_peak  # noqa: E402  (benchmarks/ is on sys.path when run as a script)
+from _harness import proc_kib, reset_peak, spawn_case  # noqa: E402  (benchmarks/ is on sys.path when run as a script)
 
 BATCH, THREADS, TARGET = 512, 2, 5000.0
 FMNIST = "/usr/share/datasets/fashion-mnist/t10k-images-idx3-ubyte.gz"
@@ -138,14 +138,8 @@ def memory_case(impl, preset, batch, threads):
 def spawn(case, args):
     cmd = [sys.executable, os.path.abspath(__file__), "--case", *map(str, case), "--reps", str(args.reps),
            "--budget-s", str(args.budget_s), "--threads", str(args.threads)]
-    try:
-        p = subprocess.run(cmd, capture_output=True, text=True, timeout=args.timeout_s)
-    except subprocess.TimeoutExpired:
-        return {"error": f"timeout > {args.timeout_s:.0f} s"}
-    lines = p.stdout.strip().splitlines()
-    if p.returncode == 0 and lines:
-        return json.loads(lines[-1])
-    return {"error": ((p.stderr.strip().splitlines() or [f"exit code {p.returncode}"])[-1])[:100]}
+    r = spawn_case(cmd, timeout_s=args.timeout_s)
+    return {"error": r["error"][:100]} if "error" in r else r
 
 
 def fmt_mem(b):

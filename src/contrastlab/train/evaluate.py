@@ -11,7 +11,7 @@ from datetime import datetime, timezone
 
 import torch
 
-from .trainer import Trainer, _generator
+from .trainer import Trainer, _generator, view_geometry
 
 __all__ = ["evaluate", "evaluate_run", "PARTS"]
 
@@ -52,12 +52,8 @@ def evaluate(trainer: Trainer, *, parts=DEFAULT_PARTS, label_fractions=(0.01, 0.
     if "verification" in todo:
         out["verification"] = ev.verification(test_f, data.y_test, seed=cfg.seed)
     if "geometry" in todo:
-        xs = data.x_test if data.x_test is not None else data.x
-        xs = xs[:2000]
-        g = _generator(cfg.seed, 5)
-        za = ev.embed(feats, _to_uint8(trainer.augment(xs, generator=g)), normalize=True)
-        zb = ev.embed(feats, _to_uint8(trainer.augment(xs, generator=g)), normalize=True)
-        out.update(ev.geometry(za, zb))
+        xs = (data.x_test if data.x_test is not None else data.x)[:2000]
+        out.update(view_geometry(feats, trainer.augment, xs, generator=_generator(cfg.seed, 5)))
     if "robustness" in todo:
         log("robustness: linear probe on corrupted test images")
         out["robustness"] = ev.robustness(feats, data.x, data.y, data.x_test, data.y_test)
@@ -74,10 +70,6 @@ def evaluate(trainer: Trainer, *, parts=DEFAULT_PARTS, label_fractions=(0.01, 0.
     method.train()
     out["seconds"] = round(time.perf_counter() - t0, 1)
     return out
-
-
-def _to_uint8(x: torch.Tensor) -> torch.Tensor:
-    return (x.clamp(0, 1) * 255).round().to(torch.uint8)
 
 
 def evaluate_run(run_dir, *, parts=DEFAULT_PARTS, label_fractions=(0.01, 0.1), k: int = 200,

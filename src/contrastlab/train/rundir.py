@@ -16,6 +16,7 @@
 from __future__ import annotations
 
 import io
+import json
 import time
 from pathlib import Path
 
@@ -79,7 +80,7 @@ class RunDir:
     def truncate_metrics(self, step: int) -> None:
         """Drop lines logged after `step` (a killed run wrote them after its last checkpoint), atomically."""
         kept = [r for r in self.metrics() if r.get("step", 0) <= step]
-        atomic_write_bytes(self.metrics_file, "".join(_line(r) for r in kept).encode())
+        atomic_write_bytes(self.metrics_file, "".join(json.dumps(r) + "\n" for r in kept).encode())
 
     def write_probe(self, *, ids, labels, thumbnails, classes) -> None:
         self._npz(self.snapshots / "probe.npz", ids=np.asarray(ids, np.int64), labels=np.asarray(labels, np.int64),
@@ -102,8 +103,3 @@ class RunDir:
         buf = io.BytesIO()
         np.savez(buf, **arrays)
         atomic_write_bytes(path, buf.getvalue())
-
-
-def _line(record: dict) -> str:
-    import json
-    return json.dumps(record) + "\n"

@@ -19,7 +19,6 @@ import statistics
 import sys
 import time
 from datetime import datetime, timezone
-from pathlib import Path
 
 import torch
 from torch import nn
@@ -64,6 +63,15 @@ class _Features(nn.Module):
 
     def forward(self, x):
         return self.method.embed(x)
+
+
+def view_geometry(features: nn.Module, augment, x: torch.Tensor, *, generator: torch.Generator) -> dict:
+    """Alignment and uniformity (Wang & Isola 2020) of two augmented views of the uint8 images `x`, augmented
+    batch by batch inside `embed` (no extra copy of the views, no uint8 round trip)."""
+    from ..eval import embed, geometry
+    za, zb = (embed(features, x, normalize=True, transform=lambda xb: augment(xb, generator=generator))
+              for _ in range(2))
+    return geometry(za, zb)
 
 
 def channel_stats(x: torch.Tensor) -> tuple[list[float], list[float]]:
@@ -255,18 +263,13 @@ class Trainer:
     def monitor(self) -> dict:
         """Online kNN on a fixed probe subset against a fixed bank of training images, alignment and uniformity of
         two views of the probe images, and an embedding snapshot for the dashboard. Not the final evaluation."""
-        from ..eval import embed, geometry, knn_top1
+        from ..eval import knn_top1
         probe, bank = self._monitor_features(self.method)
         record = {"kind": "monitor", "step": self.step, "time": round(self.elapsed, 3)}
         if bank is not None and self._probe[1] is not None:
             record["knn_top1"] = knn_top1(bank, self._bank[1], probe, self._probe[1], k=20, temperature=0.1)
-        g = _generator(self.config.seed, 4)
-        va = self.augment(self._probe[0], generator=g)
-        vb = self.augment(self._probe[0], generator=g)
-        feats = _Features(self.method)
-        za = embed(feats, (va * 255).round().to(torch.uint8), normalize=True)
-        zb = embed(feats, (vb * 255).round().to(torch.uint8), normalize=True)
-        record.update(geometry(za, zb))
+        record.update(view_geometry(_Features(self.method), self.augment, self._probe[0],
+                                    generator=_generator(self.config.seed, 4)))
         self.run.write_snapshot(self.step, probe.numpy(), elapsed=self.elapsed)
         self.run.append_metric(record)
         return record
@@ -298,7 +301,6 @@ class Trainer:
         every = self.monitor_every or cfg.monitor_every or max(1, total // MONITORS_PER_RUN)
         warmup = int(cfg.warmup * total)
         base_lr = cfg.base_lr()
-        self._setup_probe()
         if self.step == 0:
             self.monitor()
         self.run.status("running", step=self.step, total_steps=total)
