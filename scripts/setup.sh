@@ -5,7 +5,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PYTHON:-python3}
 TORCH_SPEC=${TORCH_SPEC:-torch==2.13.0}   # never unpinned: an unpinned torch pulls a multi-GB CUDA build
-APT_PACKAGES=${APT_PACKAGES-dataset-fashion-mnist chromium}  # Fashion-MNIST (default data), chromium (browser tests); set empty to skip
+APT_PACKAGES=${APT_PACKAGES-dataset-fashion-mnist chromium sword-text-web sword-text-sparv wordnet-base unicode-data fonts-noto-color-emoji}
+# Fashion-MNIST (default data), chromium (browser tests), English/Spanish Bibles and WordNet (text data),
+# Unicode emoji lists and the Noto emoji font (image-text data); set APT_PACKAGES="" to skip
 
 if [ -n "$APT_PACKAGES" ] && command -v apt-get >/dev/null 2>&1; then
   missing=$(for p in $APT_PACKAGES; do dpkg -s "$p" >/dev/null 2>&1 || echo "$p"; done)
