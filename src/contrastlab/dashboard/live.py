@@ -29,7 +29,7 @@ MAX_FPS = 60.0
 IDLE_WAIT = 0.5
 #: Frames sent ahead of the last one the page acknowledged (once it acknowledges frames at all):
 #: a slow page gets fewer frames instead of a growing queue, and control changes stay quick.
-MAX_IN_FLIGHT = 2
+MAX_IN_FLIGHT = 3
 
 
 class Session:

@@ -16,6 +16,12 @@ window.__frames = 0;
 let ws = null;
 let meta = null;                   // JSON part of the frame being assembled
 let dirty = false;
+// Complete frames not drawn yet, oldest first. Each animation frame draws the oldest, so the frames the server
+// sends ahead (flow control keeps <= 2 in flight) are all shown instead of overwriting each other; a frame whose
+// settings differ from the queued ones (a control moved) replaces them at once, so controls never wait.
+const queue = [];
+const QUEUE_MAX = 3;
+const settingsKey = (m) => JSON.stringify(m.settings) + m.running + m.anchor.point;
 let lastCharts = 0, lastText = 0, lastPanels = 0, lastSettingsKey = "";
 const fpsTimes = [];
 let dom = null;
@@ -49,11 +55,14 @@ function onMessage(ev) {
   const n = f[4], dim = f[5], s = f[6];
   let o = HEADER;
   const take = (len) => f.subarray(o, (o += len));
-  pg.frame = { meta, n, dim, s, positions: take(n * dim), pull: take(n * dim), push: take(n * dim),
-               roles: take(n), similarity: take(s * s) };
+  const frame = { meta, n, dim, s, positions: take(n * dim), pull: take(n * dim), push: take(n * dim),
+                  roles: take(n), similarity: take(s * s), key: settingsKey(meta) };
   meta = null;
   state.received++;
-  const h = pg.frame.meta.history;
+  if (queue.length && queue[queue.length - 1].key !== frame.key) queue.length = 0;
+  queue.push(frame);
+  if (queue.length > QUEUE_MAX) queue.shift();
+  const h = frame.meta.history;
   if (h.replace) pg.history = emptyHistory();
   for (const k of ["step", "loss", "alignment", "uniformity"]) pg.history[k].push(...h[k]);
   if (!dirty) { dirty = true; requestAnimationFrame(draw); }
@@ -84,10 +93,12 @@ function showError(text) {
 
 function draw(now) {
   dirty = false;
+  if (queue.length) pg.frame = queue.shift();
+  if (queue.length) { dirty = true; requestAnimationFrame(draw); }
   const frame = pg.frame;
   if (!frame) return;
   const m = frame.meta;
-  const key = JSON.stringify(m.settings) + m.running + m.anchor.point;
+  const key = frame.key;
   const changed = key !== lastSettingsKey;            // a control moved: show everything at once
   const t0 = performance.now();
   drawPoints(pg);
