@@ -25,7 +25,10 @@ def _method(name, **kw):
     return create_method(name, enc, feature_dim=enc.out_dim, num_classes=3, **{**hp, **kw})
 
 
-@pytest.mark.parametrize("name", list_methods())
+IMAGE_METHODS = [n for n in list_methods() if METHODS[n].modality == "image"]
+
+
+@pytest.mark.parametrize("name", IMAGE_METHODS)
 def test_every_method_trains_through_one_interface(name):
     data, m = _data(), _method(name)
     m.check_data(data)
@@ -41,7 +44,8 @@ def test_every_method_trains_through_one_interface(name):
 
 
 def test_registry_and_hyperparameters():
-    assert set(METHODS) == {"simclr", "moco", "supcon", "triplet", "multi_instance", "supervised"}
+    assert set(METHODS) == {"simclr", "moco", "supcon", "triplet", "multi_instance", "supervised", "pairs", "simcse"}
+    assert {n for n in METHODS if METHODS[n].modality == "text"} == {"pairs", "simcse"}
     hp = method_hyperparameters("moco")
     assert {"temperature", "queue_size", "momentum", "symmetric"} <= set(hp) and "feature_dim" not in hp
     with pytest.raises(ValueError, match="`method` must be one of"):

@@ -93,7 +93,7 @@ def test_unsupervised_method_on_unlabelled_npz(tmp_path):
     with pytest.raises(ValueError, match="method 'supcon' needs labels"):
         Trainer.from_config(TrainConfig(method="supcon", data=str(tmp_path / "u.npz"), steps=2, batch_size=16),
                             tmp_path / "s", show_progress=False)
-    with pytest.raises(ValueError, match="`batch_size` must be at most the number of training images \\(80\\)"):
+    with pytest.raises(ValueError, match="`batch_size` must be at most the number of training examples \\(80\\)"):
         Trainer.from_config(TrainConfig(method="simclr", data=str(tmp_path / "u.npz"), steps=2, batch_size=128),
                             tmp_path / "t", show_progress=False)
 

@@ -90,6 +90,11 @@ class ImageData:
     group: torch.Tensor | None = None          # (N,) int64
     notes: tuple[str, ...] = ()
 
+    modality = "image"                         # (not a field) what kind of data this is; see TextData
+
+    def __len__(self) -> int:
+        return self.x.shape[0]
+
     def __post_init__(self):
         if not isinstance(self.name, str) or not self.name:
             raise ValueError(f"`name` must be a non-empty str, got {self.name!r}")

@@ -12,6 +12,7 @@ from .clip import LearnableTemperature, clip_loss, logistic
 from .functional import (alignment, debiased_info_nce, info_nce, margin_contrastive, n_pair, nt_xent, supcon,
                          triplet, uniformity)
 from .lse import tiled_lse
+from .ranking import multiple_negatives_ranking
 from .metric import DISTANCES, MINERS, pairwise_distance
 from .modules import (CLIPLoss, DebiasedInfoNCE, InfoNCE, Logistic, MarginContrastive, NPair, NTXent, SupCon,
                       Triplet)
@@ -19,7 +20,7 @@ from .registry import LOSSES, LossSpec, create_loss, list_losses, register
 
 __all__ = [
     "info_nce", "debiased_info_nce", "nt_xent", "supcon", "triplet", "n_pair", "margin_contrastive", "logistic",
-    "clip_loss", "alignment", "uniformity", "tiled_lse", "pairwise_distance", "DISTANCES", "MINERS",
+    "clip_loss", "multiple_negatives_ranking", "alignment", "uniformity", "tiled_lse", "pairwise_distance", "DISTANCES", "MINERS",
     "InfoNCE", "DebiasedInfoNCE", "NTXent", "SupCon", "Triplet", "NPair", "MarginContrastive", "Logistic",
     "CLIPLoss", "LearnableTemperature", "LOSSES", "LossSpec", "create_loss", "list_losses", "register",
 ]

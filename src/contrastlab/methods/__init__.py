@@ -1,9 +1,11 @@
-"""Training methods behind one interface (`Method`): simclr, moco, supcon, triplet, multi_instance, supervised."""
+"""Training methods behind one interface (`Method`): simclr, moco, supcon, triplet, multi_instance, supervised; pairs, simcse (text)."""
 from .base import METHODS, Method, StepOutput, create_method, list_methods, method_hyperparameters, register_method
 from .contrastive import MultiInstance, SimCLR, SupCon
 from .metric import Triplet
 from .moco import MoCo
 from .supervised import Supervised
+from .text import InBatchPairs, SimCSE
 
 __all__ = ["METHODS", "Method", "StepOutput", "create_method", "list_methods", "method_hyperparameters",
-           "register_method", "SimCLR", "SupCon", "MultiInstance", "Triplet", "MoCo", "Supervised"]
+           "register_method", "SimCLR", "SupCon", "MultiInstance", "Triplet", "MoCo", "Supervised",
+           "InBatchPairs", "SimCSE"]

@@ -62,6 +62,7 @@ class Method(nn.Module):
 
     CONTEXT = ("feature_dim", "num_classes")
     name = "?"
+    modality = "image"                 # the kind of data it trains on (`data.modality`)
     n_views: int = 2
     needs_labels: bool = False
     needs_groups: bool = False
@@ -98,6 +99,11 @@ class Method(nn.Module):
 
     def check_data(self, data) -> None:
         """Raise a clear error when the data lacks what this method needs."""
+        got = getattr(data, "modality", "image")
+        if got != self.modality:
+            fits = sorted(n for n, cls in METHODS.items() if cls.modality == got)
+            raise ValueError(f"method {self.name!r} trains on {self.modality} data, but {data.name} is {got} data; "
+                             f"methods for {got} data: {fits}")
         if self.needs_labels and data.y is None:
             raise ValueError(f"method {self.name!r} needs labels, but {data.name} has none; "
                              f"use an unsupervised method (simclr, moco) or give `y` in the data")

@@ -28,8 +28,15 @@ class TrainConfig:
     steps: int | None = None
     minutes: float | None = None
     # model
-    encoder: str = "small_cnn"
+    encoder: str = "auto"                    # auto: small_cnn for images, bag for text
     encoder_options: dict = field(default_factory=dict)   # extra keyword arguments of the encoder
+    data_options: dict = field(default_factory=dict)      # extra keyword arguments of a text loader (corpus=...)
+    # text: the tokenizer fitted on the training text
+    tokenizer: str = "auto"                  # bpe | words; auto: what the data suggests (bpe unless item ids)
+    vocab_size: int = 16_000
+    max_length: int = 64
+    mine: str = "none"                       # hard negatives before training: none | bm25 | a text run directory
+    mine_count: int = 3                      # mined negatives per pair
     # optimisation
     batch_size: int = 256
     optimizer: str = "adamw"
@@ -75,6 +82,10 @@ class TrainConfig:
         for name in ("monitor_every", "checkpoint_every", "threads", "seed"):
             need(isinstance(getattr(self, name), int) and getattr(self, name) >= 0, name, "an int >= 0")
         need(self.checkpoint_minutes > 0, "checkpoint_minutes", "> 0")
+        need(self.tokenizer in ("auto", "bpe", "words"), "tokenizer", "one of auto, bpe, words")
+        need(isinstance(self.vocab_size, int) and self.vocab_size >= 10, "vocab_size", "an int >= 10")
+        need(isinstance(self.max_length, int) and self.max_length >= 1, "max_length", "a positive int")
+        need(isinstance(self.mine_count, int) and self.mine_count >= 1, "mine_count", "a positive int")
 
     def budget(self) -> tuple[str, float]:
         return next((k, getattr(self, k)) for k in ("epochs", "steps", "minutes") if getattr(self, k) is not None)
@@ -98,7 +109,7 @@ class TrainConfig:
 
 
 _SETTABLE_TYPES = {f.name: f.type for f in fields(TrainConfig)
-                   if f.name not in ("method", "data", "hyperparameters", "encoder_options")}
+                   if f.name not in ("method", "data", "hyperparameters", "encoder_options", "data_options")}
 
 
 def _convert(key: str, text: str, kind):

@@ -11,7 +11,8 @@ from datetime import datetime, timezone
 
 import torch
 
-from .trainer import Trainer, _generator, view_geometry
+from .trainer import Trainer, _generator
+from .tasks import view_geometry
 
 __all__ = ["evaluate", "evaluate_run", "PARTS"]
 
@@ -72,19 +73,26 @@ def evaluate(trainer: Trainer, *, parts=DEFAULT_PARTS, label_fractions=(0.01, 0.
     return out
 
 
-def evaluate_run(run_dir, *, parts=DEFAULT_PARTS, label_fractions=(0.01, 0.1), k: int = 200,
+def evaluate_run(run_dir, *, parts=None, label_fractions=(0.01, 0.1), k: int = 200,
                  knn_temperature: float = 0.1, finetune_steps: int = 500, log=print) -> dict:
-    """Load the run's last checkpoint, evaluate, merge into `RUN/eval.json` and return the results."""
+    """Load the run's last checkpoint, evaluate, merge into `RUN/eval.json` and return the results. `parts` None:
+    the default parts of the run's kind of data (images: DEFAULT_PARTS; text: retrieval and baselines)."""
     from ..eval import format_report
     from ..io import read_json
+    from .evaluate_text import TEXT_PARTS, evaluate_text, format_retrieval
     trainer = Trainer.resume(run_dir, show_progress=False)
-    results = evaluate(trainer, parts=parts, label_fractions=label_fractions, k=k, knn_temperature=knn_temperature,
-                       finetune_steps=finetune_steps, log=log)
+    if trainer.task.modality == "text":
+        results = evaluate_text(trainer, parts=TEXT_PARTS if parts is None else parts, log=log)
+        report = format_retrieval
+    else:
+        results = evaluate(trainer, parts=DEFAULT_PARTS if parts is None else parts, label_fractions=label_fractions,
+                           k=k, knn_temperature=knn_temperature, finetune_steps=finetune_steps, log=log)
+        report = format_report
     path = trainer.run.path / "eval.json"
     merged = read_json(path) if path.exists() else {}
     if merged.get("step") != results["step"]:
         merged = {}                       # an evaluation of an older checkpoint: start afresh
     merged.update(results)
     trainer.run.write_eval(merged)
-    log(format_report(merged))
+    log(report(merged))
     return merged

@@ -82,9 +82,15 @@ class RunDir:
         kept = [r for r in self.metrics() if r.get("step", 0) <= step]
         atomic_write_bytes(self.metrics_file, "".join(json.dumps(r) + "\n" for r in kept).encode())
 
-    def write_probe(self, *, ids, labels, thumbnails, classes) -> None:
+    def write_probe(self, *, ids, labels, thumbnails=None, classes=None, texts=None) -> None:
+        """The probe subset: ids, labels (-1: none), class names, and thumbnails (images) or texts (text data)."""
+        extra = {}
+        if thumbnails is not None:
+            extra["thumbnails"] = np.asarray(thumbnails, np.uint8)
+        if texts is not None:
+            extra["texts"] = np.asarray(list(texts), dtype=str)
         self._npz(self.snapshots / "probe.npz", ids=np.asarray(ids, np.int64), labels=np.asarray(labels, np.int64),
-                  thumbnails=np.asarray(thumbnails, np.uint8), classes=np.asarray(list(classes or []), dtype=str))
+                  classes=np.asarray(list(classes or []), dtype=str), **extra)
 
     def write_snapshot(self, step: int, embeddings, *, elapsed: float) -> None:
         self._npz(self.snapshots / f"step-{step:08d}.npz", embeddings=np.asarray(embeddings, np.float32),

@@ -1,4 +1,5 @@
-"""The trainer: any `Method` on any `ImageData`, with a budget, a schedule, a run directory and exact resume.
+"""The trainer: any `Method` on any data (images or text pairs), with a budget, a schedule, a run directory and
+exact resume. What differs by kind of data (the encoder, the views, the online monitor) lives in `tasks.py`.
 
 Every random draw of step `s` (the batch's images, their views, MoCo's shuffle) comes from generators seeded by
 (seed, s) or (seed, epoch), so a run killed at any point and resumed from its last checkpoint replays the same
@@ -26,20 +27,19 @@ from tqdm.auto import tqdm
 
 from .. import __version__
 from ..io import load_checkpoint, save_checkpoint
-from ..methods import Method, create_method, method_hyperparameters
-from ..models import create_encoder, feature_dim
+from ..methods import Method, method_hyperparameters
 from ..optim import param_groups
 from .config import TrainConfig
 from .lars import LARS
 from .rundir import RunDir
 from .schedule import warmup_cosine
+from .tasks import TASKS, channel_stats, load_data, view_geometry
 
-__all__ = ["Trainer", "TrainingDiverged"]
+__all__ = ["Trainer", "TrainingDiverged", "view_geometry", "channel_stats"]
 
 CHECKPOINT_FORMAT = 1
 MONITORS_PER_RUN = 20          # at most; with a minutes budget, monitoring takes at most MONITOR_SHARE of it
 MONITOR_SHARE = 0.05
-_AUGMENT_FOR = {"fashion-mnist": "fashion-mnist", "digits": "digits"}   # other data: by channel count
 
 
 class TrainingDiverged(RuntimeError):
@@ -53,85 +53,42 @@ def _generator(*keys: int) -> torch.Generator:
     return torch.Generator().manual_seed(seed)
 
 
-class _Features(nn.Module):
-    """The method's evaluation features as a plain module (what `contrastlab.eval` expects)."""
-
-    def __init__(self, method: Method):
-        super().__init__()
-        self.method = method
-        self.out_dim = method.feature_dim
-
-    def forward(self, x):
-        return self.method.embed(x)
-
-
-def view_geometry(features: nn.Module, augment, x: torch.Tensor, *, generator: torch.Generator) -> dict:
-    """Alignment and uniformity (Wang & Isola 2020) of two augmented views of the uint8 images `x`, augmented
-    batch by batch inside `embed` (no extra copy of the views, no uint8 round trip)."""
-    from ..eval import embed, geometry
-    za, zb = (embed(features, x, normalize=True, transform=lambda xb: augment(xb, generator=generator))
-              for _ in range(2))
-    return geometry(za, zb)
-
-
-def channel_stats(x: torch.Tensor) -> tuple[list[float], list[float]]:
-    """Per-channel mean and std of uint8 images (N, C, H, W), in [0, 1] units, from up to 10k images."""
-    sample = x[: 10_000].float().div_(255)
-    return sample.mean((0, 2, 3)).tolist(), sample.std((0, 2, 3)).clamp(min=1e-3).tolist()
-
-
 class Trainer:
     def __init__(self, method: Method, data, config: TrainConfig, run_dir, *, augment=None,
                  show_progress: bool = True, model_info: dict | None = None, make_encoder=None):
-        from ..views import preset
         self.method, self.data, self.config = method, data, config
+        self.task = TASKS[getattr(data, "modality", "image")](self)
         self.run = RunDir(run_dir)
         self.show_progress = show_progress
         self.model_info = model_info or {"encoder": type(method.encoder).__name__, "custom": True}
         self.make_encoder = make_encoder       # builds a fresh encoder of the same architecture (label efficiency)
         method.check_data(data)
-        n, b = data.x.shape[0], config.batch_size
+        n, b = len(data), config.batch_size
         if b > n:
-            raise ValueError(f"`batch_size` must be at most the number of training images ({n}), got {b}")
+            raise ValueError(f"`batch_size` must be at most the number of training examples ({n}), got {b}")
         self.steps_per_epoch = n // b
-        if augment is None:
-            name = config.augment
-            if name == "auto":
-                name = _AUGMENT_FOR.get(data.name, "gray" if data.channels == 1 else "simclr")
-            augment = preset(name, strength=config.strength)
-        self.augment = augment
+        self.augment = augment if augment is not None else self.task.default_augment()
         self.optimizer = self._optimizer(method)
         self.step = 0
         self.total_steps: int | None = None
         self.monitor_every: int | None = None
         self.elapsed = 0.0                      # training seconds, summed over resumes
         self._perm_epoch, self._perm = -1, None
-        self._probe = self._bank = None
 
     # -- construction from a configuration ------------------------------------------------------------------
     @classmethod
     def from_config(cls, config: TrainConfig, run_dir, *, show_progress: bool = True, data=None) -> "Trainer":
-        from ..data import load_images
         if config.threads:
             torch.set_num_threads(config.threads)
         unknown = sorted(set(config.hyperparameters) - set(method_hyperparameters(config.method)))
         if unknown:
             raise ValueError(f"unknown hyperparameters {unknown} for method {config.method!r}; "
                              f"it takes {sorted(method_hyperparameters(config.method))}")
-        data = data if data is not None else load_images(config.data, image_size=config.image_size)
+        data = data if data is not None else load_data(config)
+        task = TASKS[getattr(data, "modality", "image")]
+        data = task.prepare(config, data)
         torch.manual_seed(config.seed)
-        mean, std = channel_stats(data.x)
-        encoder = create_encoder(config.encoder, in_channels=data.channels, mean=mean, std=std,
-                                 **config.encoder_options)
-        fdim = feature_dim(encoder, in_channels=data.channels, image_size=tuple(data.x.shape[2:]))
-        method = create_method(config.method, encoder, feature_dim=fdim, num_classes=data.num_classes,
-                               **config.hyperparameters)
-        info = {"encoder": config.encoder, "options": dict(config.encoder_options), "in_channels": data.channels, "image_size": list(data.x.shape[2:]),
-                "feature_dim": fdim, "mean": mean, "std": std,
-                "parameters": sum(p.numel() for p in method.parameters())}
-        def make_encoder():
-            return create_encoder(config.encoder, in_channels=data.channels, mean=mean, std=std,
-                                  **config.encoder_options)
+        method, info, make_encoder = task.build(config, data, run_dir)
         return cls(method, data, config, run_dir, show_progress=show_progress, model_info=info,
                    make_encoder=make_encoder)
 
@@ -151,8 +108,11 @@ class Trainer:
         cfg = self.config
         groups = param_groups(method, weight_decay=cfg.base_weight_decay())
         lr = cfg.base_lr()
-        if cfg.optimizer == "adamw":
-            return torch.optim.AdamW(groups, lr=lr)
+        if cfg.optimizer == "adamw":          # fused: one kernel per tensor, 5-8x faster on CPU for big tables
+            try:
+                return torch.optim.AdamW(groups, lr=lr, fused=True)
+            except (RuntimeError, TypeError):
+                return torch.optim.AdamW(groups, lr=lr)
         if cfg.optimizer == "sgd":
             return torch.optim.SGD(groups, lr=lr, momentum=cfg.optimizer_momentum)
         groups[1]["lars_exclude"] = True      # biases and norm weights: no trust ratio, no decay (SimCLR)
@@ -185,7 +145,7 @@ class Trainer:
     def batch_indices(self, step: int) -> torch.Tensor:
         epoch, pos = divmod(step, self.steps_per_epoch)
         if epoch != self._perm_epoch:
-            self._perm = torch.randperm(self.data.x.shape[0], generator=_generator(self.config.seed, 1, epoch))
+            self._perm = torch.randperm(len(self.data), generator=_generator(self.config.seed, 1, epoch))
             self._perm_epoch = epoch
         b = self.config.batch_size
         return self._perm[pos * b:(pos + 1) * b]
@@ -220,7 +180,7 @@ class Trainer:
                 self._train_step(trial, opt, s)
                 times.append(time.perf_counter() - t0)
             t0 = time.perf_counter()
-            self._monitor_features(trial)
+            self.task.monitor_features(trial)
             monitor_s = 1.5 * (time.perf_counter() - t0)          # + kNN, geometry and the snapshot write
             torch.set_rng_state(rng)
             del trial, opt
@@ -233,44 +193,13 @@ class Trainer:
         return total, every or max(1, total // MONITORS_PER_RUN)
 
     # -- monitoring -----------------------------------------------------------------------------------------
-    def _setup_probe(self) -> None:
-        from ..data import probe_subset, thumbnails
-        d = self.data
-        on_test = d.x_test is not None
-        probe = probe_subset(d, size=self.config.probe_size, seed=self.config.seed)
-        xs, ys = (d.x_test, d.y_test) if on_test else (d.x, d.y)
-        self._probe = (xs[probe], ys[probe] if ys is not None else None)
-        bank = torch.randperm(d.x.shape[0], generator=_generator(self.config.seed, 3))
-        if not on_test:
-            bank = bank[~torch.isin(bank, probe)]
-        bank = bank[: self.config.monitor_bank]
-        self._bank = (d.x[bank], d.y[bank] if d.y is not None else None)
-        if not (self.run.snapshots / "probe.npz").exists():
-            labels = self._probe[1] if self._probe[1] is not None else torch.full((len(probe),), -1)
-            self.run.write_probe(ids=probe.numpy(), labels=labels.numpy(),
-                                 thumbnails=thumbnails(self._probe[0], size=min(28, d.x.shape[-1])).numpy(),
-                                 classes=d.classes)
-
-    def _monitor_features(self, method) -> tuple[torch.Tensor, torch.Tensor | None]:
-        from ..eval import embed
-        if self._probe is None:
-            self._setup_probe()
-        feats = _Features(method)
-        probe = embed(feats, self._probe[0], normalize=True)
-        bank = embed(feats, self._bank[0], normalize=True) if self._bank[1] is not None else None
-        return probe, bank
-
     def monitor(self) -> dict:
-        """Online kNN on a fixed probe subset against a fixed bank of training images, alignment and uniformity of
-        two views of the probe images, and an embedding snapshot for the dashboard. Not the final evaluation."""
-        from ..eval import knn_top1
-        probe, bank = self._monitor_features(self.method)
-        record = {"kind": "monitor", "step": self.step, "time": round(self.elapsed, 3)}
-        if bank is not None and self._probe[1] is not None:
-            record["knn_top1"] = knn_top1(bank, self._bank[1], probe, self._probe[1], k=20, temperature=0.1)
-        record.update(view_geometry(_Features(self.method), self.augment, self._probe[0],
-                                    generator=_generator(self.config.seed, 4)))
-        self.run.write_snapshot(self.step, probe.numpy(), elapsed=self.elapsed)
+        """The task's online progress signal on a fixed probe subset (kNN for images, recall@1 / MRR for text) and
+        an embedding snapshot for the dashboard. Not the final evaluation."""
+        extra, probe = self.task.monitor(self.method)
+        record = {"kind": "monitor", "step": self.step, "time": round(self.elapsed, 3), **extra}
+        if probe is not None:
+            self.run.write_snapshot(self.step, probe.numpy(), elapsed=self.elapsed)
         self.run.append_metric(record)
         return record
 
@@ -337,8 +266,9 @@ class Trainer:
                 bar.set_postfix(loss=f"{smooth:.3f}", views_per_s=f"{throughput:.0f}", lr=f"{lr:.3g}", refresh=False)
                 if self.step % every == 0 or self.step == total:
                     record = self.monitor()
-                    if "knn_top1" in record:
-                        bar.set_postfix(loss=f"{smooth:.3f}", knn=f"{record['knn_top1']:.3f}", refresh=False)
+                    shown = {k: f"{record[k]:.3f}" for k in ("knn_top1", "recall@1") if k in record}
+                    if shown:
+                        bar.set_postfix(loss=f"{smooth:.3f}", **shown, refresh=False)
                 now = time.time()
                 if (cfg.checkpoint_every and self.step % cfg.checkpoint_every == 0) or self.step == total \
                         or now - last_ckpt > cfg.checkpoint_minutes * 60:
@@ -358,4 +288,4 @@ class Trainer:
 
     def features(self) -> nn.Module:
         """The trained encoder's evaluation features as a module (eval mode is set by the caller)."""
-        return _Features(self.method)
+        return self.task.features(self.method)

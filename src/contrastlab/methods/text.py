@@ -1,0 +1,142 @@
+"""Text methods: query -> document pairs with in-batch (and hard) negatives, and SimCSE for unlabelled sentences.
+
+Both embed with one shared text encoder (a user and an item share their item embeddings in the recommendation case)
+and rank with :func:`~contrastlab.losses.multiple_negatives_ranking`. A batch never holds the same anchor or the same
+document twice as different pairs: the duplicate pair is dropped for that step (its text is a positive, not a
+negative, of the other row), and a hard negative equal to any positive of the batch is not used.
+
+>>> import torch
+>>> from contrastlab.data.text import PairData, TextData
+>>> from contrastlab.models.text import TextTokenizer, create_text_encoder
+>>> data = TextData("toy", PairData(["a cat", "a dog", "a cow"], ["un gato", "un perro", "una vaca"]))
+>>> enc = create_text_encoder("bag", tokenizer=TextTokenizer.train(data.train.texts(), kind="words"), dim=8)
+>>> m = InBatchPairs(enc, feature_dim=8)
+>>> batch = m.make_batch(data, torch.arange(3), None, torch.Generator().manual_seed(0))
+>>> m(batch).loss.ndim
+0
+"""
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+from ..losses import multiple_negatives_ranking
+from ..losses.geometry import alignment
+from .base import Method, StepOutput, register_method
+
+__all__ = ["InBatchPairs", "SimCSE"]
+
+
+def _temperature(t):
+    if not isinstance(t, (int, float)) or isinstance(t, bool) or t <= 0:
+        raise ValueError(f"`temperature` must be > 0, got {t!r}")
+    return float(t)
+
+
+class _TextMethod(Method):
+    modality = "text"
+    n_views = 2
+
+    def tokens(self, texts: list[str]) -> dict[str, torch.Tensor]:
+        return self.encoder.tokenize(texts)
+
+    def encode(self, tokens: dict[str, torch.Tensor]) -> torch.Tensor:
+        device = next(self.parameters()).device
+        return self.encoder({k: v.to(device) for k, v in tokens.items()})
+
+    def embed(self, tokens):
+        """Evaluation features: the encoder's output for tokenised texts (B, D)."""
+        return self.encode(tokens)
+
+
+def _unique_pairs(pairs, idx):
+    """Keep the first pair of each anchor and of each positive document in `idx` (order kept)."""
+    ids = pairs.positive_ids
+    seen_a, seen_d, keep, doc = set(), {}, [], []
+    for i in idx.tolist():
+        a, key = pairs.anchors[i], ids[i] if ids is not None else pairs.positives[i]
+        if a in seen_a or key in seen_d:
+            continue
+        seen_a.add(a)
+        seen_d[key] = len(seen_d)
+        keep.append(i)
+        doc.append(seen_d[key])
+    return keep, torch.tensor(doc)
+
+
+@register_method("pairs")
+class InBatchPairs(_TextMethod):
+    """Query -> document training with in-batch negatives (Henderson et al. 2017; "multiple negatives ranking"),
+    plus up to `hard_negatives` of each pair's own hard negatives (shown-but-not-clicked results, mined negatives)
+    shared by the whole batch as extra candidates (Karpukhin et al. 2020, DPR). `symmetric` also ranks the queries
+    for each document."""
+
+    def __init__(self, encoder, *, feature_dim, num_classes=None, temperature: float = 0.05,
+                 symmetric: bool = True, hard_negatives: int = 1):
+        super().__init__(encoder, feature_dim=feature_dim, num_classes=num_classes)
+        self.temperature = _temperature(temperature)
+        if not isinstance(symmetric, bool):
+            raise ValueError(f"`symmetric` must be true or false, got {symmetric!r}")
+        if not isinstance(hard_negatives, int) or isinstance(hard_negatives, bool) or hard_negatives < 0:
+            raise ValueError(f"`hard_negatives` must be an int >= 0, got {hard_negatives!r}")
+        self.symmetric, self.hard_negatives = symmetric, hard_negatives
+
+    def make_batch(self, data, idx, augment, generator) -> dict:
+        pairs = data.train
+        keep, doc_ids = _unique_pairs(pairs, idx)
+        anchors = [pairs.anchors[i] for i in keep]
+        positives = [pairs.positives[i] for i in keep]
+        batch = {"anchors": self.tokens(anchors), "positives": self.tokens(positives), "document_ids": doc_ids,
+                 "index": torch.tensor(keep)}
+        if self.hard_negatives and pairs.negatives is not None:
+            taken, negatives = set(positives), []
+            for i in keep:
+                options = [t for t in pairs.negatives[i] if t not in taken]
+                if options:
+                    pick = torch.randperm(len(options), generator=generator)[: self.hard_negatives].tolist()
+                    negatives += [options[j] for j in pick]
+            negatives = list(dict.fromkeys(negatives))                     # one column per distinct text
+            if negatives:
+                batch["negatives"] = self.tokens(negatives)
+        return batch
+
+    def forward(self, batch) -> StepOutput:
+        q = self.encode(batch["anchors"])                                  # (B, D)
+        d = self.encode(batch["positives"])                                # (B, D)
+        n = self.encode(batch["negatives"]) if "negatives" in batch else None   # (M, D)
+        loss = multiple_negatives_ranking(q, d, n, temperature=self.temperature, symmetric=self.symmetric,
+                                          document_ids=batch["document_ids"].to(q.device))
+        metrics = {"alignment": float(alignment(F.normalize(q.detach(), dim=1), F.normalize(d.detach(), dim=1)))}
+        if n is not None:
+            metrics["hard_negatives"] = n.shape[0]
+        return StepOutput(loss, metrics)
+
+
+@register_method("simcse")
+class SimCSE(_TextMethod):
+    """Unsupervised SimCSE (Gao et al. 2021): each sentence twice through the encoder with different dropout (for
+    the bag encoder, token dropout) is a positive pair; the batch's other sentences are negatives. Trains on the
+    anchors (and the documents, with `documents=True`) of a pair dataset without using the pairing."""
+
+    def __init__(self, encoder, *, feature_dim, num_classes=None, temperature: float = 0.05, documents: bool = True):
+        super().__init__(encoder, feature_dim=feature_dim, num_classes=num_classes)
+        self.temperature = _temperature(temperature)
+        if not isinstance(documents, bool):
+            raise ValueError(f"`documents` must be true or false, got {documents!r}")
+        self.documents = documents
+
+    def make_batch(self, data, idx, augment, generator) -> dict:
+        pairs = data.train
+        texts = [pairs.anchors[i] for i in idx.tolist()]
+        if self.documents:                      # half the batch from each side, so both kinds of text are seen
+            half = len(texts) // 2
+            texts = texts[:half] + [pairs.positives[i] for i in idx[half:].tolist()]
+        texts = list(dict.fromkeys(texts))
+        return {"sentences": self.tokens(texts), "index": idx}
+
+    def forward(self, batch) -> StepOutput:
+        z1 = self.encode(batch["sentences"])                               # (B, D), one dropout mask
+        z2 = self.encode(batch["sentences"])                               # (B, D), another
+        loss = multiple_negatives_ranking(z1, z2, temperature=self.temperature, symmetric=False)
+        return StepOutput(loss, {"alignment": float(alignment(F.normalize(z1.detach(), dim=1),
+                                                              F.normalize(z2.detach(), dim=1)))})

@@ -1,0 +1,269 @@
+"""What the trainer needs to know about one kind of data, behind one small interface (a registry by modality).
+
+A task builds the encoder for its data, says which views to make, and runs the online monitor (a progress signal
+on a fixed probe subset, plus the embedding snapshot the dashboard shows). The trainer itself never branches on the
+kind of data or on the method.
+
+* :class:`ImageTask`: images (`ImageData`): a CNN, augmented views, kNN of probe test images against a bank of
+  training images, alignment and uniformity of two views.
+* :class:`TextTask`: text pairs (`TextData`): a tokenizer fitted on the training text (saved as
+  `RUN/tokenizer.json`), a text encoder, and recall@1 / MRR@10 of probe test queries against their documents and
+  distractors.
+"""
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from ..methods import create_method
+
+__all__ = ["ImageTask", "TextTask", "TASKS", "data_modality", "load_data"]
+
+TASKS: dict[str, type] = {}
+_AUGMENT_FOR = {"fashion-mnist": "fashion-mnist", "digits": "digits"}   # other images: by channel count
+
+
+def register_task(modality: str):
+    def deco(cls):
+        cls.modality = modality
+        TASKS[modality] = cls
+        return cls
+    return deco
+
+
+def data_modality(spec: str) -> str:
+    """"text" when a text loader claims the spec (a text dataset name, pairs:/clicks:/interactions:, .jsonl ...),
+    else "image"."""
+    from ..data.text_registry import _resolve
+    try:
+        _resolve(spec)
+    except ValueError:
+        return "image"
+    return "text"
+
+
+def load_data(config):
+    """The data a configuration names, of either kind."""
+    if data_modality(config.data) == "text":
+        from ..data import load_text
+        return load_text(config.data, **config.data_options)
+    from ..data import load_images
+    if config.data_options:
+        raise ValueError(f"`data_options` are for text data; {config.data!r} is image data, got {config.data_options}")
+    return load_images(config.data, image_size=config.image_size)
+
+
+class _Task:
+    modality = "?"
+
+    def __init__(self, trainer):
+        self.trainer = trainer
+        self._probe = None
+
+    def default_augment(self):
+        return None
+
+    @staticmethod
+    def prepare(config, data):
+        """Data preparation before the model is built (text: hard-negative mining)."""
+        return data
+
+    def features(self, method: nn.Module) -> nn.Module:
+        """The method's evaluation features as a plain module (what `contrastlab.eval.embed` expects)."""
+        return _Features(method)
+
+
+class _Features(nn.Module):
+    def __init__(self, method):
+        super().__init__()
+        self.method = method
+        self.out_dim = method.feature_dim
+
+    def forward(self, x):
+        return self.method.embed(x)
+
+
+# ------------------------------------------------------------------------------------------------------ images
+def view_geometry(features: nn.Module, augment, x: torch.Tensor, *, generator: torch.Generator) -> dict:
+    """Alignment and uniformity (Wang & Isola 2020) of two augmented views of the uint8 images `x`, augmented
+    batch by batch inside `embed` (no extra copy of the views, no uint8 round trip)."""
+    from ..eval import embed, geometry
+    za, zb = (embed(features, x, normalize=True, transform=lambda xb: augment(xb, generator=generator))
+              for _ in range(2))
+    return geometry(za, zb)
+
+
+def channel_stats(x: torch.Tensor) -> tuple[list[float], list[float]]:
+    """Per-channel mean and std of uint8 images (N, C, H, W), in [0, 1] units, from up to 10k images."""
+    sample = x[: 10_000].float().div_(255)
+    return sample.mean((0, 2, 3)).tolist(), sample.std((0, 2, 3)).clamp(min=1e-3).tolist()
+
+
+@register_task("image")
+class ImageTask(_Task):
+    @staticmethod
+    def build(config, data, run_dir):
+        """(method, model_info, make_encoder) for image data."""
+        from ..models import create_encoder, feature_dim
+        mean, std = channel_stats(data.x)
+        name = "small_cnn" if config.encoder == "auto" else config.encoder
+
+        def make_encoder():
+            return create_encoder(name, in_channels=data.channels, mean=mean, std=std, **config.encoder_options)
+        encoder = make_encoder()
+        fdim = feature_dim(encoder, in_channels=data.channels, image_size=tuple(data.x.shape[2:]))
+        method = create_method(config.method, encoder, feature_dim=fdim, num_classes=data.num_classes,
+                               **config.hyperparameters)
+        info = {"encoder": name, "options": dict(config.encoder_options), "in_channels": data.channels,
+                "image_size": list(data.x.shape[2:]), "feature_dim": fdim, "mean": mean, "std": std,
+                "parameters": sum(p.numel() for p in method.parameters())}
+        return method, info, make_encoder
+
+    def default_augment(self):
+        from ..views import preset
+        cfg, data = self.trainer.config, self.trainer.data
+        name = cfg.augment
+        if name == "auto":
+            name = _AUGMENT_FOR.get(data.name, "gray" if data.channels == 1 else "simclr")
+        return preset(name, strength=cfg.strength)
+
+    def _setup_probe(self) -> None:
+        from ..data import probe_subset, thumbnails
+        from .trainer import _generator
+        t = self.trainer
+        d, cfg = t.data, t.config
+        on_test = d.x_test is not None
+        probe = probe_subset(d, size=cfg.probe_size, seed=cfg.seed)
+        xs, ys = (d.x_test, d.y_test) if on_test else (d.x, d.y)
+        self._probe = (xs[probe], ys[probe] if ys is not None else None)
+        bank = torch.randperm(d.x.shape[0], generator=_generator(cfg.seed, 3))
+        if not on_test:
+            bank = bank[~torch.isin(bank, probe)]
+        bank = bank[: cfg.monitor_bank]
+        self._bank = (d.x[bank], d.y[bank] if d.y is not None else None)
+        if not (t.run.snapshots / "probe.npz").exists():
+            labels = self._probe[1] if self._probe[1] is not None else torch.full((len(probe),), -1)
+            t.run.write_probe(ids=probe.numpy(), labels=labels.numpy(),
+                              thumbnails=thumbnails(self._probe[0], size=min(28, d.x.shape[-1])).numpy(),
+                              classes=d.classes)
+
+    def monitor_features(self, method):
+        from ..eval import embed
+        if self._probe is None:
+            self._setup_probe()
+        feats = _Features(method)
+        probe = embed(feats, self._probe[0], normalize=True)
+        bank = embed(feats, self._bank[0], normalize=True) if self._bank[1] is not None else None
+        return probe, bank
+
+    def monitor(self, method) -> tuple[dict, torch.Tensor]:
+        """Online kNN of the probe against the bank, and view geometry; returns (record, probe embeddings)."""
+        from ..eval import knn_top1
+        from .trainer import _generator
+        probe, bank = self.monitor_features(method)
+        record = {}
+        if bank is not None and self._probe[1] is not None:
+            record["knn_top1"] = knn_top1(bank, self._bank[1], probe, self._probe[1], k=20, temperature=0.1)
+        record.update(view_geometry(_Features(method), self.trainer.augment, self._probe[0],
+                                    generator=_generator(self.trainer.config.seed, 4)))
+        return record, probe
+
+
+# -------------------------------------------------------------------------------------------------------- text
+def tokenizer_for(config, data, run_dir):
+    """The run's tokenizer: `RUN/tokenizer.json` when the run has one (resume), else fitted on the training text."""
+    from pathlib import Path
+
+    from ..io import atomic_write_bytes
+    from ..models.text import TextTokenizer
+    path = Path(run_dir) / "tokenizer.json"
+    if path.exists():
+        return TextTokenizer.from_json(path.read_text())
+    kind = config.tokenizer if config.tokenizer != "auto" else getattr(data, "tokenizer", "bpe")
+    tok = TextTokenizer.train(data.train.texts(), kind=kind, vocab_size=config.vocab_size,
+                              max_length=config.max_length)
+    Path(run_dir).mkdir(parents=True, exist_ok=True)
+    atomic_write_bytes(path, tok.to_json().encode())
+    return tok
+
+
+@register_task("text")
+class TextTask(_Task):
+    @staticmethod
+    def prepare(config, data):
+        if config.mine == "none":
+            return data
+        import dataclasses
+
+        from ..text import load_embedder
+        from ..text.mining import mine_hard_negatives
+        by = "bm25" if config.mine == "bm25" else load_embedder(config.mine)
+        train, stats = mine_hard_negatives(data.train, by=by, count=config.mine_count, show_progress=True)
+        note = (f"mined up to {config.mine_count} hard negatives per pair with {stats['by']}: {stats['mined']} "
+                f"kept, {stats['false_negatives_left_out']} likely false negatives left out (score >= 0.95 x the "
+                f"positive's)")
+        return dataclasses.replace(data, train=train, notes=list(data.notes) + [note])
+
+    @staticmethod
+    def build(config, data, run_dir):
+        from ..models.text.external import TEXT_ENCODER_LOADERS
+        from ..text.embedder import text_encoder_from_config
+        own = config.encoder.partition(":")[0] not in TEXT_ENCODER_LOADERS     # not wordllama / hf: / st:
+        tok = tokenizer_for(config, data, run_dir) if own else None
+        name = ("bag" if config.encoder == "auto" else config.encoder)
+
+        def make_encoder():
+            return text_encoder_from_config(config, tokenizer=tok)
+        encoder = make_encoder()
+        num_classes = len(data.classes) if data.classes else None
+        method = create_method(config.method, encoder, feature_dim=encoder.out_dim, num_classes=num_classes,
+                               **config.hyperparameters)
+        info = {"encoder": name, "options": dict(config.encoder_options), "modality": "text",
+                "tokenizer": {"kind": type(tok.tokenizer.model).__name__, "vocab_size": tok.vocab_size,
+                              "max_length": tok.max_length, "file": "tokenizer.json"} if tok else "the model's own",
+                "feature_dim": encoder.out_dim, "parameters": sum(p.numel() for p in method.parameters())}
+        return method, info, make_encoder
+
+    def _setup_probe(self) -> None:
+        """Probe: up to `probe_size` test queries (a fixed sample); their relevant documents plus up to
+        `monitor_bank` other test documents are the candidates."""
+        from .trainer import _generator
+        t = self.trainer
+        test, cfg = t.data.test, t.config
+        if test is None:
+            self._probe = ()
+            return
+        g = _generator(cfg.seed, 3)
+        q = torch.randperm(len(test.queries), generator=g)[: cfg.probe_size].tolist()
+        docs = sorted({d for i in q for d in test.relevant[i]})
+        others = [d for d in torch.randperm(len(test.corpus), generator=g)[: cfg.monitor_bank + len(docs)].tolist()
+                  if d not in set(docs)][: cfg.monitor_bank]
+        candidates = docs + others
+        where = {d: j for j, d in enumerate(candidates)}
+        self._probe = ([test.queries[i] for i in q], [test.corpus[d] for d in candidates],
+                       [[where[d] for d in test.relevant[i]] for i in q])
+        if not (t.run.snapshots / "probe.npz").exists():
+            labels = test.query_labels[q] if test.query_labels is not None else [-1] * len(q)
+            t.run.write_probe(ids=q, labels=labels, thumbnails=None, classes=t.data.classes,
+                              texts=self._probe[0])
+
+    def monitor_features(self, method):
+        from ..models.text import encode_texts
+        if self._probe is None:
+            self._setup_probe()
+        if not self._probe:
+            return None, None
+        return (encode_texts(method.encoder, self._probe[0]), encode_texts(method.encoder, self._probe[1]))
+
+    def monitor(self, method) -> tuple[dict, torch.Tensor | None]:
+        from ..eval.retrieval import rank, retrieval_metrics
+        from ..losses.geometry import alignment, uniformity
+        queries, docs = self.monitor_features(method)
+        if queries is None:
+            return {}, None
+        relevant = self._probe[2]
+        m = retrieval_metrics(rank(queries, docs, k=10), relevant, ks=(1, 10))
+        first = torch.tensor([r[0] for r in relevant])
+        record = {"recall@1": m["recall@1"], "mrr@10": m["mrr@10"],
+                  "alignment": float(alignment(queries, docs[first])), "uniformity": float(uniformity(queries))}
+        return record, queries
