@@ -34,3 +34,10 @@ __all__ = [
     "sample_pairs", "verification", "gaussian_noise", "gaussian_blur", "gaussian_kernel", "contrast",
     "CORRUPTIONS", "DEFAULT_SEVERITIES", "robustness", "pixel_baselines", "geometry", "format_report",
 ]
+
+from .retrieval import evaluate_retrieval, rank, retrieval_metrics, top_k
+from .text_baselines import (TEXT_BASELINES, bm25_rank, bm25_scores, frozen_embedding_rank, popularity_rank,
+                             text_baselines, tfidf_rank, word_tokens)
+
+__all__ += ["top_k", "rank", "retrieval_metrics", "evaluate_retrieval", "word_tokens", "bm25_scores", "bm25_rank",
+            "tfidf_rank", "frozen_embedding_rank", "popularity_rank", "TEXT_BASELINES", "text_baselines"]
