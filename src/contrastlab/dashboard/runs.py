@@ -51,6 +51,7 @@ class Probe:
     classes: list[str]
     thumbnail_shape: tuple | None
     path: Path
+    texts: list[str] | None = None            # text runs: the probe queries (shown on hover), cut to 300 chars
 
     def thumbnails(self) -> np.ndarray | None:
         with np.load(self.path, allow_pickle=False) as f:
@@ -130,7 +131,8 @@ class RunDir:
                 "snapshots": [{"index": i, "step": step} for i, (step, _) in enumerate(snaps)],
                 "probe": None if probe is None else {
                     "count": int(probe.ids.shape[0]), "classes": probe.classes,
-                    "labelled": bool((probe.labels >= 0).any()), "thumbnail_shape": probe.thumbnail_shape}}
+                    "labelled": bool((probe.labels >= 0).any()), "thumbnail_shape": probe.thumbnail_shape,
+                    "texts": probe.texts}}
 
     # ---------------------------------------------------------------- metrics
     def metrics(self, offset: int = 0) -> dict:
@@ -196,11 +198,16 @@ class RunDir:
                     t = f["thumbnails"]
                     if t.ndim == 4 and t.shape[0] == ids.shape[0] and t.dtype == np.uint8 and t.shape[3] in (1, 3, 4):
                         thumb_shape = tuple(int(s) for s in t.shape[1:])
+                texts = None
+                if "texts" in f.files:
+                    t = f["texts"]
+                    if t.dtype.kind == "U" and t.shape == ids.shape:
+                        texts = [str(x)[:300] for x in t]
         except Exception as e:  # noqa: BLE001 - a half-written or foreign file must never break the view
             return None, f"snapshots/probe.npz is unreadable ({type(e).__name__}): not there yet?"
         if labels.shape != ids.shape:
             return None, f"snapshots/probe.npz: labels {labels.shape} do not match ids {ids.shape}"
-        return Probe(ids, labels, classes, thumb_shape, path), None
+        return Probe(ids, labels, classes, thumb_shape, path, texts), None
 
     def thumbnail(self, index: int) -> np.ndarray | None:
         """The probe point's thumbnail (h, w, C) uint8, or None."""

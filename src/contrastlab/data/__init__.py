@@ -26,3 +26,17 @@ __all__ = [
     "probe_subset", "thumbnails", "fit_square", "read_idx", "write_idx",
     "load_fashion_mnist", "load_digits", "load_npz", "load_folder",
 ]
+
+# Text datasets: containers, the text registry, and loaders that register themselves on import.
+from .text import PairData, RetrievalData, TextData
+from .text_registry import TEXT_DATASETS, TextDatasetSpec, list_text_datasets, load_text, register_text_dataset
+from .pairs import read_clicks, read_corpus, read_pairs
+from .verses import load_verses
+from .wordnet import load_wordnet, load_wordnet_synonyms, read_synsets
+from .interactions import load_movielens_100k, popularity_ranking, read_interactions
+
+__all__ += [
+    "PairData", "RetrievalData", "TextData", "load_text", "register_text_dataset", "list_text_datasets",
+    "TEXT_DATASETS", "TextDatasetSpec", "read_pairs", "read_clicks", "read_corpus", "load_verses", "load_wordnet",
+    "load_wordnet_synonyms", "read_synsets", "read_interactions", "popularity_ranking", "load_movielens_100k",
+]

@@ -3,7 +3,10 @@
 Every text source (pair files, click logs, the verse pairs, WordNet, interaction logs) is turned into a
 :class:`TextData`: `train` holds `(anchor, positive)` pairs with optional hard negatives, `test` holds held-out
 queries, a corpus and the relevant documents of each query. Splits are made by the loader and never leak: no test
-query and none of its relevant documents appear in `train`.
+query appears as a training anchor. The verse pairs and the WordNet reverse dictionary also keep every relevant
+document out of `train`; in user pair files and click logs a document may be relevant to a test query and a
+training query alike (a product clicked for many queries), WordNet synonyms may occur in training pairs of their
+other senses, and interaction logs share items between train and test by nature; each loader's `notes` say which.
 
 >>> pairs = PairData(anchors=["a cat", "a dog"], positives=["un gato", "un perro"])
 >>> len(pairs), pairs.has_negatives
@@ -14,11 +17,17 @@ query and none of its relevant documents appear in `train`.
 """
 from __future__ import annotations
 
+import hashlib
+import json
+import os
+import warnings
 from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Sequence
 
 import numpy as np
 
-__all__ = ["PairData", "RetrievalData", "TextData"]
+__all__ = ["PairData", "RetrievalData", "TextData", "hash_unit", "retrieval_set", "cached_json"]
 
 
 def _check_strings(name: str, values, *, allow_empty: bool = False) -> None:
@@ -126,6 +135,10 @@ class TextData:
     test: RetrievalData | None = None
     classes: list[str] | None = None               # names of `labels` / `query_labels`, when there are any
     notes: list[str] = field(default_factory=list)
+    tokenizer: str = "bpe"                         # the tokenizer kind that suits the text ("words" for item ids)
+    baselines: tuple[str, ...] = ("bm25", "tfidf", "wordllama")   # what the evaluation compares against
+    exclude_history: bool = False                  # rank without the corpus items named in the query (a user's
+                                                   # history, in recommendation)
 
     modality = "text"
 
@@ -137,3 +150,77 @@ class TextData:
         if self.test is not None:
             s += f", {len(self.test.queries)} test queries over {len(self.test.corpus)} documents"
         return s
+
+
+# ---- small helpers shared by the text loaders -------------------------------------------------------------
+
+
+def hash_unit(key: str, *, seed: int = 0) -> float:
+    """A number in [0, 1) that depends only on `key` and `seed`: the same on every machine and Python run.
+
+    Loaders hold out a text when ``hash_unit(text, seed=seed) < fraction``, so a split never depends on file order.
+
+    >>> hash_unit("John 3", seed=0) == hash_unit("John 3", seed=0), 0 <= hash_unit("x") < 1
+    (True, True)
+    """
+    digest = hashlib.blake2b(f"{seed}\x1f{key}".encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "big") / 2.0 ** 64
+
+
+def retrieval_set(queries: Sequence[str], relevant_texts: Sequence[Sequence[str]], *,
+                  corpus: Sequence[str] | None = None, doc_ids: Sequence[str] | None = None,
+                  query_labels=None) -> RetrievalData:
+    """A :class:`RetrievalData` whose relevant documents are given as texts.
+
+    Every corpus entry whose text equals one of a query's relevant texts counts as relevant (no model can tell two
+    identical documents apart). Without `corpus`, the corpus is the distinct relevant texts in order of appearance.
+
+    >>> r = retrieval_set(["q1", "q2"], [["b"], ["a", "b"]], corpus=["a", "b", "c", "b"])
+    >>> r.relevant
+    [[1, 3], [0, 1, 3]]
+    >>> retrieval_set(["q1", "q2"], [["y"], ["x", "y"]]).corpus
+    ['y', 'x']
+    """
+    if corpus is None:
+        corpus = list(dict.fromkeys(t for texts in relevant_texts for t in texts))
+    where: dict[str, list[int]] = {}
+    for i, text in enumerate(corpus):
+        where.setdefault(text, []).append(i)
+    relevant = []
+    for q, texts in enumerate(relevant_texts):
+        hits = sorted({i for t in texts for i in where.get(t, ())})
+        if not hits:
+            raise ValueError(f"query {q} ({queries[q]!r}): none of its relevant texts is in the corpus")
+        relevant.append(hits)
+    return RetrievalData(queries=list(queries), corpus=list(corpus), relevant=relevant,
+                         doc_ids=None if doc_ids is None else list(doc_ids), query_labels=query_labels)
+
+
+def cached_json(path: str | os.PathLike, *, key: dict, build: Callable[[], Any]) -> tuple[Any, bool]:
+    """``(data, from_cache)``: the JSON payload stored at `path` under `key`, or ``build()`` written there atomically.
+
+    A cache file whose key differs (new source files, new parser version) or that cannot be read is rebuilt.
+
+    >>> import tempfile
+    >>> path = Path(tempfile.mkdtemp(), "c.json")
+    >>> cached_json(path, key={"v": 1}, build=lambda: [1, 2])
+    ([1, 2], False)
+    >>> cached_json(path, key={"v": 1}, build=lambda: [3])
+    ([1, 2], True)
+    """
+    from ..io import atomic_write_bytes
+
+    path = Path(path)
+    try:
+        stored = json.loads(path.read_text(encoding="utf-8"))
+        if isinstance(stored, dict) and stored.get("key") == key and "data" in stored:
+            return stored["data"], True
+    except (OSError, ValueError):
+        pass
+    data = build()
+    blob = json.dumps({"key": key, "data": data}, ensure_ascii=False, separators=(",", ":"))
+    try:
+        atomic_write_bytes(path, blob.encode("utf-8"))
+    except OSError as e:                                  # a read-only cache costs speed, not the data
+        warnings.warn(f"could not write the cache {path} ({e}); the data will be rebuilt next time", stacklevel=2)
+    return data, False

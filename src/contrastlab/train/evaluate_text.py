@@ -12,8 +12,33 @@ __all__ = ["evaluate_text", "TEXT_PARTS"]
 TEXT_PARTS = ("retrieval", "baselines")
 
 
-def evaluate_text(trainer, *, parts=TEXT_PARTS, baselines=("bm25", "tfidf", "wordllama"), batch_size: int = 512,
-                  log=print) -> dict:
+def _history(test) -> list[list[int]]:
+    """Per query, the corpus items it names (a user's history): whitespace tokens that are corpus documents."""
+    where = {t: i for i, t in enumerate(test.corpus)}
+    return [sorted({where[w] for w in q.split() if w in where}) for q in test.queries]
+
+
+def _drop_seen(ranked, seen: list[list[int]], k: int):
+    """Remove each row's seen items from a ranking (Q, K) and keep the first k. -1 pads what cannot be filled."""
+    import torch
+    out = torch.full((ranked.shape[0], k), -1, dtype=torch.long)
+    for r, (row, skip) in enumerate(zip(ranked.tolist(), seen)):
+        kept = [j for j in row if j not in set(skip)][:k]
+        out[r, :len(kept)] = torch.tensor(kept, dtype=torch.long)
+    return out
+
+
+def _popularity(trainer, test, k: int, seen):
+    from ..eval.text_baselines import popularity_rank
+    counts = {}
+    for p in trainer.data.train.positives:
+        counts[p] = counts.get(p, 0) + 1
+    return popularity_rank([counts.get(t, 0) for t in test.corpus], k=k, exclude=seen)
+
+
+def evaluate_text(trainer, *, parts=TEXT_PARTS, baselines=None, batch_size: int = 512, log=print) -> dict:
+    """Retrieval metrics of the run's encoder and of `baselines` (default: what the data names, e.g. BM25, TF-IDF
+    and wordllama for text, popularity for user -> item recommendation) on the held-out queries."""
     from ..eval.retrieval import rank, retrieval_metrics
     from ..eval.text_baselines import text_baselines
     from ..models.text import encode_texts
@@ -34,15 +59,29 @@ def evaluate_text(trainer, *, parts=TEXT_PARTS, baselines=("bm25", "tfidf", "wor
         t = time.perf_counter()
         docs = encode_texts(enc, list(test.corpus), batch_size=batch_size)              # (N, D)
         queries = encode_texts(enc, list(test.queries), batch_size=batch_size)          # (Q, D)
-        ranked = rank(queries, docs, k=min(100, len(test.corpus)))
         ks = tuple(k for k in (1, 10, 100) if k <= len(test.corpus))
+        seen = _history(test) if trainer.data.exclude_history else None
+        extra = max(map(len, seen)) if seen else 0
+        ranked = rank(queries, docs, k=min(ks[-1] + extra, len(test.corpus)))
+        if seen:
+            ranked = _drop_seen(ranked, seen, ks[-1])
         table["model"] = {**retrieval_metrics(ranked, test.relevant, ks=ks, cutoff=min(10, ks[-1]),
                                               num_docs=len(test.corpus)), "seconds": time.perf_counter() - t}
     if "baselines" in parts:
-        log(f"baselines on the same queries and corpus: {', '.join(baselines)}")
+        names = list(trainer.data.baselines if baselines is None else baselines)
+        log(f"baselines on the same queries and corpus: {', '.join(names)}")
         ks = tuple(k for k in (1, 10, 100) if k <= len(test.corpus))
+        if "popularity" in names:
+            names.remove("popularity")
+            seen = _history(test) if trainer.data.exclude_history else None
+            t = time.perf_counter()
+            ranked = _popularity(trainer, test, ks[-1], seen)
+            table["popularity"] = {**retrieval_metrics(ranked.expand(len(test.queries), -1), test.relevant, ks=ks,
+                                                       cutoff=min(10, ks[-1]), num_docs=len(test.corpus)),
+                                   "seconds": time.perf_counter() - t}
         try:
-            table.update(text_baselines(test, k=ks[-1], which=baselines, ks=ks, cutoff=min(10, ks[-1])))
+            if names:
+                table.update(text_baselines(test, k=ks[-1], which=names, ks=ks, cutoff=min(10, ks[-1])))
         except (ImportError, OSError, RuntimeError) as e:          # e.g. wordllama weights missing: say so
             out["skipped"]["baselines"] = f"{type(e).__name__}: {e}"
     out["retrieval"] = {"queries": len(test.queries), "documents": len(test.corpus), "table": table}

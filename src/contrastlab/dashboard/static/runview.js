@@ -215,7 +215,8 @@ class Pane {
     const img = tip.querySelector("img");
     img.hidden = !this.summary.probe.thumbnail_shape;
     if (!img.hidden) img.src = `${this.base}/thumbnails/${i}`;
-    tip.querySelector("span").textContent = `point ${i} · ${name}`;
+    const texts = this.summary.probe.texts;
+    tip.querySelector("span").textContent = texts ? `${texts[i]} · ${name}` : `point ${i} · ${name}`;
     tip.style.left = `${x + 14}px`; tip.style.top = `${y + 10}px`;
     tip.hidden = false;
   }
@@ -231,8 +232,10 @@ class Pane {
     this.scatter.highlight = list.map((n) => n.point);
     this.scatter.request();
     const thumbs = this.summary && this.summary.probe && this.summary.probe.thumbnail_shape;
+    const texts = this.summary && this.summary.probe && this.summary.probe.texts;
     const item = (n, title) => el("figure", {},
       thumbs ? el("img", { src: `${this.base}/thumbnails/${n.point}`, alt: "" }) : null,
+      texts ? el("blockquote", { class: "probe-text", text: texts[n.point] }) : null,
       el("figcaption", { text: title }));
     const l = this.labels ? this.labels[i] : -1;
     box.replaceChildren(el("span", { class: "title", text: `nearest neighbours of point ${i} (snapshot step ${this.step}):` }),

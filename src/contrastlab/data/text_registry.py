@@ -1,0 +1,125 @@
+"""The text dataset registry and :func:`load_text`, which turns a spec string into :class:`TextData`.
+
+A spec is a registered name (``"verses-en-es"``, ``"wordnet"``, ``"wordnet-synonyms"``), ``"NAME:PATH"`` for
+loaders that read user files (``"pairs:train.jsonl"``, ``"clicks:log.jsonl"``, ``"interactions:events.csv"``), or a
+bare path whose suffix a loader claims (``"train.jsonl"``, ``"train.csv"``, ``"train.parquet"`` are pair files).
+Loaders register themselves; nothing here branches on their names. Options a loader declares (``corpus=`` for click
+logs) are passed through as keywords.
+
+Example::
+
+    >>> import json, os, tempfile
+    >>> from contrastlab.data import load_text, list_text_datasets
+    >>> {"pairs", "clicks", "interactions", "wordnet", "verses-en-es"} <= set(list_text_datasets())
+    True
+    >>> path = os.path.join(tempfile.mkdtemp(), "train.jsonl")
+    >>> with open(path, "w") as f:
+    ...     _ = f.write(json.dumps({"query": "a cat", "positive": "un gato"}) + "\\n")
+    >>> load_text(path).summary()
+    'train: 1 training pairs'
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from typing import Callable
+
+from .text import TextData
+
+__all__ = ["TextDatasetSpec", "TEXT_DATASETS", "register_text_dataset", "list_text_datasets", "load_text"]
+
+
+@dataclass(frozen=True)
+class TextDatasetSpec:
+    name: str
+    loader: Callable[..., TextData]       # loader(path: str | None, *, root: str | None, **options) -> TextData
+    aliases: tuple[str, ...]
+    takes_path: bool                      # spec form "NAME:PATH"
+    suffixes: tuple[str, ...]             # bare paths ending in one of these
+    options: tuple[str, ...]              # keyword options the loader accepts besides `root`
+    description: str
+
+    @property
+    def forms(self) -> list[str]:
+        if not self.takes_path:
+            return [self.name, *self.aliases]
+        return [f"{self.name}:PATH", *(f"PATH{s}" for s in self.suffixes)]
+
+
+TEXT_DATASETS: dict[str, TextDatasetSpec] = {}
+
+
+def register_text_dataset(name: str, *, aliases: tuple[str, ...] = (), takes_path: bool = False,
+                          suffixes: tuple[str, ...] = (), options: tuple[str, ...] = (), description: str = ""):
+    """Function decorator adding a text loader to :data:`TEXT_DATASETS` under ``name`` (and ``aliases``).
+
+    The loader is called as ``loader(path, root=root, **options)``; ``path`` is None for named datasets.
+    """
+    taken = {n for spec in TEXT_DATASETS.values() for n in (spec.name, *spec.aliases)}
+    for n in (name, *aliases):
+        if not isinstance(n, str) or not n or n != n.lower() or ":" in n:
+            raise ValueError(f"text dataset names must be non-empty lower-case str without ':', got {n!r}")
+        if n in taken:
+            raise ValueError(f"a text dataset named {n!r} is already registered")
+    for s in suffixes:
+        if not isinstance(s, str) or not s.startswith(".") or s != s.lower():
+            raise ValueError(f"`suffixes` must be lower-case str starting with '.', got {s!r}")
+
+    def add(loader):
+        TEXT_DATASETS[name] = TextDatasetSpec(name, loader, tuple(aliases), takes_path, tuple(suffixes),
+                                              tuple(options), description)
+        return loader
+
+    return add
+
+
+def list_text_datasets() -> list[str]:
+    """Registered text dataset names (aliases not included)."""
+    return sorted(TEXT_DATASETS)
+
+
+def _resolve(spec: str) -> tuple[TextDatasetSpec, str | None]:
+    key = spec.strip().lower()
+    for ds in TEXT_DATASETS.values():
+        if not ds.takes_path and key in (ds.name, *ds.aliases):
+            return ds, None
+    prefix, sep, rest = spec.partition(":")
+    for ds in TEXT_DATASETS.values():
+        if ds.takes_path and sep and prefix.strip().lower() in (ds.name, *ds.aliases):
+            if not rest:
+                raise ValueError(f"`spec` {spec!r} names no path after '{prefix}:'")
+            return ds, rest
+    for ds in TEXT_DATASETS.values():
+        if ds.takes_path and any(key.endswith(s) for s in ds.suffixes):
+            return ds, spec
+    names = ", ".join(ds.name + (f" (alias {', '.join(ds.aliases)})" if ds.aliases else "")
+                      for ds in sorted(TEXT_DATASETS.values(), key=lambda d: d.name))
+    forms = " | ".join(f for ds in TEXT_DATASETS.values() for f in ds.forms)
+    raise ValueError(f"`spec` must name a registered text dataset or use a path form, got {spec!r}; "
+                     f"registered: {names}; accepted forms: {forms}")
+
+
+def load_text(spec: str, *, root: str | os.PathLike | None = None, **options) -> TextData:
+    """Load a text dataset by spec: a registered name, ``"pairs:PATH"`` / ``"PATH.jsonl|.csv|.parquet"``,
+    ``"clicks:PATH"`` (option ``corpus=PATH`` when the log holds document ids), ``"interactions:PATH"``.
+
+    Args:
+        spec: what to load; see :func:`list_text_datasets` and the module docstring.
+        root: folder that named datasets are looked for in first (a SWORD library, the WordNet dict folder).
+        **options: loader options, e.g. ``corpus="docs.jsonl"`` for click logs.
+
+    Returns:
+        :class:`TextData` with training pairs, a held-out retrieval set when there is one, and ``notes`` saying how
+        it was made (counts of skipped lines, the split).
+    """
+    if not isinstance(spec, str) or not spec.strip():
+        raise ValueError(f"`spec` must be a non-empty str, got {spec!r}")
+    if root is not None and not isinstance(root, (str, os.PathLike)):
+        raise TypeError(f"`root` must be a str path or None, got {type(root).__name__}")
+    ds, path = _resolve(spec)
+    unknown = sorted(set(options) - set(ds.options))
+    if unknown:
+        takes = ", ".join(ds.options) or "none"
+        raise ValueError(f"`{unknown[0]}` is not an option of text dataset {ds.name!r} (its options: {takes})")
+    return ds.loader(path, root=None if root is None else os.fspath(root), **options)
