@@ -130,3 +130,20 @@ def test_cli_trains_evaluates_indexes_and_searches(pair_file, tmp_path, capsys):
     capsys.readouterr()
     assert main(["search", str(tmp_path / "idx"), docs[3], "-k", "3"]) == 0
     assert "d3" in capsys.readouterr().out                  # a document finds itself among the top 3
+
+
+def test_recommendation_evaluation_excludes_history_and_scores_popularity(tmp_path):
+    # 5 items; popularity from the training positives: i_a x3, i_b x2, i_c x1. User 1 saw i_a: popularity must
+    # recommend i_b first (its own item excluded), which is its held-out item -> recall@1 = 1. User 2 saw i_b and
+    # holds out i_c: the list is i_a, i_c -> hit at rank 2 -> MRR 0.5.
+    from types import SimpleNamespace
+
+    from contrastlab.data.text import PairData, RetrievalData, TextData
+    from contrastlab.train.evaluate_text import evaluate_text
+    train = PairData(anchors=["i_x", "i_y", "i_z", "i_x i_y", "i_y i_z", "i_z i_x"],
+                     positives=["i_a", "i_a", "i_a", "i_b", "i_b", "i_c"])
+    test = RetrievalData(queries=["i_a", "i_b"], corpus=["i_a", "i_b", "i_c", "i_d", "i_e"], relevant=[[1], [2]])
+    data = TextData("toy-rec", train, test, tokenizer="words", baselines=("popularity",), exclude_history=True)
+    trainer = SimpleNamespace(data=data, step=0, config=SimpleNamespace(method="pairs", data="toy-rec"))
+    row = evaluate_text(trainer, parts=("baselines",), log=lambda *a: None)["retrieval"]["table"]["popularity"]
+    assert row["recall@1"] == pytest.approx(0.5) and row["mrr@10"] == pytest.approx(0.75)

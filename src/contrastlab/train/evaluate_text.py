@@ -10,6 +10,7 @@ from datetime import datetime, timezone
 __all__ = ["evaluate_text", "TEXT_PARTS"]
 
 TEXT_PARTS = ("retrieval", "baselines")
+KS = (1, 10, 100)                  # recall@k cut-offs; MRR and nDCG at 10, MAP at 100
 
 
 def _history(test) -> list[list[int]]:
@@ -23,7 +24,8 @@ def _drop_seen(ranked, seen: list[list[int]], k: int):
     import torch
     out = torch.full((ranked.shape[0], k), -1, dtype=torch.long)
     for r, (row, skip) in enumerate(zip(ranked.tolist(), seen)):
-        kept = [j for j in row if j not in set(skip)][:k]
+        skip = set(skip)
+        kept = [j for j in row if j >= 0 and j not in skip][:k]
         out[r, :len(kept)] = torch.tensor(kept, dtype=torch.long)
     return out
 
@@ -59,29 +61,27 @@ def evaluate_text(trainer, *, parts=TEXT_PARTS, baselines=None, batch_size: int 
         t = time.perf_counter()
         docs = encode_texts(enc, list(test.corpus), batch_size=batch_size)              # (N, D)
         queries = encode_texts(enc, list(test.queries), batch_size=batch_size)          # (Q, D)
-        ks = tuple(k for k in (1, 10, 100) if k <= len(test.corpus))
         seen = _history(test) if trainer.data.exclude_history else None
         extra = max(map(len, seen)) if seen else 0
-        ranked = rank(queries, docs, k=min(ks[-1] + extra, len(test.corpus)))
+        ranked = rank(queries, docs, k=KS[-1] + extra)                  # (Q, K); -1 past the corpus
         if seen:
-            ranked = _drop_seen(ranked, seen, ks[-1])
-        table["model"] = {**retrieval_metrics(ranked, test.relevant, ks=ks, cutoff=min(10, ks[-1]),
+            ranked = _drop_seen(ranked, seen, KS[-1])
+        table["model"] = {**retrieval_metrics(ranked, test.relevant, ks=KS, cutoff=10,
                                               num_docs=len(test.corpus)), "seconds": time.perf_counter() - t}
     if "baselines" in parts:
         names = list(trainer.data.baselines if baselines is None else baselines)
         log(f"baselines on the same queries and corpus: {', '.join(names)}")
-        ks = tuple(k for k in (1, 10, 100) if k <= len(test.corpus))
         if "popularity" in names:
             names.remove("popularity")
             seen = _history(test) if trainer.data.exclude_history else None
             t = time.perf_counter()
-            ranked = _popularity(trainer, test, ks[-1], seen)
-            table["popularity"] = {**retrieval_metrics(ranked.expand(len(test.queries), -1), test.relevant, ks=ks,
-                                                       cutoff=min(10, ks[-1]), num_docs=len(test.corpus)),
+            ranked = _popularity(trainer, test, KS[-1], seen)
+            table["popularity"] = {**retrieval_metrics(ranked.expand(len(test.queries), -1), test.relevant, ks=KS,
+                                                       cutoff=10, num_docs=len(test.corpus)),
                                    "seconds": time.perf_counter() - t}
         try:
             if names:
-                table.update(text_baselines(test, k=ks[-1], which=names, ks=ks, cutoff=min(10, ks[-1])))
+                table.update(text_baselines(test, k=KS[-1], which=names, ks=KS, cutoff=10))
         except (ImportError, OSError, RuntimeError) as e:          # e.g. wordllama weights missing: say so
             out["skipped"]["baselines"] = f"{type(e).__name__}: {e}"
     out["retrieval"] = {"queries": len(test.queries), "documents": len(test.corpus), "table": table}
