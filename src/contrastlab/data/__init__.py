@@ -40,3 +40,14 @@ __all__ += [
     "TEXT_DATASETS", "TextDatasetSpec", "read_pairs", "read_clicks", "read_corpus", "load_verses", "load_wordnet",
     "load_wordnet_synonyms", "read_synsets", "read_interactions", "popularity_ranking", "load_movielens_100k",
 ]
+
+# Image-text data: the container, its registry, and loaders that register themselves on import.
+from .image_text import (IMAGE_TEXT_DATASETS, ImageTextData, ImageTextDatasetSpec, list_image_text_datasets,
+                         load_image_text, register_image_text_dataset)
+from .emoji import load_emoji
+from .captions import load_captions
+
+__all__ += [
+    "ImageTextData", "load_image_text", "register_image_text_dataset", "list_image_text_datasets",
+    "IMAGE_TEXT_DATASETS", "ImageTextDatasetSpec", "load_emoji", "load_captions",
+]
