@@ -20,9 +20,10 @@ from . import validation as check
 from .clip import LearnableTemperature, clip_loss, logistic
 from .infonce import debiased_info_nce, info_nce, nt_xent, supcon
 from .metric import DISTANCES, MINERS, margin_contrastive, n_pair, triplet
+from .ranking import multiple_negatives_ranking
 from .registry import register
 
-__all__ = ["InfoNCE", "DebiasedInfoNCE", "NTXent", "SupCon", "Triplet", "NPair", "MarginContrastive",
+__all__ = ["MultipleNegativesRanking", "InfoNCE", "DebiasedInfoNCE", "NTXent", "SupCon", "Triplet", "NPair", "MarginContrastive",
            "Logistic", "CLIPLoss"]
 
 
@@ -182,3 +183,23 @@ class CLIPLoss(nn.Module):
     def forward(self, a, b):
         s = self.logit_scale() if isinstance(self.logit_scale, nn.Module) else self.logit_scale
         return clip_loss(a, b, logit_scale=s)
+
+
+@register("multiple_negatives_ranking", inputs="pairs", paper="Henderson et al. 2017 (in-batch negatives)",
+          function=multiple_negatives_ranking)
+class MultipleNegativesRanking(nn.Module):
+    """Query -> document InfoNCE over the batch's documents plus shared hard negatives, duplicates masked; see
+    :func:`~contrastlab.losses.multiple_negatives_ranking`."""
+
+    def __init__(self, *, temperature: float = 0.05, symmetric: bool = False, reduction: str = "mean"):
+        super().__init__()
+        self.temperature = check.positive_number("temperature", temperature)
+        if not isinstance(symmetric, bool):
+            raise TypeError(f"`symmetric` must be a bool, got {type(symmetric).__name__}")
+        self.symmetric = symmetric
+        self.reduction = check.choice("reduction", reduction, check.REDUCTIONS)
+
+    def forward(self, query, document, negatives=None, document_ids=None):
+        return multiple_negatives_ranking(query, document, negatives, temperature=self.temperature,
+                                          symmetric=self.symmetric, document_ids=document_ids,
+                                          reduction=self.reduction)
