@@ -1,0 +1,76 @@
+"""Running the search API with uvicorn until Ctrl-C: `serve_index(index, embedder, host=..., port=...)`.
+
+Binds 127.0.0.1 by default (this machine only); port 0 picks a free port. Prints the URL once it listens.
+
+Example (not run here: it serves until Ctrl-C)::
+
+    from contrastlab.search import load_index, serve_index
+    serve_index(load_index("runs/wordnet-index"), my_embedder, port=8000)
+"""
+from __future__ import annotations
+
+import socket
+from typing import Callable
+
+import uvicorn
+
+from .api import LOCAL_HOSTS, create_search_app
+from .index import VectorIndex
+
+__all__ = ["serve_index", "make_server", "listen", "url_for"]
+
+
+def url_for(host: str, port: int) -> str:
+    """The URL of a server bound to `host`:`port` (a wildcard address is shown as 127.0.0.1)."""
+    shown = {"0.0.0.0": "127.0.0.1", "::": "::1", "": "127.0.0.1"}.get(host, host)
+    return f"http://{f'[{shown}]' if ':' in shown else shown}:{port}"
+
+
+def listen(host: str, port: int) -> socket.socket:
+    """A listening socket; port 0 picks a free one. OSError with a readable message when it is taken."""
+    if isinstance(port, bool) or not isinstance(port, int) or not 0 <= port <= 65535:
+        raise ValueError(f"`port` must be an int in [0, 65535], got {port!r}")
+    # proto=IPPROTO_TCP matters: asyncio sets TCP_NODELAY only on sockets that say so, and without it every
+    # response waited ~40 ms (Nagle's algorithm meeting the client's delayed ACK)
+    sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    try:
+        sock.bind((host, port))
+    except OSError as e:
+        sock.close()
+        raise OSError(e.errno, f"cannot listen on {host}:{port}: {e.strerror}"
+                               + ("; pass port 0 for a free one" if port else "")) from None
+    sock.listen(1024)
+    return sock
+
+
+def make_server(index: VectorIndex, embedder, *, host: str = "127.0.0.1", port: int = 8000,
+                **app_options) -> tuple[uvicorn.Server, socket.socket, str]:
+    """A configured uvicorn server, its listening socket and URL (for callers that run it in a thread)."""
+    sock = listen(host, port)
+    hosts = ["*"] if host in ("0.0.0.0", "::", "") else sorted(set(LOCAL_HOSTS) | {host})
+    app = create_search_app(index, embedder, allowed_hosts=hosts, **app_options)
+    config = uvicorn.Config(app, log_level="warning", access_log=False, lifespan="on",
+                            timeout_graceful_shutdown=2, backlog=1024)
+    return uvicorn.Server(config), sock, url_for(host, sock.getsockname()[1])
+
+
+def _say(message: str) -> None:
+    print(message, flush=True)
+
+
+def serve_index(index: VectorIndex, embedder, *, host: str = "127.0.0.1", port: int = 8000,
+                log: Callable[[str], None] = _say, **app_options) -> None:
+    """Serve `POST /search` and `GET /health` over `index` until Ctrl-C (or SIGTERM); then stop cleanly.
+    `app_options` go to `create_search_app` (max_batch, max_wait_ms, max_k, max_body_bytes, faiss_threads)."""
+    server, sock, url = make_server(index, embedder, host=host, port=port, **app_options)
+    log(f"contrastlab search: {index.count} documents ({index.kind}, dim {index.dim}) on {url}  "
+        f"(POST {url}/search, GET {url}/health; Ctrl-C to stop)")
+    try:
+        server.run(sockets=[sock])
+    except KeyboardInterrupt:                  # uvicorn re-raises the Ctrl-C it handled
+        pass
+    finally:
+        sock.close()
+    log("contrastlab search: stopped")

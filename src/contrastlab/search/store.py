@@ -1,0 +1,147 @@
+"""Saving and loading a `VectorIndex` as a folder, atomically, with a clear error for every way it can be bad.
+
+The folder holds `index.faiss` (the faiss index), `docs.jsonl` (one {"id", "text"} per line, in index order) and
+`meta.json` (format, dim, count, kind, search parameters, recall, embedder source, build time, contrastlab version,
+the size and SHA-256 of the two data files). It is written into a temporary sibling folder and renamed into place,
+so a reader sees the old index or the new one, never a mixture.
+
+>>> import tempfile, pathlib, numpy as np
+>>> from contrastlab.search.index import VectorIndex
+>>> folder = pathlib.Path(tempfile.mkdtemp()) / "idx"
+>>> save_index(VectorIndex.build(np.eye(2), ["a", "b"], texts=["x", "y"]), folder)
+>>> loaded = load_index(folder)
+>>> loaded.count, loaded.kind, loaded.texts
+(2, 'exact', ['x', 'y'])
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+import faiss
+import numpy as np
+
+from .index import KINDS, VectorIndex
+
+__all__ = ["save_index", "load_index", "IndexFolderError", "FORMAT"]
+
+FORMAT = "contrastlab-index"
+FORMAT_VERSION = 1
+INDEX_FILE, DOCS_FILE, META_FILE = "index.faiss", "docs.jsonl", "meta.json"
+_REQUIRED = ("format", "format_version", "dim", "count", "kind", "params", "files")
+
+
+class IndexFolderError(ValueError):
+    """An index folder that is missing, incomplete, corrupt or not a contrastlab index."""
+
+
+def _write(path: Path, data) -> None:
+    with open(path, "wb") as f:
+        f.write(data)
+        f.flush()
+        os.fsync(f.fileno())
+
+
+def _fingerprint(data) -> dict:
+    return {"bytes": len(data), "sha256": hashlib.sha256(data).hexdigest()}
+
+
+def save_index(index: VectorIndex, path: str | os.PathLike) -> None:
+    """Write `index` to the folder `path` (replacing an index folder already there; refusing any other folder)."""
+    path = Path(path)
+    if path.exists() and not (path / META_FILE).is_file() and (not path.is_dir() or any(path.iterdir())):
+        raise IndexFolderError(f"{path} exists and is not a contrastlab index folder; refusing to replace it")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
+    try:
+        blob = memoryview(faiss.serialize_index(index.faiss))
+        texts = index.texts if index.texts is not None else [None] * index.count
+        docs = "".join(json.dumps({"id": i, "text": t}, ensure_ascii=False) + "\n"
+                       for i, t in zip(index.ids, texts)).encode()
+        _write(tmp / INDEX_FILE, blob)
+        _write(tmp / DOCS_FILE, docs)
+        meta = {"format": FORMAT, "format_version": FORMAT_VERSION, **index.meta,
+                "has_texts": index.texts is not None,
+                "files": {INDEX_FILE: _fingerprint(blob), DOCS_FILE: _fingerprint(docs)}}
+        _write(tmp / META_FILE, (json.dumps(meta, indent=2) + "\n").encode())
+        old = None
+        if path.exists():
+            old = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".old", dir=path.parent))
+            os.replace(path, old / "index")
+        os.replace(tmp, path)
+        if old is not None:
+            shutil.rmtree(old, ignore_errors=True)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+
+
+def _check_file(path: Path, name: str, meta: dict) -> bytes:
+    file = path / name
+    if not file.is_file():
+        raise IndexFolderError(f"index folder {path} is incomplete: {name} is missing")
+    data = file.read_bytes()
+    want = meta["files"].get(name)
+    if not isinstance(want, dict):
+        raise IndexFolderError(f"{path / META_FILE} has no size and checksum for {name}")
+    if len(data) != want.get("bytes"):
+        raise IndexFolderError(f"{file} has {len(data)} bytes but meta.json says {want.get('bytes')}: "
+                               f"it is truncated or was changed after the index was written")
+    if hashlib.sha256(data).hexdigest() != want.get("sha256"):
+        raise IndexFolderError(f"{file} does not match the SHA-256 in meta.json: it is corrupt or was changed")
+    return data
+
+
+def load_index(path: str | os.PathLike) -> VectorIndex:
+    """Read an index folder written by `save_index`; raises IndexFolderError saying what is wrong."""
+    path = Path(path)
+    if not path.exists():
+        raise IndexFolderError(f"index folder {path} does not exist")
+    if not path.is_dir():
+        raise IndexFolderError(f"{path} is a file, not an index folder")
+    if not (path / META_FILE).is_file():
+        raise IndexFolderError(f"{path} is not a contrastlab index folder: {META_FILE} is missing")
+    try:
+        meta = json.loads((path / META_FILE).read_text(encoding="utf-8"))
+    except (ValueError, UnicodeDecodeError) as e:          # contrastlab.io.read_json would import torch
+        raise IndexFolderError(f"{path / META_FILE} is not valid JSON ({e})") from None
+    if not isinstance(meta, dict) or meta.get("format") != FORMAT:
+        raise IndexFolderError(f"{path / META_FILE} is not the meta file of a contrastlab index "
+                               f"(its 'format' is {meta.get('format') if isinstance(meta, dict) else None!r})")
+    missing = [k for k in _REQUIRED if k not in meta]
+    if missing:
+        raise IndexFolderError(f"{path / META_FILE} lacks {missing}")
+    if meta["format_version"] != FORMAT_VERSION:
+        raise IndexFolderError(f"{path} has index format version {meta['format_version']}; this contrastlab "
+                               f"reads version {FORMAT_VERSION}")
+    if meta["kind"] not in KINDS[1:]:
+        raise IndexFolderError(f"{path / META_FILE}: 'kind' must be one of {KINDS[1:]}, got {meta['kind']!r}")
+    blob = _check_file(path, INDEX_FILE, meta)
+    docs = _check_file(path, DOCS_FILE, meta)
+    try:
+        index = faiss.deserialize_index(np.frombuffer(blob, dtype=np.uint8))
+    except RuntimeError as e:
+        raise IndexFolderError(f"{path / INDEX_FILE} cannot be read by faiss: {str(e).splitlines()[0][-200:]}") \
+            from None
+    ids, texts = [], []
+    for n, line in enumerate(docs.decode("utf-8", errors="replace").splitlines(), 1):
+        try:
+            row = json.loads(line)
+            ids.append(row["id"])
+            texts.append(row["text"])
+        except (json.JSONDecodeError, KeyError, TypeError):
+            raise IndexFolderError(f"{path / DOCS_FILE} line {n}: not a JSON object with 'id' and 'text'") from None
+    if index.d != meta["dim"] or index.ntotal != meta["count"] or len(ids) != meta["count"]:
+        raise IndexFolderError(f"{path} is inconsistent: meta.json says {meta['count']} vectors of dimension "
+                               f"{meta['dim']}, the faiss index holds {index.ntotal} of dimension {index.d} and "
+                               f"{DOCS_FILE} has {len(ids)} documents")
+    has_texts = meta.get("has_texts", True)
+    meta = {k: v for k, v in meta.items() if k not in ("format", "format_version", "files", "has_texts")}
+    try:
+        return VectorIndex(index, ids, texts if has_texts else None, meta)
+    except ValueError as e:
+        raise IndexFolderError(f"{path}: {e}") from None
