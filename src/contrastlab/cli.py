@@ -68,7 +68,10 @@ def build_parser() -> argparse.ArgumentParser:
                                        "--data fashion-mnist --minutes 15 --run runs/simclr")
     train.add_argument("method", nargs="?", choices=list_methods(), help="training method")
     train.add_argument("--data", default="fashion-mnist",
-                       help="fashion-mnist (default), digits, PATH.npz, or folder:PATH")
+                       help="images: fashion-mnist (default), digits, PATH.npz, folder:PATH; text: verses-en-es, "
+                            "wordnet, wordnet-synonyms, PATH.jsonl|.csv|.parquet (pairs), clicks:PATH, "
+                            "interactions:PATH")
+    train.add_argument("--corpus", type=Path, help="documents file (JSONL id,text or CSV) for a click log of ids")
     budget = train.add_mutually_exclusive_group()
     budget.add_argument("--minutes", type=_positive_float, help="training-time budget")
     budget.add_argument("--epochs", type=_positive_float)
@@ -80,6 +83,12 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--resume", type=Path, metavar="RUN", help="continue RUN from its last checkpoint")
     train.add_argument("--no-eval", action="store_true", help="skip the evaluation after training")
     train.add_argument("--quiet", action="store_true", help="no progress bar")
+    train.add_argument("--nproc", type=_positive_int, metavar="N",
+                       help="train in N processes on this machine (relaunches under torch.distributed.run; the "
+                            "batch_size stays the global batch, split over the processes)")
+    train.add_argument("--max-restarts", type=int, metavar="R",
+                       help="with --nproc: restart all processes up to R times after a failure, resuming from the "
+                            "last checkpoint")
 
     ev = sub.add_parser("eval", help="evaluate a run's encoder (writes RUN/eval.json)")
     ev.add_argument("run", type=Path)
@@ -90,6 +99,11 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--k", type=_positive_int, default=200, help="neighbours for kNN (default 200)")
     ev.add_argument("--knn-temperature", type=_positive_float, default=0.1)
     ev.add_argument("--finetune-steps", type=_positive_int, default=500)
+    ev.add_argument("--retrieval", action="store_true",
+                    help="text runs: recall@1/10/100, MRR@10, nDCG@10, MAP with BM25, TF-IDF and wordllama alongside")
+
+    from .search.commands import add_search_commands
+    add_search_commands(sub)
 
     losses = sub.add_parser("losses", help="list the registered losses and their papers; --demo runs each")
     losses.add_argument("--demo", action="store_true", help="every loss on real embeddings, matched vs shuffled")
@@ -99,12 +113,78 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _relaunch(parser, args) -> int:
+    """`--nproc N`: run this same command in N processes under torch.distributed.run (standalone rendezvous),
+    each with cores / N threads; a failed run names the checkpoint to resume from."""
+    import os
+    import subprocess
+    if "WORLD_SIZE" in os.environ:
+        parser.error("--nproc starts its own processes; under torchrun leave it out (torchrun's "
+                     "--nproc-per-node sets the number)")
+    if args.resume is not None:
+        run, cmd = args.resume, ["--resume", str(args.resume)]
+    else:
+        if args.method is None:
+            parser.error("give a method (one of the choices) or --resume RUN")
+        budget = [(f"--{k}", getattr(args, k)) for k in ("minutes", "epochs", "steps") if getattr(args, k) is not None]
+        if not budget:
+            parser.error("give a budget: --minutes, --epochs or --steps")
+        run = args.run or Path("runs") / f"{args.method}-{time.strftime('%Y%m%d-%H%M%S')}"
+        if (Path(run) / "config.json").exists():
+            parser.exit(2, f"contrastlab train: run directory {run} already holds a run; resume it with "
+                           f"`contrastlab train --resume {run} --nproc {args.nproc}` or choose another --run\n")
+        cmd = [args.method, "--data", args.data, "--run", str(run), "--seed", str(args.seed), *budget[0]]
+        cmd += ["--corpus", str(args.corpus)] if args.corpus is not None else []
+        for item in args.overrides:
+            cmd += ["--set", item]
+    cmd = [str(c) for c in cmd] + (["--no-eval"] if args.no_eval else []) + (["--quiet"] if args.quiet else [])
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    env = {**os.environ, "OMP_NUM_THREADS": str(max(1, cores // args.nproc))}
+    launcher = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", str(args.nproc)]
+    if args.max_restarts is not None:
+        launcher += ["--max-restarts", str(args.max_restarts)]
+    # "--" ends torchrun's own options: without it, argparse takes `--run` for an abbreviation of `--run-path`
+    code = subprocess.call([*launcher, "-m", "--", "contrastlab", "train", *cmd], env=env)
+    if code != 0:
+        ckpt = Path(run) / "checkpoints" / "last.pt"
+        where = (f"its last checkpoint is {ckpt}; continue with: contrastlab train --resume {run} --nproc "
+                 f"{args.nproc}" if ckpt.exists() else f"no checkpoint was written to {run} yet")
+        print(f"contrastlab train: the {args.nproc}-process run failed (exit code {code}); {where}", file=sys.stderr)
+        return code if code > 0 else 1
+    return 0
+
+
+def _elastic_restart(args) -> bool:
+    """Under torchrun --max-restarts, a restarted run whose directory already holds a checkpoint resumes it."""
+    import os
+    if args.resume is not None or args.run is None or int(os.environ.get("TORCHELASTIC_RESTART_COUNT", "0")) < 1:
+        return False
+    return (args.run / "config.json").exists() and (args.run / "checkpoints" / "last.pt").exists()
+
+
 def _train(parser, args) -> int:
+    import os
+
+    from . import distributed
     from .io import CheckpointError
     from .methods import method_hyperparameters
     from .train import Trainer, TrainConfig, evaluate_run, parse_overrides
-    if args.resume is not None:
+    if args.max_restarts is not None and (args.nproc is None or args.max_restarts < 0):
+        parser.error(f"--max-restarts needs --nproc N (under torchrun give torchrun's own --max-restarts) and must "
+                     f"be >= 0, got {args.max_restarts}")
+    if args.nproc is not None and args.nproc > 1:
+        return _relaunch(parser, args)
+    main_rank = int(os.environ.get("RANK", "0")) == 0
+    if _elastic_restart(args):
+        if main_rank:
+            print(f"restart {os.environ['TORCHELASTIC_RESTART_COUNT']}: resuming {args.run} from its last checkpoint")
+        try:
+            trainer = Trainer.resume(args.run, show_progress=not args.quiet)
+        except (FileNotFoundError, CheckpointError, ValueError) as e:
+            parser.exit(2, f"contrastlab train (restart): {e}\n")
+    elif args.resume is not None:
         given = [f for f, v in (("method", args.method), ("--run", args.run), ("--set", args.overrides),
+                                ("--corpus", args.corpus),
                                 ("--minutes", args.minutes), ("--epochs", args.epochs), ("--steps", args.steps))
                  if v]
         if given:
@@ -113,7 +193,8 @@ def _train(parser, args) -> int:
             trainer = Trainer.resume(args.resume, show_progress=not args.quiet)
         except (FileNotFoundError, CheckpointError, ValueError) as e:
             parser.exit(2, f"contrastlab train --resume: {e}\n")
-        print(f"resuming {args.resume} at step {trainer.step} of {trainer.total_steps}")
+        if main_rank:
+            print(f"resuming {args.resume} at step {trainer.step} of {trainer.total_steps}")
     else:
         if args.method is None:
             parser.error("give a method (one of the choices) or --resume RUN")
@@ -124,14 +205,18 @@ def _train(parser, args) -> int:
             if not budget:
                 parser.error("give a budget: --minutes, --epochs or --steps")
             run = args.run or Path("runs") / f"{args.method}-{time.strftime('%Y%m%d-%H%M%S')}"
+            if args.corpus is not None:
+                trainer_keys["data_options"] = {"corpus": str(args.corpus)}
             config = TrainConfig(method=args.method, data=args.data, seed=args.seed, hyperparameters=method_keys,
                                  **budget, **{**trainer_keys, **({"final_eval": False} if args.no_eval else {})})
             trainer = Trainer.from_config(config, run, show_progress=not args.quiet)
         except (ValueError, FileNotFoundError, FileExistsError, OSError) as e:
             parser.exit(2, f"contrastlab train: {e}\n")
-        print(f"training {args.method} on {args.data}; run directory {trainer.run.path}")
-        for note in getattr(trainer.data, "notes", ()):
-            print(f"  note: {note}")
+        if distributed.is_main():
+            procs = f" in {distributed.world_size()} processes" if distributed.world_size() > 1 else ""
+            print(f"training {args.method} on {args.data}{procs}; run directory {trainer.run.path}")
+            for note in getattr(trainer.data, "notes", ()):
+                print(f"  note: {note}")
     from .train import TrainingDiverged
     try:
         trainer.fit()
@@ -140,8 +225,12 @@ def _train(parser, args) -> int:
     except TrainingDiverged as e:
         parser.exit(1, f"contrastlab train: {e}\n")
     except KeyboardInterrupt:
-        print(f"\ninterrupted at step {trainer.step}; continue with: contrastlab train --resume {trainer.run.path}")
+        if distributed.is_main():
+            print(f"\ninterrupted at step {trainer.step}; continue with: contrastlab train --resume "
+                  f"{trainer.run.path}")
         return 130
+    if not distributed.is_main():
+        return 0
     print(f"trained {trainer.step} steps in {trainer.elapsed / 60:.1f} min; checkpoint {trainer.run.last_checkpoint}")
     if trainer.config.final_eval and not args.no_eval:
         evaluate_run(trainer.run.path)
@@ -151,9 +240,13 @@ def _train(parser, args) -> int:
 def _eval(parser, args) -> int:
     from .io import CheckpointError
     from .train import evaluate_run
-    from .train.evaluate import DEFAULT_PARTS
     parts = [p for p, on in (("knn", args.knn), ("linear", args.linear),
-                             ("label_fractions", args.label_fractions is not None)) if on] or list(DEFAULT_PARTS)
+                             ("label_fractions", args.label_fractions is not None)) if on]
+    if args.retrieval:
+        if parts:
+            parser.error("--retrieval is for text runs; do not combine it with --knn, --linear or --label-fractions")
+        parts = ["retrieval", "baselines"]
+    parts = parts or None                  # the run's default parts (images or text)
     try:
         evaluate_run(args.run, parts=parts, label_fractions=args.label_fractions or (0.01, 0.1), k=args.k,
                      knn_temperature=args.knn_temperature, finetune_steps=args.finetune_steps)
@@ -199,6 +292,8 @@ def main(argv: list[str] | None = None) -> int:
         return _eval(parser, args)
     if args.command == "demo":
         return _demo(parser, args)
+    if getattr(args, "handler", None) is not None:
+        return args.handler(args)
     if args.command == "dashboard":
         from .dashboard import dashboard
         return dashboard(args.run_dirs, host=args.host, port=args.port, open_browser=not args.no_browser)

@@ -30,9 +30,11 @@ from .. import distributed as dist
 from . import validation as check
 from .clip import clip_loss
 from .infonce import info_nce, nt_xent, supcon
+from .ranking import _direction, multiple_negatives_ranking
 from .rows import clip_loss_rows, info_nce_rows, nt_xent_rows, supcon_rows
 
-__all__ = ["global_nt_xent", "global_supcon", "global_info_nce", "global_clip_loss"]
+__all__ = ["global_nt_xent", "global_supcon", "global_info_nce", "global_clip_loss",
+           "global_multiple_negatives_ranking"]
 
 
 def _gather_pair(a: torch.Tensor, b: torch.Tensor):
@@ -114,3 +116,55 @@ def global_clip_loss(a: torch.Tensor, b: torch.Tensor, *, logit_scale) -> torch.
     check.pair("a", a, "b", b)
     x, y, ka, kb, _ = _gather_pair(a, b)
     return (clip_loss_rows(x, y, ka, kb, logit_scale=logit_scale) * dist.world_size()).to(a.dtype)
+
+
+def global_multiple_negatives_ranking(query: torch.Tensor, document: torch.Tensor,
+                                      negatives: torch.Tensor | None = None, *, temperature: float = 0.05,
+                                      symmetric: bool = False,
+                                      document_ids: torch.Tensor | None = None) -> torch.Tensor:
+    """:func:`~contrastlab.losses.multiple_negatives_ranking` with every rank's documents (and shared hard
+    negatives) as candidates: local queries against all documents + all negatives, and with ``symmetric`` local
+    documents against all queries. ``document_ids`` mark duplicates within a rank's batch only (each rank's ids
+    are offset so that ranks never share one). Returns ``world_size x`` this rank's share, like the others.
+
+    Every rank must pass ``negatives`` (an empty (0, D) tensor when it has none) or every rank None.
+
+    Shape: query, document (b, D); negatives (M_r, D) or None; document_ids (b,) or None. Output: scalar.
+    """
+    if dist.world_size() == 1:
+        if negatives is not None and negatives.shape[0] == 0:
+            negatives = None
+        return multiple_negatives_ranking(query, document, negatives, temperature=temperature,
+                                          symmetric=symmetric, document_ids=document_ids)
+    check.pair("query", query, "document", document)
+    scale = 1.0 / check.positive_number("temperature", temperature)
+    if not isinstance(symmetric, bool):
+        raise TypeError(f"`symmetric` must be a bool, got {type(symmetric).__name__}")
+    parts = [query, document] if negatives is None else [query, document, negatives]
+    dt = check.compute_dtype(*parts)
+    x, y, kq, kd, off = _gather_pair(query, document)                           # local (b, D), global (N, D)
+    n = kq.shape[0]
+    extra = None
+    if negatives is not None:
+        if negatives.shape[0]:
+            check.embeddings("negatives", negatives, 2, shape_hint="(M, D)")
+        if negatives.dim() != 2 or negatives.shape[1] != query.shape[1]:
+            raise ValueError(f"`negatives` must have shape (M, D) with D = {query.shape[1]} like `query`, got "
+                             f"{tuple(negatives.shape)}")
+        neg = check.normalize(negatives, dt)
+        if not neg.requires_grad:                                               # the gather's backward is a
+            neg = neg.detach().requires_grad_()                                 # collective: every rank joins
+        extra = dist.all_gather_with_grad(neg)                                  # (M, D) every rank's
+        extra = extra if extra.shape[0] else None
+    row_ids = col_ids = None
+    if document_ids is not None:
+        ids = check.labels(document_ids, x.shape[0], name="document_ids").to(x.device)
+        local = ids - ids.min()                                                 # equal ids stay equal
+        width = int(dist.all_reduce_sum(float(local.max()) + 1 if local.numel() else 0.0) + 1)
+        row_ids = local + width * dist.rank()                                   # distinct across ranks
+        col_ids = dist.gather_no_grad(row_ids)                                  # (N,)
+    l_pos = (x * y).sum(1) * scale                                              # (b,)
+    per = _direction(x.to(dt), kd.to(dt), extra, l_pos, scale, row_ids, col_ids)
+    if symmetric:
+        per = 0.5 * (per + _direction(y, kq, None, l_pos, scale, row_ids, col_ids))
+    return (per.sum() / n * dist.world_size()).to(query.dtype)

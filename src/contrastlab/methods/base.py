@@ -1,6 +1,7 @@
 """One interface for every training method: a batch (a dict of tensors) in, a loss and its metrics out.
 
-The trainer only calls `make_batch`, `forward`, `after_step` and `embed`; it never branches on a method's name.
+The trainer only calls `make_batch`, `forward`, `after_step` and `embed` (and, for gradient caching with
+`micro_batch`, `split`, `embeddings` and `loss_from`); it never branches on a method's name.
 Hyperparameters are the keyword-only arguments of each method's constructor; `contrastlab train --set key=value`
 is checked against them (see `method_hyperparameters`).
 """
@@ -89,6 +90,27 @@ class Method(nn.Module):
 
     def forward(self, batch: dict) -> StepOutput:  # pragma: no cover - abstract
         raise NotImplementedError
+
+    # -- the split form, for gradient caching (`micro_batch`): forward(batch) == loss_from(embeddings(batch), batch)
+    def embeddings(self, batch: dict) -> tuple[torch.Tensor, ...]:
+        """The batch's embeddings, row-aligned with :meth:`split`'s chunks (a tuple of (B_i, ...) tensors).
+        Methods whose loss cannot be computed from per-chunk embeddings alone leave this unimplemented."""
+        raise NotImplementedError(f"method {self.name!r} cannot split its embeddings from its loss, so it does not "
+                                  f"support `micro_batch` (gradient caching); methods that do: "
+                                  f"{sorted(n for n, c in METHODS.items() if c.supports_micro_batch())}")
+
+    def loss_from(self, embeddings: tuple, batch: dict) -> StepOutput:
+        """The loss of the whole batch from its embeddings (as returned by :meth:`embeddings`)."""
+        raise NotImplementedError(f"method {self.name!r} does not support `micro_batch` (no `loss_from`)")
+
+    def split(self, batch: dict, size: int) -> list[dict]:
+        """Chunks of at most `size` examples whose :meth:`embeddings`, concatenated, are the batch's."""
+        from ..train.gradcache import split_batch
+        return split_batch(batch, size)
+
+    @classmethod
+    def supports_micro_batch(cls) -> bool:
+        return cls.embeddings is not Method.embeddings and cls.loss_from is not Method.loss_from
 
     def after_step(self, *, step: int, total_steps: int) -> None:
         """Called after each optimizer step (momentum updates, queue bookkeeping)."""

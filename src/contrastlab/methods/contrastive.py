@@ -1,5 +1,8 @@
 """SimCLR, SupCon and multi-instance (MICLe) training: encoder -> projection head -> a softmax contrastive loss.
 
+Under several processes each rank's views are contrasted with every rank's (``losses.distributed``); in one
+process the losses are exactly :func:`~contrastlab.losses.nt_xent` and :func:`~contrastlab.losses.supcon`.
+
 >>> import torch
 >>> from contrastlab.models import create_encoder
 >>> enc = create_encoder("small_cnn", in_channels=1)
@@ -13,7 +16,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from ..losses import nt_xent, supcon
+from ..losses.distributed import global_nt_xent, global_supcon
 from ..losses.geometry import alignment
 from ..models import ProjectionHead
 from .base import Method, StepOutput, register_method
@@ -29,6 +32,12 @@ class _Projected(Method):
 
     def project(self, views):  # (B, V, C, H, W) -> (B, V, P), L2-normalised
         return F.normalize(self.encode_views(views, lambda x: self.head(self.encoder(x))), dim=-1)
+
+    def embeddings(self, batch):
+        return (self.project(batch["views"]),)                             # ((B, V, P),)
+
+    def forward(self, batch):
+        return self.loss_from(self.embeddings(batch), batch)
 
 
 def _temperature(t):
@@ -48,9 +57,9 @@ class SimCLR(_Projected):
                          proj_dim=proj_dim, proj_layers=proj_layers)
         self.temperature = _temperature(temperature)
 
-    def forward(self, batch):
-        z = self.project(batch["views"])                                   # (B, 2, P)
-        loss = nt_xent(z[:, 0], z[:, 1], temperature=self.temperature)
+    def loss_from(self, embeddings, batch):
+        z, = embeddings                                                    # (B, 2, P)
+        loss = global_nt_xent(z[:, 0], z[:, 1], temperature=self.temperature)
         return StepOutput(loss, {"alignment": float(alignment(z[:, 0].detach(), z[:, 1].detach()))})
 
 
@@ -65,9 +74,9 @@ class SupCon(_Projected):
                          proj_dim=proj_dim, proj_layers=proj_layers)
         self.temperature = _temperature(temperature)
 
-    def forward(self, batch):
-        z = self.project(batch["views"])                                   # (B, V, P)
-        return StepOutput(supcon(z, batch["labels"], temperature=self.temperature))
+    def loss_from(self, embeddings, batch):
+        z, = embeddings                                                    # (B, V, P)
+        return StepOutput(global_supcon(z, batch["labels"], temperature=self.temperature))
 
 
 @register_method("multi_instance")
@@ -110,6 +119,6 @@ class MultiInstance(_Projected):
             batch["labels"] = data.y[idx]
         return batch
 
-    def forward(self, batch):
-        z = self.project(batch["views"])                                   # (B, 2, P)
-        return StepOutput(supcon(z, batch["group"], temperature=self.temperature))
+    def loss_from(self, embeddings, batch):
+        z, = embeddings                                                    # (B, 2, P)
+        return StepOutput(global_supcon(z, batch["group"], temperature=self.temperature))

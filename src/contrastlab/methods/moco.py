@@ -2,7 +2,9 @@
 
 Queries come from the encoder, keys from its momentum copy; negatives are a FIFO queue of past keys that is
 part of the model's state (saved in every checkpoint). Shuffled batch norm is emulated in one process: the keys
-are encoded in `shuffle_splits` random chunks, so a query and its key never share batch statistics.
+are encoded in `shuffle_splits` random chunks, so a query and its key never share batch statistics. Under several
+processes the queue is filled with the keys of every rank (gathered, in rank order), so all ranks hold the same
+queue; the shuffle stays within each rank's batch.
 
 >>> import torch
 >>> from contrastlab.models import create_encoder
@@ -17,7 +19,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .. import distributed as dist
 from ..losses import info_nce
+from ..losses.distributed import global_info_nce
 from ..models import MomentumEncoder, NegativeQueue, ProjectionHead, cosine_momentum
 from .base import Method, StepOutput, register_method
 from .contrastive import _temperature
@@ -57,8 +61,9 @@ class MoCo(Method):
         return F.normalize(k, dim=-1)
 
     def _loss(self, q, k):
-        negatives = self.queue.negatives() if len(self.queue) else None   # empty queue: in-batch keys
-        return info_nce(q, k, negatives, temperature=self.temperature)
+        if not len(self.queue):                                          # empty queue: every rank's keys
+            return global_info_nce(q, k, temperature=self.temperature)
+        return info_nce(q, k, self.queue.negatives(), temperature=self.temperature)
 
     def forward(self, batch):
         v = batch["views"]                                                 # (B, 2, C, H, W)
@@ -69,10 +74,10 @@ class MoCo(Method):
             q2 = F.normalize(self.head(self.encoder(v[:, 1])), dim=-1)
             k1 = self._keys(v[:, 0], perm)
             loss = (self._loss(q1, k2) + self._loss(q2, k1)) / 2
-            new_keys = torch.cat([k2, k1])
+            new_keys = torch.cat([dist.gather_no_grad(k2), dist.gather_no_grad(k1)])
         else:
             loss = self._loss(q1, k2)
-            new_keys = k2
+            new_keys = dist.gather_no_grad(k2)                             # (N, P) every rank's keys
         self.queue.enqueue(new_keys)
         return StepOutput(loss, {"queue": float(len(self.queue))})
 

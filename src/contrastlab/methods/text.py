@@ -1,7 +1,8 @@
 """Text methods: query -> document pairs with in-batch (and hard) negatives, and SimCSE for unlabelled sentences.
 
 Both embed with one shared text encoder (a user and an item share their item embeddings in the recommendation case)
-and rank with :func:`~contrastlab.losses.multiple_negatives_ranking`. A batch never holds the same anchor or the same
+and rank with :func:`~contrastlab.losses.multiple_negatives_ranking` (under several processes: each rank's queries
+against every rank's documents, :func:`~contrastlab.losses.distributed.global_multiple_negatives_ranking`). A batch never holds the same anchor or the same
 document twice as different pairs: the duplicate pair is dropped for that step (its text is a positive, not a
 negative, of the other row), and a hard negative equal to any positive of the batch is not used.
 
@@ -20,7 +21,8 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from ..losses import multiple_negatives_ranking
+from .. import distributed as dist
+from ..losses.distributed import global_multiple_negatives_ranking
 from ..losses.geometry import alignment
 from .base import Method, StepOutput, register_method
 
@@ -47,6 +49,17 @@ class _TextMethod(Method):
     def embed(self, tokens):
         """Evaluation features: the encoder's output for tokenised texts (B, D)."""
         return self.encode(tokens)
+
+    def forward(self, batch) -> StepOutput:
+        return self.loss_from(self.embeddings(batch), batch)
+
+
+def _rows(tokens: dict) -> int:
+    return next(iter(tokens.values())).shape[0]
+
+
+def _cut(tokens: dict, lo: int, hi: int) -> dict:
+    return {k: v[lo:hi] for k, v in tokens.items()}
 
 
 def _unique_pairs(pairs, idx):
@@ -98,16 +111,42 @@ class InBatchPairs(_TextMethod):
             negatives = list(dict.fromkeys(negatives))                     # one column per distinct text
             if negatives:
                 batch["negatives"] = self.tokens(negatives)
+            batch["negative_pool"] = True             # every rank then joins the negatives' gather
         return batch
 
-    def forward(self, batch) -> StepOutput:
+    def split(self, batch: dict, size: int) -> list[dict]:
+        """Chunks of at most `size` pairs for GradCache; the shared negatives are spread over the chunks."""
+        n = batch["document_ids"].shape[0]
+        starts = list(range(0, n, size))
+        neg = batch.get("negatives")
+        cuts = torch.arange(_rows(neg)).tensor_split(len(starts)) if neg is not None else None
+        chunks = []
+        for i, lo in enumerate(starts):
+            c = {"anchors": _cut(batch["anchors"], lo, lo + size), "positives": _cut(batch["positives"], lo, lo + size),
+                 "document_ids": batch["document_ids"][lo:lo + size]}
+            if neg is not None:
+                c["negatives"] = _cut(neg, int(cuts[i][0]) if len(cuts[i]) else 0,
+                                      int(cuts[i][-1]) + 1 if len(cuts[i]) else 0)
+            chunks.append(c)
+        return chunks
+
+    def embeddings(self, batch):
         q = self.encode(batch["anchors"])                                  # (B, D)
         d = self.encode(batch["positives"])                                # (B, D)
-        n = self.encode(batch["negatives"]) if "negatives" in batch else None   # (M, D)
-        loss = multiple_negatives_ranking(q, d, n, temperature=self.temperature, symmetric=self.symmetric,
-                                          document_ids=batch["document_ids"].to(q.device))
+        if "negatives" not in batch:
+            return q, d
+        neg = batch["negatives"]
+        return q, d, (self.encode(neg) if _rows(neg) else q[:0])          # (M, D); q[:0] keeps the graph
+
+    def loss_from(self, embeddings, batch) -> StepOutput:
+        q, d, *rest = embeddings
+        n = rest[0] if rest else None
+        if n is None and batch.get("negative_pool") and dist.world_size() > 1:
+            n = q[:0]                                                      # (0, D): this rank has none
+        loss = global_multiple_negatives_ranking(q, d, n, temperature=self.temperature, symmetric=self.symmetric,
+                                                 document_ids=batch["document_ids"].to(q.device))
         metrics = {"alignment": float(alignment(F.normalize(q.detach(), dim=1), F.normalize(d.detach(), dim=1)))}
-        if n is not None:
+        if n is not None and n.shape[0]:
             metrics["hard_negatives"] = n.shape[0]
         return StepOutput(loss, metrics)
 
@@ -134,9 +173,18 @@ class SimCSE(_TextMethod):
         texts = list(dict.fromkeys(texts))
         return {"sentences": self.tokens(texts), "index": idx}
 
-    def forward(self, batch) -> StepOutput:
+    def split(self, batch: dict, size: int) -> list[dict]:
+        """Chunks of at most `size` sentences for GradCache."""
+        return [{"sentences": _cut(batch["sentences"], lo, lo + size)}
+                for lo in range(0, _rows(batch["sentences"]), size)]
+
+    def embeddings(self, batch):
         z1 = self.encode(batch["sentences"])                               # (B, D), one dropout mask
         z2 = self.encode(batch["sentences"])                               # (B, D), another
-        loss = multiple_negatives_ranking(z1, z2, temperature=self.temperature, symmetric=False)
+        return z1, z2
+
+    def loss_from(self, embeddings, batch) -> StepOutput:
+        z1, z2 = embeddings
+        loss = global_multiple_negatives_ranking(z1, z2, temperature=self.temperature, symmetric=False)
         return StepOutput(loss, {"alignment": float(alignment(F.normalize(z1.detach(), dim=1),
                                                               F.normalize(z2.detach(), dim=1)))})

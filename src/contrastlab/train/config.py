@@ -56,6 +56,10 @@ class TrainConfig:
     checkpoint_every: int = 0                # steps; 0: only by time
     checkpoint_minutes: float = 2.0
     threads: int = 0                         # torch threads; 0: torch's default
+    # scale: the batch is global (split over processes); micro_batch > 0 caches gradients (GradCache)
+    micro_batch: int = 0                     # examples per encoder pass on each process; 0: the whole batch
+    precision: str = "fp32"                  # fp32 | bf16 | fp16 (autocast; the logits stay fp32)
+    compile: bool = False                    # torch.compile the method
     final_eval: bool = True
     hyperparameters: dict = field(default_factory=dict)   # the method's own (temperature, queue_size, ...)
 
@@ -79,9 +83,11 @@ class TrainConfig:
         need(self.image_size is None or self.image_size >= 4, "image_size", ">= 4")
         for name in ("log_every", "probe_size", "monitor_bank"):
             need(isinstance(getattr(self, name), int) and getattr(self, name) >= 1, name, "a positive int")
-        for name in ("monitor_every", "checkpoint_every", "threads", "seed"):
+        for name in ("monitor_every", "checkpoint_every", "threads", "seed", "micro_batch"):
             need(isinstance(getattr(self, name), int) and getattr(self, name) >= 0, name, "an int >= 0")
         need(self.checkpoint_minutes > 0, "checkpoint_minutes", "> 0")
+        need(self.precision in ("fp32", "bf16", "fp16"), "precision", "one of fp32, bf16, fp16")
+        need(isinstance(self.compile, bool), "compile", "true or false")
         need(self.tokenizer in ("auto", "bpe", "words"), "tokenizer", "one of auto, bpe, words")
         need(isinstance(self.vocab_size, int) and self.vocab_size >= 10, "vocab_size", "an int >= 10")
         need(isinstance(self.max_length, int) and self.max_length >= 1, "max_length", "a positive int")

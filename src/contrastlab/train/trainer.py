@@ -5,6 +5,14 @@ Every random draw of step `s` (the batch's images, their views, MoCo's shuffle) 
 (seed, s) or (seed, epoch), so a run killed at any point and resumed from its last checkpoint replays the same
 steps and ends with the same weights and metrics as an uninterrupted run (on the same machine and threads).
 
+Several processes (``torchrun --nproc-per-node N -m contrastlab train ...`` or ``contrastlab train ... --nproc N``):
+``batch_size`` stays the *global* batch. Every rank draws the same seeded permutation per epoch and takes its slice
+of each global batch (so an epoch still covers every example once), makes its views with its own generator, and
+computes the loss of its rows against every rank's embeddings (exact global negatives); gradients are averaged over
+ranks after each backward (``distributed.average_gradients``), so the update is the one-process update on the same
+global batch. Batch-norm statistics are per rank, as with DistributedDataParallel. Only rank 0 writes the run
+directory; every rank loads the checkpoint on resume, also with another process count that divides the batch.
+
 >>> import tempfile
 >>> cfg = TrainConfig(method="simclr", data="digits", steps=3, batch_size=32, final_eval=False,
 ...                   hyperparameters={"proj_hidden_dim": 32, "proj_dim": 16})
@@ -26,11 +34,14 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from .. import __version__
+from .. import distributed as dist
 from ..io import load_checkpoint, save_checkpoint
 from ..methods import Method, method_hyperparameters
 from ..optim import param_groups
 from .config import TrainConfig
+from .gradcache import grad_cache_step
 from .lars import LARS
+from .precision import MixedPrecision, fp32_loss, maybe_compile
 from .rundir import RunDir
 from .schedule import warmup_cosine
 from .tasks import TASKS, channel_stats, load_data, view_geometry
@@ -53,6 +64,44 @@ def _generator(*keys: int) -> torch.Generator:
     return torch.Generator().manual_seed(seed)
 
 
+def _sync_from_main(module: nn.Module) -> None:
+    """Copy rank 0's parameters and buffers to every rank (one gather per dtype; a no-op in one process), so all
+    ranks start from the same weights even where building the model drew different random numbers."""
+    if dist.world_size() == 1:
+        return
+    by_dtype: dict[torch.dtype, list[torch.Tensor]] = {}
+    for t in [*module.parameters(), *module.buffers()]:
+        by_dtype.setdefault(t.dtype, []).append(t)
+    with torch.no_grad():
+        for ts in by_dtype.values():
+            flat = torch.cat([t.detach().reshape(-1) for t in ts])             # (P,)
+            main = dist.gather_no_grad(flat[None])[0]                          # rank 0's row of (W, P)
+            for t, v in zip(ts, main.split([t.numel() for t in ts])):
+                t.copy_(v.view_as(t))
+
+
+def _divisors(b: int, most: int = 64) -> list[int]:
+    return [k for k in range(1, min(b, most) + 1) if b % k == 0]
+
+
+def _check_world(b: int) -> None:
+    w = dist.world_size()
+    if b % w:
+        raise ValueError(f"`batch_size` is the global batch and must be divisible by the number of processes "
+                         f"({w}), got {b}; a resumed run keeps its batch_size, so run it with a process count "
+                         f"that divides {b}: one of {_divisors(b)}")
+
+
+def _main_first(fn):
+    """Run ``fn`` on rank 0, then on the other ranks (which then find what rank 0 wrote, e.g. a tokenizer)."""
+    if not dist.is_main():
+        dist.barrier()
+    out = fn()
+    if dist.is_main():
+        dist.barrier()
+    return out
+
+
 class Trainer:
     def __init__(self, method: Method, data, config: TrainConfig, run_dir, *, augment=None,
                  show_progress: bool = True, model_info: dict | None = None, make_encoder=None):
@@ -66,8 +115,18 @@ class Trainer:
         n, b = len(data), config.batch_size
         if b > n:
             raise ValueError(f"`batch_size` must be at most the number of training examples ({n}), got {b}")
+        _check_world(b)
+        if config.micro_batch and not method.supports_micro_batch():
+            from ..methods import METHODS
+            able = sorted(k for k, c in METHODS.items() if c.supports_micro_batch())
+            raise ValueError(f"`micro_batch` (gradient caching) needs a method that computes its loss from "
+                             f"per-chunk embeddings; {method.name!r} does not (use one of {able}, or "
+                             f"micro_batch=0), got micro_batch={config.micro_batch}")
         self.steps_per_epoch = n // b
         self.augment = augment if augment is not None else self.task.default_augment()
+        _sync_from_main(method)
+        self.amp = MixedPrecision("cpu", config.precision)
+        self.model = maybe_compile(method, enabled=config.compile)   # forward only; state stays `method`'s
         self.optimizer = self._optimizer(method)
         self.step = 0
         self.total_steps: int | None = None
@@ -78,6 +137,8 @@ class Trainer:
     # -- construction from a configuration ------------------------------------------------------------------
     @classmethod
     def from_config(cls, config: TrainConfig, run_dir, *, show_progress: bool = True, data=None) -> "Trainer":
+        dist.init_from_env()                       # joins torchrun's process group when WORLD_SIZE > 1
+        _check_world(config.batch_size)            # before loading anything
         if config.threads:
             torch.set_num_threads(config.threads)
         unknown = sorted(set(config.hyperparameters) - set(method_hyperparameters(config.method)))
@@ -88,8 +149,8 @@ class Trainer:
         task = TASKS[getattr(data, "modality", "image")]
         data = task.prepare(config, data)
         torch.manual_seed(config.seed)
-        method, info, make_encoder = task.build(config, data, run_dir)
-        return cls(method, data, config, run_dir, show_progress=show_progress, model_info=info,
+        method, info, make_encoder = _main_first(lambda: task.build(config, data, run_dir))
+        return cls(method, data, config, run_dir, show_progress=show_progress and dist.is_main(), model_info=info,
                    make_encoder=make_encoder)
 
     @classmethod
@@ -123,6 +184,7 @@ class Trainer:
         return {"format": CHECKPOINT_FORMAT, "step": self.step, "total_steps": self.total_steps,
                 "monitor_every": self.monitor_every, "elapsed": self.elapsed, "method": self.method.state_dict(),
                 "optimizer": self.optimizer.state_dict(), "torch_rng": torch.get_rng_state(),
+                "precision": self.amp.state_dict(), "world_size": dist.world_size(),
                 "config": self.config.to_dict()}
 
     def _load(self, state: dict) -> None:
@@ -136,6 +198,8 @@ class Trainer:
                              f"({str(e).splitlines()[0]})") from None
         self.step, self.total_steps, self.elapsed = state["step"], state["total_steps"], state["elapsed"]
         self.monitor_every = state.get("monitor_every")
+        if "precision" in state:
+            self.amp.load_state_dict(state["precision"])
         torch.set_rng_state(state["torch_rng"])
 
     def save(self) -> None:
@@ -150,14 +214,46 @@ class Trainer:
         b = self.config.batch_size
         return self._perm[pos * b:(pos + 1) * b]
 
-    def _train_step(self, method, optimizer, step: int) -> tuple[float, dict]:
-        batch = method.make_batch(self.data, self.batch_indices(step), self.augment,
-                                  _generator(self.config.seed, 2, step))
-        out = method(batch)
+    def local_indices(self, step: int) -> torch.Tensor:
+        """This rank's slice of the global batch of `step` (the whole batch in one process)."""
+        idx = self.batch_indices(step)
+        return idx if dist.world_size() == 1 else idx.tensor_split(dist.world_size())[dist.rank()]
+
+    def _views_generator(self, step: int) -> torch.Generator:
+        r = dist.rank()                             # rank 0 draws what one process draws
+        return _generator(self.config.seed, 2, step) if r == 0 else _generator(self.config.seed, 2, step, r)
+
+    def _train_step(self, method, optimizer, step: int, *, amp: MixedPrecision | None = None,
+                    model=None) -> tuple[float, dict]:
+        amp = amp or self.amp
+        model = model if model is not None else (self.model if method is self.method else method)
+        batch = method.make_batch(self.data, self.local_indices(step), self.augment, self._views_generator(step))
+        mb = self.config.micro_batch
         optimizer.zero_grad(set_to_none=True)
-        out.loss.backward()
-        optimizer.step()
-        return out.loss.item(), out.metrics
+        if mb:                                      # GradCache: one micro-batch's activations at a time
+            box = {}
+
+            def encode(chunk):
+                with amp.autocast():
+                    return method.embeddings(chunk)
+
+            def loss_fn(*emb):
+                box["out"] = fp32_loss(method.loss_from)(emb, batch)
+                return amp.scale(box["out"].loss)
+            grad_cache_step(encode, method.split(batch, mb), loss_fn, module=method)
+            out = box["out"]
+        else:
+            if amp.precision != "fp32" and method.supports_micro_batch():
+                with amp.autocast():
+                    emb = method.embeddings(batch)
+                out = fp32_loss(method.loss_from)(emb, batch)   # the logits in float32
+            else:
+                with amp.autocast():
+                    out = model(batch)
+            amp.backward(out.loss)
+        dist.average_gradients(p for p in method.parameters() if p.requires_grad)
+        amp.step(optimizer)
+        return dist.all_reduce_mean(out.loss.detach().float()), out.metrics
 
     # -- budget ---------------------------------------------------------------------------------------------
     def _plan(self) -> tuple[int, int]:
@@ -170,18 +266,19 @@ class Trainer:
             total = int(value)
         elif kind == "epochs":
             total = max(1, math.ceil(value * self.steps_per_epoch))
-        else:
+        else:                                       # every rank times the steps (they are collective) ...
             trial = copy.deepcopy(self.method)
             opt = self._optimizer(trial)
             rng = torch.get_rng_state()
             times = []
             for s in range(4):
                 t0 = time.perf_counter()
-                self._train_step(trial, opt, s)
+                self._train_step(trial, opt, s, amp=MixedPrecision("cpu", self.config.precision))
                 times.append(time.perf_counter() - t0)
             t0 = time.perf_counter()
-            self.task.monitor_features(trial)
-            monitor_s = 1.5 * (time.perf_counter() - t0)          # + kNN, geometry and the snapshot write
+            if dist.is_main():                      # ... rank 0 alone monitors
+                self.task.monitor_features(trial)
+            monitor_s = max(1.5 * (time.perf_counter() - t0), 1e-3)   # + kNN, geometry and the snapshot write
             torch.set_rng_state(rng)
             del trial, opt
             step_s = statistics.median(times[1:])
@@ -190,6 +287,7 @@ class Trainer:
             total = max(1, int((budget_s - monitors * monitor_s - 2.0) / step_s))
             if not every:
                 every = max(1, total // monitors)
+            total, every = (int(v) for v in dist.gather_no_grad(torch.tensor([[total, every]]))[0])  # rank 0's
         return total, every or max(1, total // MONITORS_PER_RUN)
 
     # -- monitoring -----------------------------------------------------------------------------------------
@@ -218,22 +316,28 @@ class Trainer:
     def fit(self) -> dict:
         """Train to the end of the budget (or continue a resumed run); returns the last monitor record."""
         cfg = self.config
+        main = dist.is_main()                       # only rank 0 writes; every rank trains
         resumed = self.total_steps is not None
         if not resumed:
-            self._start_run_dir()
+            if main:
+                self._start_run_dir()
+            dist.barrier()
             self.total_steps, self.monitor_every = self._plan()
-            self.run.update_config(total_steps=self.total_steps, monitor_every=self.monitor_every)
-        else:
+            if main:
+                self.run.update_config(total_steps=self.total_steps, monitor_every=self.monitor_every)
+        elif main:
             self.run.truncate_metrics(self.step)
             self.run.remove_snapshots_after(self.step)
         total = self.total_steps
         every = self.monitor_every or cfg.monitor_every or max(1, total // MONITORS_PER_RUN)
         warmup = int(cfg.warmup * total)
         base_lr = cfg.base_lr()
-        if self.step == 0:
+        if self.step == 0 and main:
             self.monitor()
-        self.run.status("running", step=self.step, total_steps=total)
-        bar = tqdm(total=total, initial=self.step, disable=not self.show_progress, unit="step", dynamic_ncols=True,
+        if main:
+            self.run.status("running", step=self.step, total_steps=total)
+        bar = tqdm(total=total, initial=self.step, disable=not (self.show_progress and main), unit="step",
+                   dynamic_ncols=True,
                    desc=f"{cfg.method} on {cfg.data}")
         last_ckpt = last_status = time.time()
         record = {}
@@ -246,8 +350,9 @@ class Trainer:
                 for group in self.optimizer.param_groups:
                     group["lr"] = lr
                 loss, extra = self._train_step(self.method, self.optimizer, self.step)
-                if not math.isfinite(loss):
-                    self.run.status("failed", step=self.step, total_steps=total, reason="loss is not finite")
+                if not math.isfinite(loss):         # the all-reduced loss: every rank stops here together
+                    if main:
+                        self.run.status("failed", step=self.step, total_steps=total, reason="loss is not finite")
                     raise TrainingDiverged(
                         f"the loss became {loss} at step {self.step}; the last good checkpoint is "
                         f"{self.run.last_checkpoint}. Lower `lr` or raise `temperature` and resume or restart.")
@@ -257,33 +362,36 @@ class Trainer:
                 self.elapsed += dt
                 smooth = loss if smooth is None else 0.9 * smooth + 0.1 * loss
                 throughput = cfg.batch_size * self.method.n_views / dt
-                if self.step % cfg.log_every == 0 or self.step == total:
+                if main and (self.step % cfg.log_every == 0 or self.step == total):
                     self.run.append_metric({"kind": "train", "step": self.step,
                                             "epoch": round(self.step / self.steps_per_epoch, 4),
                                             "time": round(self.elapsed, 3), "loss": loss, "lr": lr,
                                             "throughput": round(throughput, 1), **extra})
                 bar.update(1)
                 bar.set_postfix(loss=f"{smooth:.3f}", views_per_s=f"{throughput:.0f}", lr=f"{lr:.3g}", refresh=False)
-                if self.step % every == 0 or self.step == total:
+                if main and (self.step % every == 0 or self.step == total):
                     record = self.monitor()
                     shown = {k: f"{record[k]:.3f}" for k in ("knn_top1", "recall@1") if k in record}
                     if shown:
                         bar.set_postfix(loss=f"{smooth:.3f}", **shown, refresh=False)
                 now = time.time()
-                if (cfg.checkpoint_every and self.step % cfg.checkpoint_every == 0) or self.step == total \
-                        or now - last_ckpt > cfg.checkpoint_minutes * 60:
+                if main and ((cfg.checkpoint_every and self.step % cfg.checkpoint_every == 0)
+                             or self.step == total or now - last_ckpt > cfg.checkpoint_minutes * 60):
                     self.save()
                     last_ckpt = now
-                if now - last_status > 5:
+                if main and now - last_status > 5:
                     self.run.status("running", step=self.step, total_steps=total)
                     last_status = now
         except KeyboardInterrupt:
-            self.save()
-            self.run.status("interrupted", step=self.step, total_steps=total)
+            if main:
+                self.save()
+                self.run.status("interrupted", step=self.step, total_steps=total)
             bar.close()
             raise
         bar.close()
-        self.run.status("done", step=self.step, total_steps=total)
+        if main:
+            self.run.status("done", step=self.step, total_steps=total)
+        dist.barrier()                              # the last checkpoint is on disk before any rank returns
         return {**record, "step": self.step}
 
     def features(self) -> nn.Module:
