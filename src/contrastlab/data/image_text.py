@@ -32,6 +32,7 @@ from typing import Callable
 import torch
 
 from .images import _ids, _images, _label_range
+from .specs import check_new_names, resolve
 
 __all__ = ["ImageTextData", "ImageTextDatasetSpec", "IMAGE_TEXT_DATASETS", "register_image_text_dataset",
            "list_image_text_datasets", "load_image_text"]
@@ -175,10 +176,7 @@ IMAGE_TEXT_DATASETS: dict[str, ImageTextDatasetSpec] = {}
 def register_image_text_dataset(name: str, *, takes_path: bool = False, options: tuple[str, ...] = (),
                                 description: str = ""):
     """Function decorator adding an image–text loader to :data:`IMAGE_TEXT_DATASETS` under ``name``."""
-    if not isinstance(name, str) or not name or name != name.lower() or ":" in name:
-        raise ValueError(f"image-text dataset names must be non-empty lower-case str without ':', got {name!r}")
-    if name in IMAGE_TEXT_DATASETS:
-        raise ValueError(f"an image-text dataset named {name!r} is already registered")
+    check_new_names(IMAGE_TEXT_DATASETS, name, kind="image-text dataset")
 
     def add(loader):
         IMAGE_TEXT_DATASETS[name] = ImageTextDatasetSpec(name, loader, takes_path, tuple(options), description)
@@ -193,21 +191,7 @@ def list_image_text_datasets() -> list[str]:
 
 
 def _resolve(spec: str) -> tuple[ImageTextDatasetSpec, str | None]:
-    key = spec.strip().lower()
-    ds = IMAGE_TEXT_DATASETS.get(key)
-    if ds is not None and not ds.takes_path:
-        return ds, None
-    prefix, sep, rest = spec.partition(":")
-    ds = IMAGE_TEXT_DATASETS.get(prefix.strip().lower())
-    if sep and ds is not None and ds.takes_path:
-        if not rest:
-            raise ValueError(f"`spec` {spec!r} names no path after '{prefix}:'")
-        return ds, rest
-    forms = " | ".join(ds.form for ds in sorted(IMAGE_TEXT_DATASETS.values(), key=lambda d: d.name))
-    hint = f"; {spec!r} is a folder: did you mean 'captions:{spec}'?" if os.path.isdir(os.path.expanduser(spec)) \
-        else ""
-    raise ValueError(f"`spec` must name a registered image-text dataset or use a path form, got {spec!r}; "
-                     f"accepted forms: {forms}{hint}")
+    return resolve(IMAGE_TEXT_DATASETS, spec, kind="image-text dataset", folder_prefix="captions")
 
 
 def load_image_text(spec: str, *, root: str | os.PathLike | None = None, **options) -> ImageTextData:

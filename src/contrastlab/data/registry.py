@@ -25,6 +25,7 @@ from typing import Callable
 
 from .images import ImageData
 from .resize import fit_square
+from .specs import check_new_names, resolve
 
 __all__ = ["DatasetSpec", "DATASETS", "register_dataset", "list_datasets", "load_images"]
 
@@ -51,12 +52,7 @@ DATASETS: dict[str, DatasetSpec] = {}
 def register_dataset(name: str, *, aliases: tuple[str, ...] = (), takes_path: bool = False,
                      suffixes: tuple[str, ...] = (), description: str = ""):
     """Function decorator adding an image loader to :data:`DATASETS` under ``name`` (and ``aliases``)."""
-    taken = {n for spec in DATASETS.values() for n in (spec.name, *spec.aliases)}
-    for n in (name, *aliases):
-        if not isinstance(n, str) or not n or n != n.lower() or ":" in n:
-            raise ValueError(f"dataset names must be non-empty lower-case str without ':', got {n!r}")
-        if n in taken:
-            raise ValueError(f"a dataset named {n!r} is already registered")
+    check_new_names(DATASETS, name, aliases, kind="dataset")
 
     def add(loader):
         DATASETS[name] = DatasetSpec(name, loader, tuple(aliases), takes_path, tuple(suffixes), description)
@@ -71,27 +67,7 @@ def list_datasets() -> list[str]:
 
 
 def _resolve(spec: str) -> tuple[DatasetSpec, str | None]:
-    key = spec.strip().lower()
-    for ds in DATASETS.values():
-        if not ds.takes_path and key in (ds.name, *ds.aliases):
-            return ds, None
-    prefix, sep, rest = spec.partition(":")
-    for ds in DATASETS.values():
-        if ds.takes_path and sep and prefix.lower() in (ds.name, *ds.aliases):
-            if not rest:
-                raise ValueError(f"`spec` {spec!r} names no path after '{prefix}:'")
-            return ds, rest
-    for ds in DATASETS.values():
-        if ds.takes_path and any(key.endswith(s) for s in ds.suffixes):
-            return ds, spec
-    names = ", ".join(ds.name + (f" (alias {', '.join(ds.aliases)})" if ds.aliases else "")
-                      for ds in sorted(DATASETS.values(), key=lambda d: d.name))
-    forms = " | ".join(f for ds in DATASETS.values() for f in ds.forms)
-    hint = ""
-    if os.path.isdir(os.path.expanduser(spec)):
-        hint = f"; {spec!r} is a folder: did you mean 'folder:{spec}'?"
-    raise ValueError(f"`spec` must name a registered dataset or use a path form, got {spec!r}; "
-                     f"registered: {names}; accepted forms: {forms}{hint}")
+    return resolve(DATASETS, spec, kind="dataset", folder_prefix="folder")
 
 
 def load_images(spec: str, *, root: str | None = None, image_size: int | None = None) -> ImageData:

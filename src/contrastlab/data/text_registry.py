@@ -25,6 +25,7 @@ import os
 from dataclasses import dataclass
 from typing import Callable
 
+from .specs import check_new_names, resolve
 from .text import TextData
 
 __all__ = ["TextDatasetSpec", "TEXT_DATASETS", "register_text_dataset", "list_text_datasets", "load_text"]
@@ -56,15 +57,7 @@ def register_text_dataset(name: str, *, aliases: tuple[str, ...] = (), takes_pat
 
     The loader is called as ``loader(path, root=root, **options)``; ``path`` is None for named datasets.
     """
-    taken = {n for spec in TEXT_DATASETS.values() for n in (spec.name, *spec.aliases)}
-    for n in (name, *aliases):
-        if not isinstance(n, str) or not n or n != n.lower() or ":" in n:
-            raise ValueError(f"text dataset names must be non-empty lower-case str without ':', got {n!r}")
-        if n in taken:
-            raise ValueError(f"a text dataset named {n!r} is already registered")
-    for s in suffixes:
-        if not isinstance(s, str) or not s.startswith(".") or s != s.lower():
-            raise ValueError(f"`suffixes` must be lower-case str starting with '.', got {s!r}")
+    check_new_names(TEXT_DATASETS, name, aliases, suffixes, kind="text dataset")
 
     def add(loader):
         TEXT_DATASETS[name] = TextDatasetSpec(name, loader, tuple(aliases), takes_path, tuple(suffixes),
@@ -80,24 +73,7 @@ def list_text_datasets() -> list[str]:
 
 
 def _resolve(spec: str) -> tuple[TextDatasetSpec, str | None]:
-    key = spec.strip().lower()
-    for ds in TEXT_DATASETS.values():
-        if not ds.takes_path and key in (ds.name, *ds.aliases):
-            return ds, None
-    prefix, sep, rest = spec.partition(":")
-    for ds in TEXT_DATASETS.values():
-        if ds.takes_path and sep and prefix.strip().lower() in (ds.name, *ds.aliases):
-            if not rest:
-                raise ValueError(f"`spec` {spec!r} names no path after '{prefix}:'")
-            return ds, rest
-    for ds in TEXT_DATASETS.values():
-        if ds.takes_path and any(key.endswith(s) for s in ds.suffixes):
-            return ds, spec
-    names = ", ".join(ds.name + (f" (alias {', '.join(ds.aliases)})" if ds.aliases else "")
-                      for ds in sorted(TEXT_DATASETS.values(), key=lambda d: d.name))
-    forms = " | ".join(f for ds in TEXT_DATASETS.values() for f in ds.forms)
-    raise ValueError(f"`spec` must name a registered text dataset or use a path form, got {spec!r}; "
-                     f"registered: {names}; accepted forms: {forms}")
+    return resolve(TEXT_DATASETS, spec, kind="text dataset")
 
 
 def load_text(spec: str, *, root: str | os.PathLike | None = None, **options) -> TextData:

@@ -22,18 +22,11 @@ import numpy as np
 
 from .index import KINDS
 
+from ..cli import _positive_int  # noqa: E402 - one argument parser for every subcommand
+
 __all__ = ["add_search_commands", "index_command", "search_command", "serve_command", "embed_texts",
            "load_run_embedder", "format_hits"]
 
-
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text!r}") from None
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"must be a positive integer, got {value}")
-    return value
 
 
 def add_search_commands(subparsers) -> None:
