@@ -13,7 +13,6 @@ pass one; otherwise it is loaded from the run directory with `contrastlab.text.e
 """
 from __future__ import annotations
 
-import argparse
 import sys
 import time
 from pathlib import Path
