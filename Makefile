@@ -2,7 +2,7 @@
 PY := .venv/bin/python
 STAMP := .venv/.contrastlab-setup
 
-.PHONY: setup demo test bench bench-train clean
+.PHONY: setup demo test bench bench-train bench-search clean
 setup: $(STAMP)
 $(STAMP): pyproject.toml scripts/setup.sh
 	bash scripts/setup.sh
@@ -20,6 +20,9 @@ bench: $(STAMP)
 
 bench-train: $(STAMP)
 	$(PY) benchmarks/train_fmnist.py
+
+bench-search: $(STAMP)
+	$(PY) benchmarks/search.py
 
 clean:
 	rm -rf .venv .pytest_cache .hypothesis src/*.egg-info
