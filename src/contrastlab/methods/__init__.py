@@ -1,5 +1,6 @@
-"""Training methods behind one interface (`Method`): simclr, moco, supcon, triplet, multi_instance, supervised; pairs, simcse (text)."""
+"""Training methods behind one interface (`Method`): simclr, moco, supcon, triplet, multi_instance, supervised; pairs, simcse (text); clip (image-text)."""
 from .base import METHODS, Method, StepOutput, create_method, list_methods, method_hyperparameters, register_method
+from .clip import CLIP, TwoTowers
 from .contrastive import MultiInstance, SimCLR, SupCon
 from .metric import Triplet
 from .moco import MoCo
@@ -8,4 +9,4 @@ from .text import InBatchPairs, SimCSE
 
 __all__ = ["METHODS", "Method", "StepOutput", "create_method", "list_methods", "method_hyperparameters",
            "register_method", "SimCLR", "SupCon", "MultiInstance", "Triplet", "MoCo", "Supervised",
-           "InBatchPairs", "SimCSE"]
+           "InBatchPairs", "SimCSE", "CLIP", "TwoTowers"]

@@ -81,7 +81,11 @@ def evaluate_run(run_dir, *, parts=None, label_fractions=(0.01, 0.1), k: int = 2
     from ..io import read_json
     from .evaluate_text import TEXT_PARTS, evaluate_text, format_retrieval
     trainer = Trainer.resume(run_dir, show_progress=False)
-    if trainer.task.modality == "text":
+    if trainer.task.modality == "image_text":
+        from .evaluate_multimodal import evaluate_multimodal, format_cross_modal
+        results = evaluate_multimodal(trainer, log=log)
+        report = format_cross_modal
+    elif trainer.task.modality == "text":
         results = evaluate_text(trainer, parts=TEXT_PARTS if parts is None else parts, log=log)
         report = format_retrieval
     else:

@@ -9,6 +9,8 @@ kind of data or on the method.
 * :class:`TextTask`: text pairs (`TextData`): a tokenizer fitted on the training text (saved as
   `RUN/tokenizer.json`), a text encoder, and recall@1 / MRR@10 of probe test queries against their documents and
   distractors.
+* :class:`ImageTextTask`: images with names (`ImageTextData`): an image tower and a text tower (tokenizer fitted on
+  the training names of all languages), and image -> English-name recall on the held-out images.
 """
 from __future__ import annotations
 
@@ -17,7 +19,7 @@ from torch import nn
 
 from ..methods import create_method
 
-__all__ = ["ImageTask", "TextTask", "TASKS", "data_modality", "load_data"]
+__all__ = ["ImageTask", "TextTask", "ImageTextTask", "TASKS", "data_modality", "load_data"]
 
 TASKS: dict[str, type] = {}
 _AUGMENT_FOR = {"fashion-mnist": "fashion-mnist", "digits": "digits"}   # other images: by channel count
@@ -32,9 +34,15 @@ def register_task(modality: str):
 
 
 def data_modality(spec: str) -> str:
-    """"text" when a text loader claims the spec (a text dataset name, pairs:/clicks:/interactions:, .jsonl ...),
-    else "image"."""
+    """"image_text" when an image-text loader claims the spec ("emoji", captions:PATH), "text" when a text loader
+    does (a text dataset name, pairs:/clicks:/interactions:, .jsonl ...), else "image"."""
+    from ..data.image_text import _resolve as _resolve_image_text
     from ..data.text_registry import _resolve
+    try:
+        _resolve_image_text(spec)
+        return "image_text"
+    except ValueError:
+        pass
     try:
         _resolve(spec)
     except ValueError:
@@ -43,8 +51,15 @@ def data_modality(spec: str) -> str:
 
 
 def load_data(config):
-    """The data a configuration names, of either kind."""
-    if data_modality(config.data) == "text":
+    """The data a configuration names, of any kind (image-text data: `image_size` is the loader's `size`)."""
+    kind = data_modality(config.data)
+    if kind == "image_text":
+        from ..data.image_text import load_image_text
+        options = dict(config.data_options)
+        if config.image_size is not None:
+            options.setdefault("size", config.image_size)
+        return load_image_text(config.data, **options)
+    if kind == "text":
         from ..data import load_text
         return load_text(config.data, **config.data_options)
     from ..data import load_images
@@ -267,3 +282,107 @@ class TextTask(_Task):
         record = {"recall@1": m["recall@1"], "mrr@10": m["mrr@10"],
                   "alignment": float(alignment(queries, docs[first])), "uniformity": float(uniformity(queries))}
         return record, queries
+
+
+# -------------------------------------------------------------------------------------------------- image-text
+def training_names(data) -> list[str]:
+    """Every non-blank training text of every language (the text tower's tokenizer is fitted on these only)."""
+    train = data.train_indices().tolist()
+    return [t for values in data.texts.values() for i in train if (t := values[i]) is not None and t.strip()]
+
+
+def _image_text_tokenizer(config, data, run_dir):
+    from pathlib import Path
+
+    from ..io import atomic_write_bytes
+    from ..models.text import TextTokenizer
+    path = Path(run_dir) / "tokenizer.json"
+    if path.exists():
+        return TextTokenizer.from_json(path.read_text())
+    kind = "bpe" if config.tokenizer == "auto" else config.tokenizer
+    tok = TextTokenizer.train(training_names(data), kind=kind, vocab_size=config.vocab_size,
+                              max_length=config.max_length)
+    Path(run_dir).mkdir(parents=True, exist_ok=True)
+    atomic_write_bytes(path, tok.to_json().encode())
+    return tok
+
+
+@register_task("image_text")
+class ImageTextTask(_Task):
+    """Two towers (image: `config.encoder`, small_cnn by default; text: the method's `text_encoder`, bag by
+    default, on a BPE tokenizer saved as `RUN/tokenizer.json`); the monitor ranks the English names of the
+    held-out images for each held-out image (recall@1 / @10)."""
+
+    @staticmethod
+    def build(config, data, run_dir):
+        from ..methods import TwoTowers, method_hyperparameters
+        from ..models import create_encoder, feature_dim
+        from ..models.text import create_text_encoder
+        from ..models.text.external import TEXT_ENCODER_LOADERS, load_text_encoder_from
+        hp = {**method_hyperparameters(config.method), **config.hyperparameters}
+        text_name = hp.get("text_encoder", "bag")
+        mean, std = channel_stats(data.images[data.train_indices()])
+        name = "small_cnn" if config.encoder == "auto" else config.encoder
+
+        def make_encoder():
+            return create_encoder(name, in_channels=3, mean=mean, std=std, **config.encoder_options)
+        image = make_encoder()
+        fdim = feature_dim(image, in_channels=3, image_size=tuple(data.images.shape[2:]))
+        external = text_name.partition(":")[0] in TEXT_ENCODER_LOADERS
+        tok = None if external else _image_text_tokenizer(config, data, run_dir)
+        text = load_text_encoder_from(text_name) if external else create_text_encoder(text_name, tokenizer=tok)
+        num_classes = len(data.classes) if data.classes else None
+        method = create_method(config.method, TwoTowers(image, text), feature_dim=fdim, num_classes=num_classes,
+                               **config.hyperparameters)
+        info = {"encoder": name, "options": dict(config.encoder_options), "modality": "image_text",
+                "in_channels": 3, "image_size": list(data.images.shape[2:]), "feature_dim": fdim, "mean": mean,
+                "std": std, "text_encoder": text_name,
+                "tokenizer": {"kind": type(tok.tokenizer.model).__name__, "vocab_size": tok.vocab_size,
+                              "max_length": tok.max_length, "file": "tokenizer.json"} if tok else "the model's own",
+                "parameters": sum(p.numel() for p in method.parameters())}
+        return method, info, make_encoder
+
+    def default_augment(self):
+        """Random resized crop only (area 0.5-1): no colour jitter (an emoji's colour is part of its meaning) and
+        no flip (a flipped arrow means the other direction)."""
+        from ..views import Augment, preset
+        cfg = self.trainer.config
+        if cfg.augment != "auto":
+            return preset(cfg.augment, strength=cfg.strength)
+        return Augment(crop_scale=(0.5, 1.0), flip_p=0.0, jitter_p=0.0, brightness=0.0, contrast=0.0,
+                       saturation=0.0, hue=0.0, grayscale_p=0.0, blur_p=0.0)
+
+    def _setup_probe(self) -> None:
+        from ..data import thumbnails
+        t = self.trainer
+        d, cfg = t.data, t.config
+        test = d.test_indices()
+        names = d.texts.get("en") or next(iter(d.texts.values()))
+        keep = [i for i in test.tolist() if (names[i] or "").strip()][: cfg.probe_size]
+        probe = torch.tensor(keep, dtype=torch.int64)
+        texts = [names[i] for i in keep]
+        first = {}
+        for j, s in enumerate(texts):
+            first.setdefault(s, []).append(j)
+        self._probe = (d.images[probe], texts, [first[s] for s in texts])     # same name: every copy relevant
+        if not (t.run.snapshots / "probe.npz").exists():
+            labels = d.labels[probe] if d.labels is not None else torch.full((len(keep),), -1)
+            t.run.write_probe(ids=probe.numpy(), labels=labels.numpy(), classes=d.classes, texts=texts,
+                              thumbnails=thumbnails(self._probe[0], size=min(28, d.images.shape[-1])).numpy())
+
+    def monitor_features(self, method):
+        from ..eval import embed
+        if self._probe is None:
+            self._setup_probe()
+        if not self._probe[1]:
+            return None, None
+        return embed(_Features(method), self._probe[0], normalize=True), method.embed_texts(self._probe[1])
+
+    def monitor(self, method) -> tuple[dict, torch.Tensor | None]:
+        from ..eval.retrieval import rank, retrieval_metrics
+        images, texts = self.monitor_features(method)
+        if images is None:
+            return {}, None
+        m = retrieval_metrics(rank(images, texts, k=10), self._probe[2], ks=(1, 10))
+        return {"recall@1": m["recall@1"], "recall@10": m["recall@10"],
+                "temperature": method.scale.temperature}, images
