@@ -98,7 +98,19 @@ def init_from_env(backend: str | None = None, *, timeout_s: float = 1800.0) -> b
         raise ValueError(f"`backend` must be 'gloo', 'nccl' or None, got {backend!r}")
     if backend == "nccl":
         torch.cuda.set_device(default_device())
-    tdist.init_process_group(backend, init_method="env://", timeout=datetime.timedelta(seconds=timeout_s))
+    timeout = datetime.timedelta(seconds=timeout_s)
+    restart = os.environ.get("TORCHELASTIC_RESTART_COUNT")
+    if restart is None:
+        tdist.init_process_group(backend, init_method="env://", timeout=timeout)
+        return True
+    # Under torchrun the store outlives a restart; a restarted group reading the dead processes' addresses fails to
+    # connect ("Connection refused"). A key prefix per restart keeps each round's addresses apart.
+    agent_store = os.environ.get("TORCHELASTIC_USE_AGENT_STORE", "").lower() == "true"
+    rank_, world = int(os.environ["RANK"]), int(os.environ["WORLD_SIZE"])
+    store = tdist.TCPStore(os.environ["MASTER_ADDR"], int(os.environ["MASTER_PORT"]), world,
+                           is_master=not agent_store and rank_ == 0, timeout=timeout)
+    store = tdist.PrefixStore(f"contrastlab/restart_{restart}", store)
+    tdist.init_process_group(backend, store=store, rank=rank_, world_size=world, timeout=timeout)
     return True
 
 

@@ -8,15 +8,22 @@ search API with micro-batching.
 """
 from __future__ import annotations
 
-from .index import VectorIndex
-from .recall import exact_top_k, recall_at_k, tie_aware_recall
-from .store import IndexFolderError, load_index, save_index
 
 __all__ = ["VectorIndex", "exact_top_k", "recall_at_k", "tie_aware_recall", "IndexFolderError", "load_index",
            "save_index", "create_search_app", "MicroBatcher", "serve_index"]
 
 
-def __getattr__(name):                      # the web parts import fastapi/uvicorn only when asked for
+# Everything is imported on first use: faiss (and fastapi / uvicorn) only load when search is used. Importing faiss
+# in a training process makes torchrun's restarted processes hang while joining the process group (found with
+# `--max-restarts`), and `contrastlab train` builds the CLI that holds the search commands.
+_LAZY = {"VectorIndex": ".index", "exact_top_k": ".recall", "recall_at_k": ".recall", "tie_aware_recall": ".recall",
+         "IndexFolderError": ".store", "load_index": ".store", "save_index": ".store"}
+
+
+def __getattr__(name):
+    if name in _LAZY:
+        import importlib
+        return getattr(importlib.import_module(_LAZY[name], __name__), name)
     if name == "create_search_app":
         from .api import create_search_app
         return create_search_app

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .index import KINDS
+from .kinds import KINDS
 
 from ..cli import _positive_int  # noqa: E402 - one argument parser for every subcommand
 

@@ -34,7 +34,7 @@ from .recall import exact_top_k, measure_recall, query_sets
 
 __all__ = ["VectorIndex", "KINDS"]
 
-KINDS = ("auto", "exact", "hnsw", "ivf")
+from .kinds import KINDS  # noqa: E402
 EF_LADDER = (16, 24, 32, 48, 64, 96, 128, 192, 256, 384, 512, 768, 1024)
 
 
