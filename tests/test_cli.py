@@ -67,3 +67,21 @@ def test_dashboard_and_demo_commands_reach_the_server(monkeypatch, tmp_path):
     assert main(["demo", "--run", str(tmp_path / "d"), "--no-browser", "--port", "0", "--minutes", "0.5"]) == 0
     assert started[0][-7:] == ["simclr", "--data", "fashion-mnist", "--minutes", "0.5", "--run", str(tmp_path / "d")]
     assert calls[-1][0] == [tmp_path / "d"] and calls[-1][1]["port"] == 0
+
+
+def test_eval_parts_must_fit_the_kind_of_run(tmp_path):
+    """Choosing image parts for a text run (or --retrieval for an image run) is an error, not silently ignored."""
+    import json
+
+    import pytest
+
+    from contrastlab.cli import main
+    from contrastlab.train import evaluate_run
+    rows = [{"query": f"q{i} w{i % 7}", "positive": f"d{i} w{i % 7}"} for i in range(60)]
+    data = tmp_path / "pairs.jsonl"
+    data.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    run = tmp_path / "text-run"
+    assert main(["train", "pairs", "--data", str(data), "--steps", "2", "--run", str(run), "--no-eval", "--quiet",
+                 "--set", "batch_size=16", "--set", "tokenizer=words"]) == 0
+    with pytest.raises(ValueError, match=r"a text run is evaluated by retrieval .*\['knn'\] are for image runs"):
+        evaluate_run(run, parts=["knn"], log=lambda *a: None)

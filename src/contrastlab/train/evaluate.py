@@ -83,12 +83,20 @@ def evaluate_run(run_dir, *, parts=None, label_fractions=(0.01, 0.1), k: int = 2
     trainer = Trainer.resume(run_dir, show_progress=False)
     if trainer.task.modality == "image_text":
         from .evaluate_multimodal import evaluate_multimodal, format_cross_modal
+        if parts is not None:
+            raise ValueError(f"an image-text run is evaluated as a whole (cross-modal retrieval, zero-shot, "
+                             f"cross-lingual); do not choose parts, got {list(parts)}")
         results = evaluate_multimodal(trainer, log=log)
         report = format_cross_modal
     elif trainer.task.modality == "text":
+        other = sorted(set(parts or ()) - set(TEXT_PARTS))
+        if other:
+            raise ValueError(f"a text run is evaluated by retrieval (`--retrieval`); {other} are for image runs")
         results = evaluate_text(trainer, parts=TEXT_PARTS if parts is None else parts, log=log)
         report = format_retrieval
     else:
+        if parts is not None and set(parts) & set(TEXT_PARTS):
+            raise ValueError("`--retrieval` is for text runs; this run trained on images")
         results = evaluate(trainer, parts=DEFAULT_PARTS if parts is None else parts, label_fractions=label_fractions,
                            k=k, knn_temperature=knn_temperature, finetune_steps=finetune_steps, log=log)
         report = format_report
