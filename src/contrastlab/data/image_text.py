@@ -32,7 +32,7 @@ from typing import Callable
 import torch
 
 from .images import _ids, _images, _label_range
-from .specs import check_new_names, resolve
+from .specs import check_load, check_new_names, resolve
 
 __all__ = ["ImageTextData", "ImageTextDatasetSpec", "IMAGE_TEXT_DATASETS", "register_image_text_dataset",
            "list_image_text_datasets", "load_image_text"]
@@ -206,14 +206,6 @@ def load_image_text(spec: str, *, root: str | os.PathLike | None = None, **optio
     Returns:
         :class:`ImageTextData`; ``notes`` says how it was made (skipped files, the split).
     """
-    if not isinstance(spec, str) or not spec.strip():
-        raise ValueError(f"`spec` must be a non-empty str, got {spec!r}")
-    if root is not None and not isinstance(root, (str, os.PathLike)):
-        raise TypeError(f"`root` must be a str path or None, got {type(root).__name__}")
-    ds, path = _resolve(spec)
-    unknown = sorted(set(options) - set(ds.options))
-    if unknown:
-        takes = ", ".join(ds.options) or "none"
-        raise ValueError(f"`{unknown[0]}` is not an option of image-text dataset {ds.name!r} (its options: {takes})")
-    root = None if root is None else os.fspath(root)
+    ds, path, root = check_load(IMAGE_TEXT_DATASETS, spec, root, options, kind="image-text dataset",
+                               folder_prefix="captions")
     return ds.loader(root=root, **options) if path is None else ds.loader(path, root=root, **options)

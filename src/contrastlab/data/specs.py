@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import os
 
-__all__ = ["check_new_names", "resolve"]
+__all__ = ["check_new_names", "resolve", "check_load"]
 
 
 def _names(ds) -> tuple[str, ...]:
@@ -65,3 +65,17 @@ def resolve(registry: dict, spec: str, *, kind: str, folder_prefix: str | None =
         hint = f"; {spec!r} is a folder: did you mean '{folder_prefix}:{spec}'?"
     raise ValueError(f"`spec` must name a registered {kind} or use a path form, got {spec!r}; "
                      f"registered: {names}; accepted forms: {forms}{hint}")
+
+
+def check_load(registry: dict, spec, root, options: dict, *, kind: str, folder_prefix: str | None = None):
+    """Validate a load call's `spec`, `root` and loader `options`; returns (registry entry, path or None, root)."""
+    if not isinstance(spec, str) or not spec.strip():
+        raise ValueError(f"`spec` must be a non-empty str, got {spec!r}")
+    if root is not None and not isinstance(root, (str, os.PathLike)):
+        raise TypeError(f"`root` must be a str path or None, got {type(root).__name__}")
+    ds, path = resolve(registry, spec, kind=kind, folder_prefix=folder_prefix)
+    unknown = sorted(set(options) - set(getattr(ds, "options", ())))
+    if unknown:
+        takes = ", ".join(getattr(ds, "options", ())) or "none"
+        raise ValueError(f"`{unknown[0]}` is not an option of {kind} {ds.name!r} (its options: {takes})")
+    return ds, path, None if root is None else os.fspath(root)

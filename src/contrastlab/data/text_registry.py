@@ -25,7 +25,7 @@ import os
 from dataclasses import dataclass
 from typing import Callable
 
-from .specs import check_new_names, resolve
+from .specs import check_load, check_new_names, resolve
 from .text import TextData
 
 __all__ = ["TextDatasetSpec", "TEXT_DATASETS", "register_text_dataset", "list_text_datasets", "load_text"]
@@ -89,13 +89,5 @@ def load_text(spec: str, *, root: str | os.PathLike | None = None, **options) ->
         :class:`TextData` with training pairs, a held-out retrieval set when there is one, and ``notes`` saying how
         it was made (counts of skipped lines, the split).
     """
-    if not isinstance(spec, str) or not spec.strip():
-        raise ValueError(f"`spec` must be a non-empty str, got {spec!r}")
-    if root is not None and not isinstance(root, (str, os.PathLike)):
-        raise TypeError(f"`root` must be a str path or None, got {type(root).__name__}")
-    ds, path = _resolve(spec)
-    unknown = sorted(set(options) - set(ds.options))
-    if unknown:
-        takes = ", ".join(ds.options) or "none"
-        raise ValueError(f"`{unknown[0]}` is not an option of text dataset {ds.name!r} (its options: {takes})")
-    return ds.loader(path, root=None if root is None else os.fspath(root), **options)
+    ds, path, root = check_load(TEXT_DATASETS, spec, root, options, kind="text dataset")
+    return ds.loader(path, root=root, **options)

@@ -185,8 +185,9 @@ class ImageTask(_Task):
 
 
 # -------------------------------------------------------------------------------------------------------- text
-def tokenizer_for(config, data, run_dir):
-    """The run's tokenizer: `RUN/tokenizer.json` when the run has one (resume), else fitted on the training text."""
+def tokenizer_for(config, texts_of, run_dir, *, kind: str = "bpe"):
+    """The run's tokenizer: `RUN/tokenizer.json` when the run has one (resume), else fitted on the training texts
+    `texts_of()` returns (called only then). `kind` is used when `config.tokenizer` is "auto"."""
     from pathlib import Path
 
     from ..io import atomic_write_bytes
@@ -194,9 +195,8 @@ def tokenizer_for(config, data, run_dir):
     path = Path(run_dir) / "tokenizer.json"
     if path.exists():
         return TextTokenizer.from_json(path.read_text())
-    kind = config.tokenizer if config.tokenizer != "auto" else getattr(data, "tokenizer", "bpe")
-    tok = TextTokenizer.train(data.train.texts(), kind=kind, vocab_size=config.vocab_size,
-                              max_length=config.max_length)
+    tok = TextTokenizer.train(texts_of(), kind=kind if config.tokenizer == "auto" else config.tokenizer,
+                              vocab_size=config.vocab_size, max_length=config.max_length)
     Path(run_dir).mkdir(parents=True, exist_ok=True)
     atomic_write_bytes(path, tok.to_json().encode())
     return tok
@@ -224,7 +224,7 @@ class TextTask(_Task):
         from ..models.text.external import TEXT_ENCODER_LOADERS
         from ..text.embedder import text_encoder_from_config
         own = config.encoder.partition(":")[0] not in TEXT_ENCODER_LOADERS     # not wordllama / hf: / st:
-        tok = tokenizer_for(config, data, run_dir) if own else None
+        tok = tokenizer_for(config, data.train.texts, run_dir, kind=getattr(data, "tokenizer", "bpe")) if own else None
         name = ("bag" if config.encoder == "auto" else config.encoder)
 
         def make_encoder():
@@ -291,22 +291,6 @@ def training_names(data) -> list[str]:
     return [t for values in data.texts.values() for i in train if (t := values[i]) is not None and t.strip()]
 
 
-def _image_text_tokenizer(config, data, run_dir):
-    from pathlib import Path
-
-    from ..io import atomic_write_bytes
-    from ..models.text import TextTokenizer
-    path = Path(run_dir) / "tokenizer.json"
-    if path.exists():
-        return TextTokenizer.from_json(path.read_text())
-    kind = "bpe" if config.tokenizer == "auto" else config.tokenizer
-    tok = TextTokenizer.train(training_names(data), kind=kind, vocab_size=config.vocab_size,
-                              max_length=config.max_length)
-    Path(run_dir).mkdir(parents=True, exist_ok=True)
-    atomic_write_bytes(path, tok.to_json().encode())
-    return tok
-
-
 @register_task("image_text")
 class ImageTextTask(_Task):
     """Two towers (image: `config.encoder`, small_cnn by default; text: the method's `text_encoder`, bag by
@@ -329,7 +313,7 @@ class ImageTextTask(_Task):
         image = make_encoder()
         fdim = feature_dim(image, in_channels=3, image_size=tuple(data.images.shape[2:]))
         external = text_name.partition(":")[0] in TEXT_ENCODER_LOADERS
-        tok = None if external else _image_text_tokenizer(config, data, run_dir)
+        tok = None if external else tokenizer_for(config, lambda: training_names(data), run_dir)
         text = load_text_encoder_from(text_name) if external else create_text_encoder(text_name, tokenizer=tok)
         num_classes = len(data.classes) if data.classes else None
         method = create_method(config.method, TwoTowers(image, text), feature_dim=fdim, num_classes=num_classes,
