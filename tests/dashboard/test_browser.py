@@ -1,6 +1,7 @@
 """The dashboard in a real browser (Debian chromium driven by playwright): offline page, the
 temperature slider sharpens the softmax, no negatives collapses the points, the run view scrubs
-through a run's snapshots. Every request that does not go to 127.0.0.1 fails the test."""
+through a run's snapshots and shows an image-text run's pairs. Every request that does not go to
+127.0.0.1 fails the test."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ import numpy as np
 import pytest
 
 from contrastlab.dashboard.controls import CONTROLS
-from contrastlab.dashboard.synthetic import write_snapshot, write_synthetic_run
+from contrastlab.dashboard.synthetic import write_snapshot, write_synthetic_pair_run, write_synthetic_run
 
 sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed")
 CHROMIUM = shutil.which("chromium")
@@ -200,3 +201,66 @@ def test_run_view_hover_click_and_play(page, server_for, tmp_path):
     page.click(".play")                                                    # from the start to the end
     wait_until(page, "window.__runview.panes[0].index === 0")
     wait_until(page, "window.__runview.panes[0].index === 3 && window.__runview.panes[0].playing === null")
+
+
+def test_run_view_shows_an_image_text_run_with_lines_joining_the_pairs(page, server_for, tmp_path):
+    pairs = 30
+    run = write_synthetic_pair_run(tmp_path / "clip", pairs=pairs, dim=12, classes=3, snapshots=4)
+    base = server_for([run])
+    page.goto(base + "/#runs")
+    pane = "window.__runview.panes[0]"
+    wait_until(page, f"window.__runview.panes.length === 1 && {pane}.index === 3 && {pane}.scatter.from === null "
+                     f"&& {pane}.scatter.atlas !== null")
+    # the page's frame counter moves, and a frame drew everything: a line per pair, a thumbnail per image, a
+    # dot per name, some of the names' labels (those that do not overlap)
+    stats = wait_until(page, f"{pane}.scatter.draws > 1 && {pane}.scatter.stats.thumbs === {pairs} "
+                             f"&& {pane}.scatter.stats")
+    assert stats["lines"] == pairs and stats["names"] == pairs and stats["labels"] > 0
+    assert not page.locator(".pairbar").is_hidden()
+    assert "joins an image to its name" in page.locator(".pairbar").inner_text()
+
+    def cos_shown():
+        return float(page.locator(".paircos b").inner_text())
+
+    def server_cos(k):
+        with urllib.request.urlopen(f"{base}/api/runs/0/snapshots/{k}/map") as r:
+            return float(r.headers["X-Pair-Cosine"])
+
+    last = cos_shown()
+    assert last == pytest.approx(server_cos(3), abs=1e-3) and "step 300" in page.locator(".paircos").inner_text()
+    # the toggle hides and shows the lines
+    frames = page.evaluate(f"{pane}.scatter.draws")
+    page.locator(".showlines").uncheck()
+    wait_until(page, f"{pane}.scatter.draws > {frames} && {pane}.scatter.stats.lines === 0")
+    assert page.evaluate(f"{pane}.scatter.stats.thumbs") == pairs
+    page.locator(".showlines").check()
+    wait_until(page, f"{pane}.scatter.stats.lines === {pairs}")
+    # the first snapshot: images and names far apart, a lower mean cosine
+    page.locator(".scrubber").focus()
+    page.keyboard.press("Home")
+    wait_until(page, f"{pane}.index === 0 && {pane}.scatter.from === null")
+    wait_until(page, "document.querySelector('.paircos').textContent.includes('step 0')")
+    first = cos_shown()
+    assert first == pytest.approx(server_cos(0), abs=1e-3) and first < last - 0.5
+    # hover on a name: its text and its image's thumbnail; click an image: its name is the partner
+    box = page.locator("canvas.map").bounding_box()
+    found = page.evaluate(f"""(() => {{ const s = {pane}.scatter;
+        for (const start of [{pairs}, 0]) for (let i = start; i < start + {pairs}; i++) {{
+          const [x, y] = s.toScreen(s.shown[2 * i], s.shown[2 * i + 1]);
+          if (s.nearest(x, y) === i) return [i, x, y]; }}
+        return null; }})()""")
+    assert found is not None and found[0] >= pairs                      # a name that a pointer there would pick
+    name, x, y = found
+    page.mouse.move(box["x"] + x, box["y"] + y)
+    wait_until(page, "!document.querySelector('.tooltip').hidden")
+    texts = page.evaluate(f"{pane}.summary.probe.texts")
+    assert page.locator(".tooltip img").get_attribute("src") == f"/api/runs/0/thumbnails/{name - pairs}"
+    assert page.locator(".tooltip span").inner_text().startswith(f"name: {texts[name]}")
+    image = name - pairs
+    ix, iy = page.evaluate(f"(() => {{ const s = {pane}.scatter; "
+                           f"return s.toScreen(s.shown[{2 * image}], s.shown[{2 * image + 1}]); }})()")
+    assert page.evaluate(f"{pane}.scatter.nearest({ix}, {iy})") == image
+    page.mouse.click(box["x"] + ix, box["y"] + iy)
+    wait_until(page, f"{pane}.scatter.selected === {image} && {pane}.scatter.partner === {name}")
+    wait_until(page, "document.querySelectorAll('.neighbours figure').length === 9")
+    assert "its name is ringed" in page.locator(".neighbours .title").inner_text()

@@ -79,3 +79,22 @@ def test_evaluation_rejects_bad_arguments(emoji_run):
         evaluate_multimodal(trainer, pairs=(("es", "xx"),), log=lambda *a: None)
     with pytest.raises(ValueError, match="`language` must be one of .*got 'xx'"):
         evaluate_multimodal(trainer, language="xx", log=lambda *a: None)
+
+
+def test_snapshots_hold_both_modalities_with_their_pairs(emoji_run):
+    import numpy as np
+    trainer, run_dir = emoji_run
+    with np.load(run_dir / "snapshots" / "probe.npz") as f:
+        ids, modality, pair, texts = f["ids"], f["modality"], f["pair"], list(f["texts"])
+        n_thumbs = f["thumbnails"].shape[0]
+    p = len(ids) // 2
+    assert len(ids) == 2 * p and modality.tolist() == [0] * p + [1] * p and n_thumbs == p
+    assert (pair[pair] == np.arange(2 * p)).all() and (modality[pair] != modality).all()
+    assert (ids[pair] == ids).all() and texts[:p] == texts[p:]
+    snap = sorted((run_dir / "snapshots").glob("step-*.npz"))[-1]
+    with np.load(snap) as f:
+        z = f["embeddings"]
+    assert z.shape[0] == 2 * p
+    data = trainer.data
+    names = trainer.method.embed_texts([data.texts["en"][i] for i in ids[p:]])
+    assert np.allclose(z[p:], names.numpy(), atol=1e-4)              # the text rows are the names' embeddings

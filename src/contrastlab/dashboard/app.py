@@ -121,7 +121,11 @@ def create_app(run_dirs: list[Path], *, playground: bool = True, allowed_hosts: 
             return Response(status_code=204, headers={"X-Reason": "snapshot not readable yet",
                                                       "Cache-Control": "no-store"})
         step, t, xy = got
-        return _binary(xy, {"X-Step": step, "X-Time": t, "X-Count": xy.shape[0]})
+        headers = {"X-Step": step, "X-Time": t, "X-Count": xy.shape[0]}
+        cos = r.pair_cosine(index)                       # two-modality runs: how close each image is to its name
+        if cos is not None:
+            headers["X-Pair-Cosine"] = repr(cos)
+        return _binary(xy, headers)
 
     @app.get("/api/runs/{rid}/snapshots/{index}/neighbours")
     def snapshot_neighbours(rid: int, index: int, point: int = Query(..., ge=0), count: int = Query(10, ge=1, le=50)):
@@ -129,6 +133,17 @@ def create_app(run_dirs: list[Path], *, playground: bool = True, allowed_hosts: 
         if got is None:
             raise HTTPException(404, f"snapshot {index} or point {point} is not there")
         return got
+
+    @app.get("/api/runs/{rid}/thumbnails")
+    def thumbnail_atlas(rid: int):
+        """Every thumbnail of the probe at once, (T, h, w, C) uint8 in row order, for drawing them on the map."""
+        arr = run(rid).thumbnails()
+        if arr is None:
+            raise HTTPException(404, "this run's probe has no thumbnails")
+        t, h, w, c = arr.shape
+        return Response(np.ascontiguousarray(arr).tobytes(), media_type="application/octet-stream",
+                        headers={"Cache-Control": "no-store", "X-Count": str(t), "X-Height": str(h),
+                                 "X-Width": str(w), "X-Channels": str(c)})
 
     @app.get("/api/runs/{rid}/thumbnails/{point}")
     def thumbnail(rid: int, point: int):

@@ -4,8 +4,16 @@ metrics.jsonl, snapshots/probe.npz, snapshots/step-XXXXXXXX.npz, eval.json).
 Everything is read defensively: a file that is missing, unreadable or half-written is reported as
 such and never raises; a metrics line that does not parse is skipped (the last one may be partial);
 a snapshot that cannot be read is "not there yet". ``.npz`` files are opened with
-``allow_pickle=False``. Runs are addressed by their index in the list the server was started with:
-nothing here turns a client string into a path.
+``allow_pickle=False``.
+
+Two-modality runs (image-text, e.g. ``contrastlab train clip``) have two probe points per item: an
+image and its name. Their probe.npz adds ``modality`` (N,) (0 image, 1 text) and ``pair`` (N,) (the
+row of each point's partner), and holds one thumbnail per IMAGE point, in row order; each snapshot
+embeds all N points in one space. Both arrays are checked (lengths, values, ``pair`` an involution
+joining an image to a text); a bad one is dropped with a note and the run is shown as a plain one.
+
+Runs are addressed by their index in the list the server was started with: nothing here turns a
+client string into a path.
 
 Example::
 
@@ -31,7 +39,7 @@ import numpy as np
 
 from .projection import project
 
-__all__ = ["RunDir", "Probe", "SNAPSHOT_PATTERN", "STALE_SECONDS"]
+__all__ = ["RunDir", "Probe", "SNAPSHOT_PATTERN", "STALE_SECONDS", "pair_cosine"]
 
 #: Snapshot files: snapshots/step-<digits>.npz.
 SNAPSHOT_PATTERN = re.compile(r"^step-(\d{1,12})\.npz$")
@@ -52,10 +60,66 @@ class Probe:
     thumbnail_shape: tuple | None
     path: Path
     texts: list[str] | None = None            # text runs: the probe queries (shown on hover), cut to 300 chars
+    modality: np.ndarray | None = None        # two-modality runs: (P,) int8, 0 image / 1 text
+    pair: np.ndarray | None = None            # two-modality runs: (P,) int64, the row of each point's partner
+    thumbnail_rows: np.ndarray | None = None  # (P,) int64: the thumbnail row of each point, -1 for none
 
     def thumbnails(self) -> np.ndarray | None:
         with np.load(self.path, allow_pickle=False) as f:
             return f["thumbnails"] if "thumbnails" in f.files else None
+
+
+def pair_cosine(embeddings: np.ndarray, modality: np.ndarray, pair: np.ndarray) -> float:
+    """The mean cosine similarity between each image point and its partner (each pair counted once).
+
+    Shape: embeddings (P, E), modality (P,) (0 image, 1 text), pair (P,) the partner rows; a float.
+    """
+    images = np.nonzero(modality == 0)[0]
+    if images.size == 0:
+        return math.nan
+    a = embeddings[images].astype(np.float64)
+    b = embeddings[pair[images]].astype(np.float64)
+    norms = (np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1)).clip(min=1e-12)
+    return float(((a * b).sum(1) / norms).mean())
+
+
+def _check_pairs(ids: np.ndarray, modality, pair) -> tuple[np.ndarray | None, np.ndarray | None, str | None]:
+    """(modality, pair, note): the probe's two-modality arrays when they are sound; a bad one is None
+    (pair needs a sound modality) and the note says why."""
+    n = ids.shape[0]
+    where = "snapshots/probe.npz"
+    if modality is None:
+        return None, None, (f"{where}: `pair` without `modality`: the pairs are not shown" if pair is not None
+                            else None)
+    if modality.dtype.kind not in "iub" or modality.shape != ids.shape:
+        return None, None, (f"{where}: `modality` {modality.shape} {modality.dtype} does not match ids {ids.shape}: "
+                            "the modalities are not shown")
+    modality = modality.astype(np.int8)
+    if not np.isin(modality, (0, 1)).all():
+        return None, None, f"{where}: `modality` must be 0 (image) or 1 (text): the modalities are not shown"
+    if pair is None:
+        return modality, None, f"{where}: `modality` without `pair`: the pairs are not shown"
+    if pair.dtype.kind not in "iu" or pair.shape != ids.shape:
+        return modality, None, (f"{where}: `pair` {pair.shape} {pair.dtype} does not match ids {ids.shape}: "
+                                "the pairs are not shown")
+    pair = pair.astype(np.int64)
+    rows = np.arange(n)
+    if ((pair < 0) | (pair >= n)).any() or (pair[pair.clip(0, max(n - 1, 0))] != rows).any() or (pair == rows).any():
+        return modality, None, (f"{where}: `pair` must join each point to another one that points back "
+                                f"(0 <= pair[i] < {n}, pair[pair[i]] == i): the pairs are not shown")
+    if (modality[pair] == modality).any():
+        return modality, None, f"{where}: `pair` joins points of the same modality: the pairs are not shown"
+    return modality, pair, None
+
+
+def _optional_array(f, key: str) -> np.ndarray | None:
+    """``f[key]`` flattened, None if absent; an object array (never unpickled) is an empty object array."""
+    if key not in f.files:
+        return None
+    try:
+        return np.asarray(f[key]).ravel()
+    except ValueError:
+        return np.empty(0, object)
 
 
 def _finite_or_none(constant: str):
@@ -84,6 +148,7 @@ class RunDir:
         self._embeddings: OrderedDict = OrderedDict()            # (file, mtime, size) -> (step, time, array)
         self._maps: dict = {}                                    # (method, file) -> (P, 2) float32
         self._thumbs = None                                      # (key, array)
+        self._pair_cos: dict = {}                                # (file, mtime, size) -> mean pair cosine
 
     # ---------------------------------------------------------------- listing
     def snapshot_files(self) -> list[tuple[int, str]]:
@@ -132,7 +197,15 @@ class RunDir:
                 "probe": None if probe is None else {
                     "count": int(probe.ids.shape[0]), "classes": probe.classes,
                     "labelled": bool((probe.labels >= 0).any()), "thumbnail_shape": probe.thumbnail_shape,
-                    "texts": probe.texts}}
+                    "texts": probe.texts, **self._pair_info(probe)}}
+
+    @staticmethod
+    def _pair_info(probe: Probe) -> dict:
+        """Two-modality runs: the modality and partner of every point and the counts; nothing otherwise."""
+        if probe.modality is None:
+            return {}
+        return {"modality": probe.modality.tolist(), "pair": None if probe.pair is None else probe.pair.tolist(),
+                "images": int((probe.modality == 0).sum()), "text_points": int((probe.modality == 1).sum())}
 
     # ---------------------------------------------------------------- metrics
     def metrics(self, offset: int = 0) -> dict:
@@ -180,6 +253,7 @@ class RunDir:
             probe, note = self._load_probe(path)
             self._probe = (key, probe, note)
             self._thumbs = None
+            self._pair_cos = {}
             return probe, note
 
     @staticmethod
@@ -193,11 +267,19 @@ class RunDir:
                     classes = [str(c) for c in f["classes"].ravel()] if "classes" in f.files else []
                 except ValueError:                                          # an object array: never unpickled
                     classes = []
-                thumb_shape = None
+                modality, pair, note = _check_pairs(ids, _optional_array(f, "modality"), _optional_array(f, "pair"))
+                # thumbnails: one per point, or in a two-modality run one per image point (in row order)
+                owners = np.arange(ids.shape[0]) if modality is None else np.nonzero(modality == 0)[0]
+                thumb_shape, thumb_rows = None, None
                 if "thumbnails" in f.files:
                     t = f["thumbnails"]
-                    if t.ndim == 4 and t.shape[0] == ids.shape[0] and t.dtype == np.uint8 and t.shape[3] in (1, 3, 4):
+                    if t.ndim == 4 and t.dtype == np.uint8 and t.shape[3] in (1, 3, 4) and t.shape[0] == owners.size:
                         thumb_shape = tuple(int(s) for s in t.shape[1:])
+                        thumb_rows = np.full(ids.shape, -1, np.int64)
+                        thumb_rows[owners] = np.arange(owners.size)
+                    elif modality is not None and note is None:
+                        note = (f"snapshots/probe.npz: {t.shape[0] if t.ndim else 0} thumbnails for {owners.size} "
+                                "image points: the thumbnails are not shown")
                 texts = None
                 if "texts" in f.files:
                     t = f["texts"]
@@ -207,21 +289,34 @@ class RunDir:
             return None, f"snapshots/probe.npz is unreadable ({type(e).__name__}): not there yet?"
         if labels.shape != ids.shape:
             return None, f"snapshots/probe.npz: labels {labels.shape} do not match ids {ids.shape}"
-        return Probe(ids, labels, classes, thumb_shape, path, texts), None
+        return Probe(ids, labels, classes, thumb_shape, path, texts, modality, pair, thumb_rows), note
 
     def thumbnail(self, index: int) -> np.ndarray | None:
-        """The probe point's thumbnail (h, w, C) uint8, or None."""
+        """The thumbnail (h, w, C) uint8 of probe POINT ``index``, or None (none there, or a text point of
+        a two-modality run)."""
         probe, _ = self.probe()
-        if probe is None or probe.thumbnail_shape is None or not 0 <= index < probe.ids.shape[0]:
+        if probe is None or probe.thumbnail_rows is None or not 0 <= index < probe.ids.shape[0]:
+            return None
+        row = int(probe.thumbnail_rows[index])
+        arr = self.thumbnails()
+        return None if arr is None or row < 0 else arr[row]
+
+    def thumbnails(self) -> np.ndarray | None:
+        """All the probe's thumbnails (T, h, w, C) uint8 in row order (T: one per point, or one per image
+        point of a two-modality run), or None."""
+        probe, _ = self.probe()
+        if probe is None or probe.thumbnail_shape is None:
             return None
         with self._lock:
             if self._thumbs is None or self._thumbs[0] is not probe:
                 try:
-                    self._thumbs = (probe, probe.thumbnails())
-                except Exception:  # noqa: BLE001
+                    arr = probe.thumbnails()
+                except Exception:  # noqa: BLE001 - replaced under us: not there now
                     return None
-            arr = self._thumbs[1]
-        return None if arr is None else arr[index]
+                if arr is None or arr.shape[1:] != probe.thumbnail_shape or arr.dtype != np.uint8:
+                    return None
+                self._thumbs = (probe, arr)
+            return self._thumbs[1]
 
     # -------------------------------------------------------------- snapshots
     def embeddings(self, index: int) -> tuple[int, float, np.ndarray] | None:
@@ -288,6 +383,32 @@ class RunDir:
                 result = cached
             return result
 
+    def pair_cosine(self, index: int) -> float | None:
+        """The mean cosine between the embeddings of each image and its name in snapshot ``index``
+        (two-modality runs), or None (no pairs, or the snapshot cannot be read)."""
+        probe, _ = self.probe()
+        files = self.snapshot_files()
+        if probe is None or probe.pair is None or not 0 <= index < len(files):
+            return None
+        name = files[index][1]
+        try:
+            st = (self.path / "snapshots" / name).stat()
+        except OSError:
+            return None
+        key = (name, st.st_mtime_ns, st.st_size)
+        with self._lock:
+            if key in self._pair_cos:
+                return self._pair_cos[key]
+        snap = self._load_snapshot(files[index])
+        if snap is None:
+            return None
+        value = pair_cosine(snap[2], probe.modality, probe.pair)
+        with self._lock:
+            if len(self._pair_cos) > 4096:
+                self._pair_cos.clear()
+            self._pair_cos[key] = value
+        return value
+
     def neighbours(self, index: int, point: int, *, count: int = 10) -> list[dict] | None:
         """The ``count`` nearest probe points to ``point`` by cosine similarity in snapshot ``index``."""
         snap = self.embeddings(index)
@@ -305,6 +426,9 @@ class RunDir:
         for j in top.tolist():
             label = int(probe.labels[j]) if probe is not None else -1
             cls = probe.classes[label] if probe is not None and 0 <= label < len(probe.classes) else None
-            out.append({"point": j, "id": int(probe.ids[j]) if probe is not None else j, "label": label,
-                        "class": cls, "cos": float(sims[j])})
+            entry = {"point": j, "id": int(probe.ids[j]) if probe is not None else j, "label": label,
+                     "class": cls, "cos": float(sims[j])}
+            if probe is not None and probe.modality is not None:
+                entry["modality"] = int(probe.modality[j])
+            out.append(entry)
         return out

@@ -1,5 +1,6 @@
 """Nearest-neighbour search over embeddings: a FAISS index, the `index` / `search` / `serve` commands and an HTTP
-search API with micro-batching.
+search API with micro-batching; across modalities with an image-text run (`ImageTextIndex`: text -> images,
+image -> names).
 
 >>> import numpy as np
 >>> from contrastlab.search import VectorIndex
@@ -10,14 +11,18 @@ from __future__ import annotations
 
 
 __all__ = ["VectorIndex", "exact_top_k", "recall_at_k", "tie_aware_recall", "IndexFolderError", "load_index",
-           "save_index", "create_search_app", "MicroBatcher", "serve_index"]
+           "save_index", "create_search_app", "MicroBatcher", "serve_index", "ImageTextIndex", "ImageTextEmbedder",
+           "build_image_text_index", "load_image_text_embedder", "load_image_text_index", "open_index"]
 
 
 # Everything is imported on first use: faiss (and fastapi / uvicorn) only load when search is used. Importing faiss
 # in a training process makes torchrun's restarted processes hang while joining the process group (found with
 # `--max-restarts`), and `contrastlab train` builds the CLI that holds the search commands.
 _LAZY = {"VectorIndex": ".index", "exact_top_k": ".recall", "recall_at_k": ".recall", "tie_aware_recall": ".recall",
-         "IndexFolderError": ".store", "load_index": ".store", "save_index": ".store"}
+         "IndexFolderError": ".store", "load_index": ".store", "save_index": ".store",
+         "load_image_text_index": ".store", "open_index": ".store", "ImageTextIndex": ".multimodal",
+         "ImageTextEmbedder": ".multimodal", "build_image_text_index": ".multimodal",
+         "load_image_text_embedder": ".multimodal"}
 
 
 def __getattr__(name):

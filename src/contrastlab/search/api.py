@@ -4,6 +4,10 @@ Concurrent requests are micro-batched (`contrastlab.search.batching`): their tex
 searched in one faiss call, in a worker thread. Bad input gets a 4xx with a message naming the field (400 not
 JSON, 413 body too large (checked before parsing), 415 not `application/json`, 422 a field breaks a rule).
 
+Over an image-text index (`contrastlab.search.multimodal.ImageTextIndex`) `POST /search` also takes
+{"image": "<base64 PNG or JPEG>"} (answered with names) and "target": "images" | "names"; a text query is
+answered with images, each with "thumbnail": "/thumbnails/<position>.png" (`GET` serves the PNG).
+
 >>> import numpy as np
 >>> from fastapi.testclient import TestClient
 >>> from contrastlab.search import VectorIndex
@@ -18,7 +22,9 @@ JSON, 413 body too large (checked before parsing), 415 not `application/json`, 4
 """
 from __future__ import annotations
 
+import asyncio
 import json
+import re
 import time
 from contextlib import asynccontextmanager
 
@@ -30,9 +36,10 @@ from starlette.middleware.trustedhost import TrustedHostMiddleware
 from .. import __version__
 from .batching import MicroBatcher
 from .index import VectorIndex
-from .validation import RequestError, SearchQuery, parse_search_request
+from .multimodal import TARGETS, ImageTextIndex
+from .validation import MAX_IMAGE_BYTES, RequestError, SearchQuery, parse_image_text_request, parse_search_request
 
-__all__ = ["create_search_app", "answer_batch", "LOCAL_HOSTS"]
+__all__ = ["create_search_app", "answer_batch", "answer_image_text_batch", "LOCAL_HOSTS"]
 
 #: Host names a loopback server answers to (other Host headers are refused, against DNS rebinding).
 LOCAL_HOSTS = ["127.0.0.1", "localhost", "::1", "[::1]"]
@@ -43,36 +50,66 @@ def _json(obj, status: int = 200) -> Response:
                     media_type="application/json", headers={"Cache-Control": "no-store"})
 
 
-def answer_batch(queries: list[SearchQuery], index: VectorIndex, embedder) -> list:
-    """Answer checked queries together: one `encode` call for all texts, one index search for all unfiltered
-    queries (with the largest k), one per filtered query. Each answer is a result list or a RequestError."""
-    vectors = np.zeros((len(queries), index.dim), dtype=np.float32)   # (Q, D)
-    text_rows = [i for i, q in enumerate(queries) if q.text is not None]
-    if text_rows:
+def _query_vectors(queries: list[SearchQuery], dim: int, embedder) -> tuple[np.ndarray, list]:
+    """The queries' vectors: all texts in one `encode` call, all images in one `encode_images` call. Returns
+    (Q, D) float32 and, per query, None or the RequestError of a query that embeds to no direction."""
+    vectors = np.zeros((len(queries), dim), dtype=np.float32)                          # (Q, D)
+    for field, call in (("text", "encode"), ("image", "encode_images")):
+        rows = [i for i, q in enumerate(queries) if getattr(q, field) is not None]
+        if not rows:
+            continue
         if embedder is None:
             raise RuntimeError("this server has no embedder")
-        encoded = np.asarray(embedder.encode([queries[i].text for i in text_rows], batch_size=len(text_rows)),
-                             dtype=np.float32)
-        if encoded.shape != (len(text_rows), index.dim):
-            raise RuntimeError(f"the embedder returned shape {encoded.shape}, expected {(len(text_rows), index.dim)}")
-        vectors[text_rows] = encoded
+        items = [getattr(queries[i], field) for i in rows]
+        encoded = np.asarray(getattr(embedder, call)(items if field == "text" else np.stack(items),
+                                                     batch_size=len(rows)), dtype=np.float32)
+        if encoded.shape != (len(rows), dim):
+            raise RuntimeError(f"the embedder returned shape {encoded.shape}, expected {(len(rows), dim)}")
+        vectors[rows] = encoded
     for i, q in enumerate(queries):
         if q.vector is not None:
             vectors[i] = q.vector
     norms = np.linalg.norm(vectors, axis=1)
-    answers: list = [None] * len(queries)
+    errors: list = [None] * len(queries)
     for i in np.where(~(np.isfinite(norms) & (norms > 0)))[0]:
-        answers[i] = RequestError("'query' embeds to a zero (or non-finite) vector: the encoder knows none of its "
-                                  "tokens")
-    plain = [i for i, q in enumerate(queries) if q.allowed_ids is None and answers[i] is None]
+        errors[i] = RequestError("'query' embeds to a zero (or non-finite) vector: the encoder knows none of its "
+                                 "tokens" if queries[i].text is not None else
+                                 "'image' embeds to a zero (or non-finite) vector")
+    return vectors, errors
+
+
+def _search_into(answers: list, rows: list[int], queries: list[SearchQuery], vectors: np.ndarray,
+                 index: VectorIndex, results) -> None:
+    """Fill `answers[rows]` with `results(index, scores, ids, k)`: one index search for the unfiltered queries
+    (with the largest k), one per filtered query."""
+    plain = [i for i in rows if queries[i].allowed_ids is None and answers[i] is None]
     if plain:
-        scores, ids = index.search(vectors[plain], max(queries[i].k for i in plain))    # (P, k)
+        scores, ids = index.search(vectors[plain], max(queries[i].k for i in plain))     # (P, k)
         for row, i in enumerate(plain):
-            answers[i] = _results(index, scores[row], ids[row], queries[i].k)
-    for i, q in enumerate(queries):
+            answers[i] = results(index, scores[row], ids[row], queries[i].k)
+    for i in rows:
         if answers[i] is None:
-            scores, ids = index.search(vectors[i:i + 1], q.k, allowed_ids=q.allowed_ids)
-            answers[i] = _results(index, scores[0], ids[0], q.k)
+            scores, ids = index.search(vectors[i:i + 1], queries[i].k, allowed_ids=queries[i].allowed_ids)
+            answers[i] = results(index, scores[0], ids[0], queries[i].k)
+
+
+def answer_batch(queries: list[SearchQuery], index: VectorIndex, embedder) -> list:
+    """Answer checked queries together: one `encode` call for all texts, one index search for all unfiltered
+    queries (with the largest k), one per filtered query. Each answer is a result list or a RequestError."""
+    vectors, answers = _query_vectors(queries, index.dim, embedder)
+    _search_into(answers, list(range(len(queries))), queries, vectors, index, _results)
+    return answers
+
+
+def answer_image_text_batch(queries: list[SearchQuery], index: ImageTextIndex, embedder) -> list:
+    """`answer_batch` for an image-text index: texts embedded in one call, images in one call, then each
+    collection searched for the queries that target it. Image results carry their thumbnail's URL path."""
+    vectors, answers = _query_vectors(queries, index.dim, embedder)
+    for target in TARGETS:
+        rows = [i for i, q in enumerate(queries) if q.target == target]
+        if rows:
+            _search_into(answers, rows, queries, vectors, index.collection(target),
+                         _image_results if target == "images" else _results)
     return answers
 
 
@@ -81,22 +118,35 @@ def _results(index: VectorIndex, scores, ids, k: int) -> list[dict]:
             for s, d in zip(scores[:k].tolist(), ids[:k])]
 
 
-def create_search_app(index: VectorIndex, embedder, *, max_batch: int = 64, max_wait_ms: float = 2.0,
-                      max_k: int = 1000, max_body_bytes: int = 1 << 20, allowed_hosts: list[str] | None = None,
-                      faiss_threads: int | None = 1) -> FastAPI:
+def _image_results(index: VectorIndex, scores, ids, k: int) -> list[dict]:
+    return [{"id": d, "score": float(s), "text": index.text_of(index.position[d]),
+             "thumbnail": f"/thumbnails/{index.position[d]}.png"} for s, d in zip(scores[:k].tolist(), ids[:k])]
+
+
+def create_search_app(index: VectorIndex | ImageTextIndex, embedder, *, max_batch: int = 64,
+                      max_wait_ms: float = 2.0, max_k: int = 1000, max_body_bytes: int = 1 << 20,
+                      allowed_hosts: list[str] | None = None, faiss_threads: int | None = 1,
+                      max_image_bytes: int = MAX_IMAGE_BYTES) -> FastAPI:
     """The search API over `index`; `embedder` (`.dim`, `.encode(texts, batch_size=)`) turns text queries into
     vectors (None: vector queries only). `allowed_hosts`: accepted Host names (default loopback; ["*"] any).
+
+    An `ImageTextIndex` (see `contrastlab.search.multimodal`) gets the image-text API: "query" (a text; searches
+    the images by default), "image" (a base64 PNG or JPEG of at most `max_image_bytes`, decoded in a worker
+    thread and embedded by `embedder.encode_images`; searches the names by default) or "vector", and
+    "target": "images" | "names"; image results carry "thumbnail": "/thumbnails/<position>.png", served by
+    `GET /thumbnails/{position}.png`.
 
     `faiss_threads`: OpenMP threads of faiss in the batch worker thread (None: the OpenMP default, one per core).
     One is the default: batches are small, and on a busy 2-core machine OpenMP threads spin-waiting for each
     other cost 2.5-3.4 ms of CPU per request instead of 0.8 ms, and 130-270 queries/s instead of ~1,000, here.
     """
-    if not isinstance(index, VectorIndex):
-        raise TypeError(f"`index` must be a VectorIndex, got {type(index).__name__}")
+    image_text = isinstance(index, ImageTextIndex)
+    if not image_text and not isinstance(index, VectorIndex):
+        raise TypeError(f"`index` must be a VectorIndex or an ImageTextIndex, got {type(index).__name__}")
     if embedder is not None and getattr(embedder, "dim", None) != index.dim:
         raise ValueError(f"`embedder` makes {getattr(embedder, 'dim', None)}-dimensional vectors but the index "
                          f"holds {index.dim}-dimensional ones")
-    for name, value in (("max_k", max_k), ("max_body_bytes", max_body_bytes)):
+    for name, value in (("max_k", max_k), ("max_body_bytes", max_body_bytes), ("max_image_bytes", max_image_bytes)):
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
             raise ValueError(f"`{name}` must be a positive int, got {value!r}")
     if faiss_threads is not None and (isinstance(faiss_threads, bool) or not isinstance(faiss_threads, int)
@@ -108,7 +158,8 @@ def create_search_app(index: VectorIndex, embedder, *, max_batch: int = 64, max_
             import faiss
             faiss.omp_set_num_threads(faiss_threads)
 
-    batcher = MicroBatcher(lambda queries: answer_batch(queries, index, embedder), max_batch=max_batch,
+    answer = answer_image_text_batch if image_text else answer_batch
+    batcher = MicroBatcher(lambda queries: answer(queries, index, embedder), max_batch=max_batch,
                            max_wait_ms=max_wait_ms, thread_init=thread_init)
 
     @asynccontextmanager
@@ -123,19 +174,39 @@ def create_search_app(index: VectorIndex, embedder, *, max_batch: int = 64, max_
 
     @app.get("/health")
     async def health():
-        return _json({"status": "ok", "count": index.count, "dim": index.dim, "kind": index.kind,
-                      "recall": index.meta.get("recall")})
+        reply = {"status": "ok", "count": index.count, "dim": index.dim, "kind": index.kind,
+                 "recall": (index.images if image_text else index).meta.get("recall")}
+        if image_text:
+            reply["modality"] = "image_text"
+            reply["collections"] = {t: {"count": c.count, "kind": c.kind, "recall": c.meta.get("recall")}
+                                    for t in TARGETS for c in [index.collection(t)]}
+        return _json(reply)
 
     @app.get("/stats")
     async def stats():
         return _json(batcher.stats())
 
+    def parse(body) -> SearchQuery:
+        if not image_text:
+            return parse_search_request(body, dim=index.dim, max_k=max_k, known_ids=index.position)
+        return parse_image_text_request(body, dim=index.dim, max_k=max_k,
+                                        known_ids={t: index.collection(t).position for t in TARGETS},
+                                        prepare_image=prepare_image, max_image_bytes=max_image_bytes)
+
+    def prepare_image(data: bytes):
+        if embedder is None or not hasattr(embedder, "encode_images"):
+            raise RequestError("this server has no image embedder: send 'query' or 'vector' instead of 'image'")
+        return embedder.prepare_image(data)
+
     @app.post("/search")
     async def search(request: Request):
         start = time.perf_counter()
         try:
-            query = parse_search_request(await _read_json(request, max_body_bytes), dim=index.dim, max_k=max_k,
-                                         known_ids=index.position)
+            body = await _read_json(request, max_body_bytes)
+            if image_text and isinstance(body, dict) and "image" in body:
+                query = await asyncio.to_thread(parse, body)        # decoding an image: off the event loop
+            else:
+                query = parse(body)
             if query.text is not None and embedder is None:
                 raise RequestError("this server has no text embedder: send 'vector' instead of 'query'")
             answer = await batcher.submit(query)
@@ -143,9 +214,34 @@ def create_search_app(index: VectorIndex, embedder, *, max_batch: int = 64, max_
                 raise answer
         except RequestError as e:
             return _json({"detail": str(e)}, e.status)
-        return _json({"results": answer, "took_ms": round((time.perf_counter() - start) * 1000, 3)})
+        took = round((time.perf_counter() - start) * 1000, 3)
+        if image_text:
+            return _json({"target": query.target, "results": answer, "took_ms": took})
+        return _json({"results": answer, "took_ms": took})
+
+    if image_text:
+        @app.get("/thumbnails/{name}")
+        async def thumbnail(name: str):
+            stem, dot, ext = name.rpartition(".")
+            if not dot or ext != "png" or not _POSITION.fullmatch(stem):
+                return _json({"detail": f"'position' must be a non-negative int without leading zeros, as in "
+                                        f"/thumbnails/0.png, got {_shown(name)}"}, 422)
+            position = int(stem)
+            if position >= index.count:
+                return _json({"detail": f"'position' must be less than {index.count} (the number of images), "
+                                        f"got {position}"}, 404)
+            return Response(index.thumbnail(position), media_type="image/png",
+                            headers={"Cache-Control": "public, max-age=3600", "X-Content-Type-Options": "nosniff"})
 
     return app
+
+
+_POSITION = re.compile(r"0|[1-9][0-9]{0,11}")
+
+
+def _shown(value: str) -> str:
+    text = repr(value)
+    return text if len(text) <= 40 else text[:37] + "..."
 
 
 async def _read_json(request: Request, limit: int):

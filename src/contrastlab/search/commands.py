@@ -4,6 +4,10 @@
 returning the exit status. Handlers take an optional `embedder=` so tests (and callers with their own model) can
 pass one; otherwise it is loaded from the run directory with `contrastlab.text.embedder.load_embedder`.
 
+A text run indexes a corpus (`--corpus FILE`). An image-text run (`contrastlab train clip --data emoji`) indexes
+its own dataset without `--corpus`: the images (image tower) and their names (text tower), with thumbnails; then
+`contrastlab search INDEX "red heart"` lists images and `contrastlab search INDEX --image heart.png` names.
+
 >>> import argparse
 >>> parser = argparse.ArgumentParser(prog="contrastlab")
 >>> add_search_commands(parser.add_subparsers(dest="command"))
@@ -23,18 +27,27 @@ from .kinds import KINDS
 
 from ..cli import _positive_int  # noqa: E402 - one argument parser for every subcommand
 
-__all__ = ["add_search_commands", "index_command", "search_command", "serve_command", "embed_texts",
-           "load_run_embedder", "format_hits"]
+__all__ = ["add_search_commands", "index_command", "index_image_text", "search_command", "serve_command",
+           "embed_texts", "load_run_embedder", "format_hits"]
 
 
 
 def add_search_commands(subparsers) -> None:
     """Add `index`, `search` and `serve` to an argparse subparsers object."""
-    p = subparsers.add_parser("index", help="embed a corpus with a run's text encoder and build a search index",
-                              description="Example: contrastlab index runs/simcse --corpus docs.jsonl --out idx")
-    p.add_argument("run", metavar="RUN", help="text run directory whose encoder embeds the corpus, or a model spec "
-                                              "(wordllama, hf:PATH, st:PATH)")
-    p.add_argument("--corpus", type=Path, required=True, help="JSONL {\"id\", \"text\"} per line, or CSV id,text")
+    p = subparsers.add_parser("index", help="embed a corpus with a run's text encoder (or an image-text run's images "
+                                            "and names) and build a search index",
+                              description="Examples: contrastlab index runs/simcse --corpus docs.jsonl --out idx; "
+                                          "contrastlab index runs/clip-emoji --out emoji-idx (an image-text run: "
+                                          "its images and names)")
+    p.add_argument("run", metavar="RUN", help="text run directory whose encoder embeds the corpus, a model spec "
+                                              "(wordllama, hf:PATH, st:PATH), or an image-text run directory")
+    p.add_argument("--corpus", type=Path, help="JSONL {\"id\", \"text\"} per line, or CSV id,text (required "
+                                               "unless RUN is an image-text run, which indexes its own images and "
+                                               "names)")
+    p.add_argument("--split", choices=("all", "train", "test"), default=None,
+                   help="image-text run: which of the dataset's images to index (default all)")
+    p.add_argument("--language", metavar="LANG", default=None,
+                   help="image-text run: the language of the names (default en, else the dataset's first)")
     p.add_argument("--out", type=Path, required=True, metavar="INDEX", help="index folder to write")
     p.add_argument("--kind", choices=KINDS, default="auto",
                    help="exact (FAISS flat), hnsw or ivf (approximate); auto: exact up to 50,000 documents")
@@ -46,9 +59,15 @@ def add_search_commands(subparsers) -> None:
     p.set_defaults(handler=index_command)
 
     s = subparsers.add_parser("search", help="query an index from the command line",
-                              description='Example: contrastlab search idx "a red running shoe" -k 10')
+                              description='Examples: contrastlab search idx "a red running shoe" -k 10; '
+                                          'contrastlab search emoji-idx --image heart.png (an image-text index)')
     s.add_argument("index", type=Path, metavar="INDEX")
-    s.add_argument("query")
+    s.add_argument("query", nargs="?", help="the query text (an image-text index: finds images)")
+    s.add_argument("--image", type=Path, metavar="FILE",
+                   help="image-text index: a PNG or JPEG file as the query instead (finds names)")
+    s.add_argument("--target", choices=("images", "names"), default=None,
+                   help="image-text index: the collection to search (default: images for a text, names for an "
+                        "image)")
     s.add_argument("-k", type=_positive_int, default=10, help="results to show (default 10)")
     s.set_defaults(handler=search_command)
 
@@ -58,6 +77,8 @@ def add_search_commands(subparsers) -> None:
     v.add_argument("--port", type=int, default=8000, help="port (default 8000; 0: any free port)")
     v.add_argument("--max-batch", type=_positive_int, default=64, help="most queries searched together")
     v.add_argument("--max-wait-ms", type=float, default=2.0, help="how long a query waits for others (ms)")
+    v.add_argument("--max-image-bytes", type=_positive_int, default=512 * 1024,
+                   help="image-text index: the largest query image accepted, in bytes (default 512 KiB)")
     v.set_defaults(handler=serve_command)
 
 
@@ -110,10 +131,16 @@ def _source(run, embedder) -> str:
 
 
 def index_command(args, *, embedder=None) -> int:
-    """`contrastlab index RUN --corpus FILE --out INDEX`: read, embed, build, save; print count, time, recall."""
+    """`contrastlab index RUN --corpus FILE --out INDEX`: read, embed, build, save; print count, time, recall.
+    Without `--corpus`, RUN must be an image-text run: see `index_image_text`."""
     from ..data.pairs import read_corpus
     from .index import VectorIndex
     from .store import IndexFolderError
+    if getattr(args, "corpus", None) is None:
+        return index_image_text(args, embedder=embedder)
+    if getattr(args, "split", None) is not None or getattr(args, "language", None) is not None:
+        return _fail("index", "--split and --language choose an image-text run's images; with --corpus the "
+                              "corpus is indexed")
     try:
         if not Path(args.corpus).is_file():
             raise FileNotFoundError(f"--corpus {args.corpus} does not exist or is not a file")
@@ -152,9 +179,66 @@ def index_command(args, *, embedder=None) -> int:
     return 0
 
 
+def index_image_text(args, *, embedder=None) -> int:
+    """`contrastlab index RUN --out INDEX` for an image-text run: its dataset's images (`--split`, default all)
+    embedded by the image tower, their names (`--language`) by the text tower, and a PNG thumbnail per image."""
+    from ..train.config import TrainConfig
+    from ..train.tasks import load_data
+    from .multimodal import _run_config, build_image_text_index, is_image_text_run
+    from .store import IndexFolderError
+    run = Path(args.run)
+    try:
+        if not (run / "config.json").is_file():
+            raise ValueError(f"--corpus is required unless RUN is an image-text run directory; {args.run} is not "
+                             f"a run directory (no config.json)")
+        if not is_image_text_run(run):
+            raise ValueError(f"--corpus is required: {run} is not an image-text run (an image-text run, e.g. "
+                             f"`contrastlab train clip --data emoji`, indexes its own images and names)")
+        if args.queries is not None and not Path(args.queries).is_file():
+            raise FileNotFoundError(f"--queries {args.queries} does not exist or is not a file")
+        config = TrainConfig.from_dict(_run_config(run)["train"])
+        data = load_data(config)                                      # the run's dataset, at its image size
+        split = getattr(args, "split", None) or "all"
+        rows = {"all": np.arange(data.images.shape[0]), "train": data.train_indices().numpy(),
+                "test": data.test_indices().numpy()}[split]
+        if not len(rows):
+            raise ValueError(f"--split {split}: {data.name} has no {split} images")
+        language = getattr(args, "language", None) or ("en" if "en" in data.texts else next(iter(data.texts)))
+        if language not in data.texts:
+            raise ValueError(f"--language must be one of {', '.join(data.texts)} (the languages of {data.name}), "
+                             f"got {language!r}")
+        if embedder is None:
+            embedder = load_run_embedder(run)
+        if not hasattr(embedder, "encode_images"):
+            raise ValueError(f"the embedder of {run} has no image tower (encode_images)")
+        tune = None
+        if args.queries is not None:
+            lines = [t.strip() for t in Path(args.queries).read_text(encoding="utf-8").splitlines() if t.strip()]
+            if not lines:
+                raise ValueError(f"--queries {args.queries} holds no queries")
+            tune = embed_texts(embedder, lines, batch_size=args.batch_size, progress=False)
+        index = build_image_text_index(
+            embedder, data.images[rows].numpy(), [data.ids[i] for i in rows], [data.texts[language][i] for i in rows],
+            kind=args.kind, batch_size=args.batch_size, tune_queries=tune, progress=not args.quiet,
+            source=_source(run, embedder), meta={"data": config.data, "split": split, "language": language})
+        index.save(args.out)
+    except (FileNotFoundError, ValueError, RuntimeError, IndexFolderError, OSError) as e:
+        return _fail("index", e)
+    th, tw = index.meta["thumbnail_size"]
+    print(f"indexed {index.images.count} images and {index.names.count} names ({language}) of {data.name} "
+          f"({split}) into {args.out}: dim {index.dim}, {index.kind}, embedded in {index.meta['embed_seconds']:.1f} "
+          f"s, thumbnails {tw}x{th} px ({len(index.thumbnails) / 1024:.0f} KiB)")
+    for name, c in (("images", index.images), ("names", index.names)):
+        if c.meta.get("recall") is not None:
+            print(f"  {name}: recall@{c.meta['recall_k']} {c.meta['recall']:.3f} against exact search")
+        if c.meta.get("note"):
+            print(f"  note ({name}): {c.meta['note']}")
+    return 0
+
+
 def _load(path, embedder):
-    from .store import load_index
-    index = load_index(path)
+    from .store import open_index
+    index = open_index(path)
     if embedder is None:
         source = index.meta.get("embedder")
         if not source:
@@ -168,17 +252,50 @@ def _load(path, embedder):
 
 
 def search_command(args, *, embedder=None) -> int:
-    """`contrastlab search INDEX "query" -k 10`: print the ranked id, score and text."""
-    if not args.query.strip():
+    """`contrastlab search INDEX "query" -k 10`: print the ranked id, score and text. An image-text index: a text
+    query lists images (id, name), `--image FILE` names; `--target` picks the collection."""
+    from .multimodal import ImageTextIndex
+    image, target = getattr(args, "image", None), getattr(args, "target", None)
+    if (args.query is None) == (image is None):
+        return _fail("search", "give a query text or --image FILE" + (", not both" if image is not None else ""))
+    if args.query is not None and not args.query.strip():
         return _fail("search", "the query must not be empty")
     try:
         index, embedder = _load(args.index, embedder)
-        query = np.asarray(embedder.encode([args.query], batch_size=1), dtype=np.float32)     # (1, D)
-        scores, ids = index.search(query, args.k)
+        if isinstance(index, ImageTextIndex):
+            target = target or ("names" if image is not None else "images")
+            query = (_image_query(image, embedder) if image is not None
+                     else np.asarray(embedder.encode([args.query], batch_size=1), dtype=np.float32))   # (1, D)
+            collection = index.collection(target)
+        else:
+            if image is not None or target is not None:
+                raise ValueError(f"--image and --target are for an image-text index; {args.index} is a text index")
+            query = np.asarray(embedder.encode([args.query], batch_size=1), dtype=np.float32)          # (1, D)
+            collection = index
+        scores, ids = collection.search(query, args.k)
     except (FileNotFoundError, ValueError, RuntimeError, OSError) as e:
         return _fail("search", e)
-    print(format_hits(scores[0].tolist(), ids[0], [index.text_of(index.position[d]) for d in ids[0]]))
+    print(format_hits(scores[0].tolist(), ids[0], [collection.text_of(collection.position[d]) for d in ids[0]]))
     return 0
+
+
+MAX_IMAGE_FILE = 64 << 20
+
+
+def _image_query(path: Path, embedder) -> np.ndarray:
+    """The image file `path` embedded by the image tower. Shape: (1, D)."""
+    from .multimodal import ImageDecodeError
+    if not hasattr(embedder, "prepare_image"):
+        raise ValueError("the index's embedder has no image tower: it cannot embed --image")
+    if not Path(path).is_file():
+        raise FileNotFoundError(f"--image {path} does not exist or is not a file")
+    if Path(path).stat().st_size > MAX_IMAGE_FILE:
+        raise ValueError(f"--image {path} is larger than {MAX_IMAGE_FILE >> 20} MiB")
+    try:
+        pixels = embedder.prepare_image(Path(path).read_bytes())                    # (3, H, W) uint8
+    except ImageDecodeError as e:
+        raise ValueError(f"--image {path} {e}") from None
+    return np.asarray(embedder.encode_images(pixels[None]), dtype=np.float32)
 
 
 def serve_command(args, *, embedder=None) -> int:
@@ -187,7 +304,7 @@ def serve_command(args, *, embedder=None) -> int:
     try:
         index, embedder = _load(args.index, embedder)
         serve_index(index, embedder, host=args.host, port=args.port, max_batch=args.max_batch,
-                    max_wait_ms=args.max_wait_ms)
+                    max_wait_ms=args.max_wait_ms, max_image_bytes=getattr(args, "max_image_bytes", 512 * 1024))
     except (FileNotFoundError, ValueError, RuntimeError, OSError) as e:
         return _fail("serve", e)
     return 0

@@ -16,6 +16,7 @@ import uvicorn
 
 from .api import LOCAL_HOSTS, create_search_app
 from .index import VectorIndex
+from .multimodal import ImageTextIndex
 
 __all__ = ["serve_index", "make_server", "listen", "url_for"]
 
@@ -45,7 +46,7 @@ def listen(host: str, port: int) -> socket.socket:
     return sock
 
 
-def make_server(index: VectorIndex, embedder, *, host: str = "127.0.0.1", port: int = 8000,
+def make_server(index: VectorIndex | ImageTextIndex, embedder, *, host: str = "127.0.0.1", port: int = 8000,
                 **app_options) -> tuple[uvicorn.Server, socket.socket, str]:
     """A configured uvicorn server, its listening socket and URL (for callers that run it in a thread)."""
     sock = listen(host, port)
@@ -60,13 +61,17 @@ def _say(message: str) -> None:
     print(message, flush=True)
 
 
-def serve_index(index: VectorIndex, embedder, *, host: str = "127.0.0.1", port: int = 8000,
+def serve_index(index: VectorIndex | ImageTextIndex, embedder, *, host: str = "127.0.0.1", port: int = 8000,
                 log: Callable[[str], None] = _say, **app_options) -> None:
     """Serve `POST /search` and `GET /health` over `index` until Ctrl-C (or SIGTERM); then stop cleanly.
     `app_options` go to `create_search_app` (max_batch, max_wait_ms, max_k, max_body_bytes, faiss_threads)."""
     server, sock, url = make_server(index, embedder, host=host, port=port, **app_options)
-    log(f"contrastlab search: {index.count} documents ({index.kind}, dim {index.dim}) on {url}  "
-        f"(POST {url}/search, GET {url}/health; Ctrl-C to stop)")
+    if isinstance(index, ImageTextIndex):
+        log(f"contrastlab search: {index.summary()} on {url}  (POST {url}/search with 'query' or 'image', "
+            f"GET {url}/thumbnails/<position>.png, GET {url}/health; Ctrl-C to stop)")
+    else:
+        log(f"contrastlab search: {index.count} documents ({index.kind}, dim {index.dim}) on {url}  "
+            f"(POST {url}/search, GET {url}/health; Ctrl-C to stop)")
     try:
         server.run(sockets=[sock])
     except KeyboardInterrupt:                  # uvicorn re-raises the Ctrl-C it handled

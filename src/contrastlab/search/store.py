@@ -27,11 +27,14 @@ import numpy as np
 
 from .index import KINDS, VectorIndex
 
-__all__ = ["save_index", "load_index", "IndexFolderError", "FORMAT"]
+__all__ = ["save_index", "load_index", "IndexFolderError", "FORMAT", "IMAGE_TEXT_FORMAT", "save_image_text_index",
+           "load_image_text_index", "open_index", "index_format"]
 
 FORMAT = "contrastlab-index"
 FORMAT_VERSION = 1
+IMAGE_TEXT_FORMAT = "contrastlab-image-text-index"
 INDEX_FILE, DOCS_FILE, META_FILE = "index.faiss", "docs.jsonl", "meta.json"
+THUMBS_FILE, THUMBS_INDEX = "thumbnails.bin", "thumbnails.json"
 _REQUIRED = ("format", "format_version", "dim", "count", "kind", "params", "files")
 
 
@@ -50,24 +53,19 @@ def _fingerprint(data) -> dict:
     return {"bytes": len(data), "sha256": hashlib.sha256(data).hexdigest()}
 
 
-def save_index(index: VectorIndex, path: str | os.PathLike) -> None:
-    """Write `index` to the folder `path` (replacing an index folder already there; refusing any other folder)."""
-    path = Path(path)
+def _refuse_foreign(path: Path) -> None:
     if path.exists() and not (path / META_FILE).is_file() and (not path.is_dir() or any(path.iterdir())):
         raise IndexFolderError(f"{path} exists and is not a contrastlab index folder; refusing to replace it")
+
+
+def _write_folder(path: Path, fill) -> None:
+    """Write a folder atomically: `fill(tmp)` writes the files into a temporary sibling, which is then renamed
+    into place (an index folder already at `path` is replaced; any other folder is refused)."""
+    _refuse_foreign(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
     try:
-        blob = memoryview(faiss.serialize_index(index.faiss))
-        texts = index.texts if index.texts is not None else [None] * index.count
-        docs = "".join(json.dumps({"id": i, "text": t}, ensure_ascii=False) + "\n"
-                       for i, t in zip(index.ids, texts)).encode()
-        _write(tmp / INDEX_FILE, blob)
-        _write(tmp / DOCS_FILE, docs)
-        meta = {"format": FORMAT, "format_version": FORMAT_VERSION, **index.meta,
-                "has_texts": index.texts is not None,
-                "files": {INDEX_FILE: _fingerprint(blob), DOCS_FILE: _fingerprint(docs)}}
-        _write(tmp / META_FILE, (json.dumps(meta, indent=2) + "\n").encode())
+        fill(tmp)
         old = None
         if path.exists():
             old = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".old", dir=path.parent))
@@ -78,6 +76,28 @@ def save_index(index: VectorIndex, path: str | os.PathLike) -> None:
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+
+
+def _write_index_files(index: VectorIndex, folder: Path) -> bytes:
+    """Write `index.faiss`, `docs.jsonl` and `meta.json` of `index` into the existing `folder`; returns the
+    bytes of meta.json (an image-text index keeps their checksum)."""
+    blob = memoryview(faiss.serialize_index(index.faiss))
+    texts = index.texts if index.texts is not None else [None] * index.count
+    docs = "".join(json.dumps({"id": i, "text": t}, ensure_ascii=False) + "\n"
+                   for i, t in zip(index.ids, texts)).encode()
+    _write(folder / INDEX_FILE, blob)
+    _write(folder / DOCS_FILE, docs)
+    meta = {"format": FORMAT, "format_version": FORMAT_VERSION, **index.meta,
+            "has_texts": index.texts is not None,
+            "files": {INDEX_FILE: _fingerprint(blob), DOCS_FILE: _fingerprint(docs)}}
+    data = (json.dumps(meta, indent=2) + "\n").encode()
+    _write(folder / META_FILE, data)
+    return data
+
+
+def save_index(index: VectorIndex, path: str | os.PathLike) -> None:
+    """Write `index` to the folder `path` (replacing an index folder already there; refusing any other folder)."""
+    _write_folder(Path(path), lambda tmp: _write_index_files(index, tmp))
 
 
 def _check_file(path: Path, name: str, meta: dict) -> bytes:
@@ -96,22 +116,47 @@ def _check_file(path: Path, name: str, meta: dict) -> bytes:
     return data
 
 
-def load_index(path: str | os.PathLike) -> VectorIndex:
-    """Read an index folder written by `save_index`; raises IndexFolderError saying what is wrong."""
-    path = Path(path)
-    if not path.exists():
-        raise IndexFolderError(f"index folder {path} does not exist")
-    if not path.is_dir():
-        raise IndexFolderError(f"{path} is a file, not an index folder")
-    if not (path / META_FILE).is_file():
-        raise IndexFolderError(f"{path} is not a contrastlab index folder: {META_FILE} is missing")
+def _read_meta(path: Path, what: str = "index folder", data: bytes | None = None) -> dict:
+    """meta.json of a folder (or its already-read bytes `data`), checked to be a JSON object."""
+    if data is None:
+        if not path.exists():
+            raise IndexFolderError(f"{what} {path} does not exist")
+        if not path.is_dir():
+            raise IndexFolderError(f"{path} is a file, not an {what}")
+        if not (path / META_FILE).is_file():
+            raise IndexFolderError(f"{path} is not a contrastlab index folder: {META_FILE} is missing")
+        data = (path / META_FILE).read_bytes()
     try:
-        meta = json.loads((path / META_FILE).read_text(encoding="utf-8"))
+        meta = json.loads(data.decode("utf-8"))
     except (ValueError, UnicodeDecodeError) as e:          # contrastlab.io.read_json would import torch
         raise IndexFolderError(f"{path / META_FILE} is not valid JSON ({e})") from None
-    if not isinstance(meta, dict) or meta.get("format") != FORMAT:
+    if not isinstance(meta, dict):
+        raise IndexFolderError(f"{path / META_FILE} is not the meta file of a contrastlab index (it holds a JSON "
+                               f"{type(meta).__name__}, not an object)")
+    return meta
+
+
+def index_format(path: str | os.PathLike) -> str:
+    """The `format` of the index folder `path`: "contrastlab-index" (a `VectorIndex`) or
+    "contrastlab-image-text-index" (an `ImageTextIndex`); IndexFolderError when it is neither."""
+    path = Path(path)
+    fmt = _read_meta(path).get("format")
+    if fmt not in (FORMAT, IMAGE_TEXT_FORMAT):
         raise IndexFolderError(f"{path / META_FILE} is not the meta file of a contrastlab index "
-                               f"(its 'format' is {meta.get('format') if isinstance(meta, dict) else None!r})")
+                               f"(its 'format' is {fmt!r})")
+    return fmt
+
+
+def load_index(path: str | os.PathLike, *, _meta_bytes: bytes | None = None) -> VectorIndex:
+    """Read an index folder written by `save_index`; raises IndexFolderError saying what is wrong."""
+    path = Path(path)
+    meta = _read_meta(path, data=_meta_bytes)
+    if meta.get("format") == IMAGE_TEXT_FORMAT:
+        raise IndexFolderError(f"{path} is an image-text index (images and names); read it with "
+                               f"`contrastlab.search.load_image_text_index` or `open_index`")
+    if meta.get("format") != FORMAT:
+        raise IndexFolderError(f"{path / META_FILE} is not the meta file of a contrastlab index "
+                               f"(its 'format' is {meta.get('format')!r})")
     missing = [k for k in _REQUIRED if k not in meta]
     if missing:
         raise IndexFolderError(f"{path / META_FILE} lacks {missing}")
@@ -145,3 +190,70 @@ def load_index(path: str | os.PathLike) -> VectorIndex:
         return VectorIndex(index, ids, texts if has_texts else None, meta)
     except ValueError as e:
         raise IndexFolderError(f"{path}: {e}") from None
+
+
+# -- image-text indexes: two collections (images, names) and the images' thumbnails ---------------------------
+def save_image_text_index(index, path: str | os.PathLike) -> None:
+    """Write an `ImageTextIndex` to the folder `path`, atomically:
+
+        INDEX/meta.json          format "contrastlab-image-text-index", the run, the data, the sizes of both
+                                 collections, and the size and SHA-256 of every other file below
+        INDEX/images/            a plain index folder: the images (ids: the dataset ids, texts: their names)
+        INDEX/names/             a plain index folder: the names (ids: the first image with that name)
+        INDEX/thumbnails.bin     the PNG thumbnails, one per image row, back to back
+        INDEX/thumbnails.json    {"offsets": [N + 1 byte offsets into thumbnails.bin]}
+    """
+    def fill(tmp: Path) -> None:
+        files = {}
+        for target in ("images", "names"):
+            (tmp / target).mkdir()
+            files[f"{target}/{META_FILE}"] = _fingerprint(_write_index_files(index.collection(target), tmp / target))
+        offsets = (json.dumps({"offsets": [int(o) for o in index.offsets]}) + "\n").encode()
+        _write(tmp / THUMBS_FILE, index.thumbnails)
+        _write(tmp / THUMBS_INDEX, offsets)
+        files[THUMBS_FILE], files[THUMBS_INDEX] = _fingerprint(index.thumbnails), _fingerprint(offsets)
+        meta = {"format": IMAGE_TEXT_FORMAT, "format_version": FORMAT_VERSION, **index.meta,
+                "collections": {t: index.collection(t).count for t in ("images", "names")}, "files": files}
+        _write(tmp / META_FILE, (json.dumps(meta, indent=2, ensure_ascii=False) + "\n").encode())
+    _write_folder(Path(path), fill)
+
+
+def load_image_text_index(path: str | os.PathLike):
+    """Read a folder written by `save_image_text_index` (every file checked against the checksums in
+    meta.json); raises IndexFolderError saying what is wrong."""
+    from .multimodal import ImageTextIndex
+    path = Path(path)
+    meta = _read_meta(path)
+    if meta.get("format") != IMAGE_TEXT_FORMAT:
+        raise IndexFolderError(f"{path / META_FILE} is not the meta file of an image-text index (its 'format' is "
+                               f"{meta.get('format')!r}; a text index is read with `load_index`)")
+    missing = [k for k in ("format_version", "collections", "files") if k not in meta]
+    if missing:
+        raise IndexFolderError(f"{path / META_FILE} lacks {missing}")
+    if meta["format_version"] != FORMAT_VERSION:
+        raise IndexFolderError(f"{path} has index format version {meta['format_version']}; this contrastlab "
+                               f"reads version {FORMAT_VERSION}")
+    if not isinstance(meta["files"], dict):
+        raise IndexFolderError(f"{path / META_FILE}: 'files' must be an object of sizes and checksums")
+    collections = {}
+    for target in ("images", "names"):
+        sub = _check_file(path, f"{target}/{META_FILE}", meta)       # the sub-index's meta.json, checked here ...
+        collections[target] = load_index(path / target, _meta_bytes=sub)   # ... and its files against it
+    blob = _check_file(path, THUMBS_FILE, meta)
+    listing = _check_file(path, THUMBS_INDEX, meta)
+    try:
+        offsets = json.loads(listing)["offsets"]
+    except (ValueError, UnicodeDecodeError, KeyError, TypeError):
+        raise IndexFolderError(f"{path / THUMBS_INDEX} is not a JSON object with 'offsets'") from None
+    meta = {k: v for k, v in meta.items() if k not in ("format", "format_version", "files", "collections")}
+    try:
+        return ImageTextIndex(collections["images"], collections["names"], blob, offsets, meta)
+    except ValueError as e:
+        raise IndexFolderError(f"{path}: {e}") from None
+
+
+def open_index(path: str | os.PathLike):
+    """A `VectorIndex` or an `ImageTextIndex`, whichever the folder holds."""
+    if index_format(path) == IMAGE_TEXT_FORMAT:
+        return load_image_text_index(path)
+    return load_index(path)

@@ -1,7 +1,9 @@
 """An embedder: strings in, L2-normalised float32 vectors out. What the index and the search API call.
 
 `load_embedder(source)` accepts a text run directory (its tokenizer, encoder and last checkpoint; the training data
-is not needed), or a frozen / bring-your-own model spec: ``"wordllama"``, ``"hf:PATH"``, ``"st:PATH"``.
+is not needed), or a frozen / bring-your-own model spec: ``"wordllama"``, ``"hf:PATH"``, ``"st:PATH"``. An
+image-text run directory gives its two towers (`contrastlab.search.multimodal.ImageTextEmbedder`: `encode` for
+texts, `encode_images` for images).
 
 >>> import torch
 >>> from contrastlab.models.text import TextTokenizer, create_text_encoder
@@ -52,11 +54,14 @@ def text_encoder_from_config(config, *, tokenizer=None) -> TextEncoder:
     return create_text_encoder(name, tokenizer=tokenizer, **config.encoder_options)
 
 
-def _from_run(path: Path) -> Embedder:
+def _from_run(path: Path):
     from ..io import load_checkpoint, read_json
     from ..models.text import TextTokenizer
     from ..train.config import TrainConfig
     cfg = read_json(path / "config.json")
+    if cfg.get("model", {}).get("modality") == "image_text":
+        from ..search.multimodal import load_image_text_embedder
+        return load_image_text_embedder(path)
     if cfg.get("model", {}).get("modality") != "text":
         raise ValueError(f"{path} is not a text run (its config.json has no text model); train one with a text "
                          f"dataset, e.g. `contrastlab train pairs --data verses-en-es`")
@@ -74,8 +79,9 @@ def _from_run(path: Path) -> Embedder:
     return Embedder(encoder, source=str(path.resolve()))
 
 
-def load_embedder(source: str | Path) -> Embedder:
-    """An :class:`Embedder` from a text run directory or a model spec ("wordllama", "hf:PATH", "st:PATH")."""
+def load_embedder(source: str | Path):
+    """An :class:`Embedder` from a text run directory or a model spec ("wordllama", "hf:PATH", "st:PATH"); an
+    `ImageTextEmbedder` (texts and images) from an image-text run directory."""
     from ..models.text.external import TEXT_ENCODER_LOADERS, load_text_encoder_from
     text = str(source)
     path = Path(text)

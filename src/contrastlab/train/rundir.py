@@ -82,13 +82,21 @@ class RunDir:
         kept = [r for r in self.metrics() if r.get("step", 0) <= step]
         atomic_write_bytes(self.metrics_file, "".join(json.dumps(r) + "\n" for r in kept).encode())
 
-    def write_probe(self, *, ids, labels, thumbnails=None, classes=None, texts=None) -> None:
-        """The probe subset: ids, labels (-1: none), class names, and thumbnails (images) or texts (text data)."""
+    def write_probe(self, *, ids, labels, thumbnails=None, classes=None, texts=None, modality=None,
+                    pair=None) -> None:
+        """The probe subset: ids, labels (-1: none), class names, and thumbnails (images) or texts (text data).
+
+        Two-modality runs (image-text) have one point per image and one per name: ``modality`` (P,) holds 0 for an
+        image point and 1 for a text point, ``pair`` (P,) the row of the point's partner, ``thumbnails`` one per
+        image point (in row order) and ``texts`` one per point (an image point carries its name)."""
         extra = {}
         if thumbnails is not None:
             extra["thumbnails"] = np.asarray(thumbnails, np.uint8)
         if texts is not None:
             extra["texts"] = np.asarray(list(texts), dtype=str)
+        if modality is not None:
+            extra["modality"] = np.asarray(modality, np.int8)
+            extra["pair"] = np.asarray(pair, np.int64)
         self._npz(self.snapshots / "probe.npz", ids=np.asarray(ids, np.int64), labels=np.asarray(labels, np.int64),
                   classes=np.asarray(list(classes or []), dtype=str), **extra)
 

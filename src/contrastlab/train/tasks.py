@@ -314,7 +314,8 @@ class ImageTextTask(_Task):
         fdim = feature_dim(image, in_channels=3, image_size=tuple(data.images.shape[2:]))
         external = text_name.partition(":")[0] in TEXT_ENCODER_LOADERS
         tok = None if external else tokenizer_for(config, lambda: training_names(data), run_dir)
-        text = load_text_encoder_from(text_name) if external else create_text_encoder(text_name, tokenizer=tok)
+        text = (load_text_encoder_from(text_name, trainable=hp.get("lock") != "text") if external   # LiT: lock
+                else create_text_encoder(text_name, tokenizer=tok))
         num_classes = len(data.classes) if data.classes else None
         method = create_method(config.method, TwoTowers(image, text), feature_dim=fdim, num_classes=num_classes,
                                **config.hyperparameters)
@@ -349,9 +350,12 @@ class ImageTextTask(_Task):
         for j, s in enumerate(texts):
             first.setdefault(s, []).append(j)
         self._probe = (d.images[probe], texts, [first[s] for s in texts])     # same name: every copy relevant
-        if not (t.run.snapshots / "probe.npz").exists():
-            labels = d.labels[probe] if d.labels is not None else torch.full((len(keep),), -1)
-            t.run.write_probe(ids=probe.numpy(), labels=labels.numpy(), classes=d.classes, texts=texts,
+        if not (t.run.snapshots / "probe.npz").exists():                      # rows: P images, then their P names
+            n = len(keep)
+            labels = d.labels[probe] if d.labels is not None else torch.full((n,), -1)
+            t.run.write_probe(ids=probe.repeat(2).numpy(), labels=labels.repeat(2).numpy(), classes=d.classes,
+                              texts=texts + texts, modality=[0] * n + [1] * n,
+                              pair=list(range(n, 2 * n)) + list(range(n)),
                               thumbnails=thumbnails(self._probe[0], size=min(28, d.images.shape[-1])).numpy())
 
     def monitor_features(self, method):
@@ -369,4 +373,4 @@ class ImageTextTask(_Task):
             return {}, None
         m = retrieval_metrics(rank(images, texts, k=10), self._probe[2], ks=(1, 10))
         return {"recall@1": m["recall@1"], "recall@10": m["recall@10"],
-                "temperature": method.scale.temperature}, images
+                "temperature": method.scale.temperature}, torch.cat([images, texts])   # (2P, E): images, names

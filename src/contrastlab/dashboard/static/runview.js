@@ -1,11 +1,15 @@
 // The run view: the probe's embeddings of each snapshot as a 2-D map (scrubber and play), the
 // training curves and the config of one run, or of two side by side. Polls the server, which
 // reads the run directory, so a run that is still training updates live.
+// Image-text runs (the probe has `modality` and `pair`) show both kinds of point in the one map:
+// images as thumbnails, names as labelled dots, a line from each image to its name, and the mean
+// cosine between partners of the snapshot shown.
 import { classColour, el, fetchJSON, fmt, lineChart, packedColour } from "./common.js";
 import { Scatter } from "./scatter.js";
 
 const POLL_MS = 1500;
 const PLAY_MS = 650;
+const ATLAS_MAX = 20000;            // more image points than this: no thumbnails on the map (hover still shows them)
 const rv = { panes: [], runs: [], projections: {}, link: true };
 window.__runview = rv;
 
@@ -25,6 +29,8 @@ class Pane {
     this.labelsFor = null;
     this.firstDrawMs = null;
     this.loading = null;
+    this.pairs = null;                 // image-text runs: {modality, pair, thumbRow, texts}
+    this.pairCos = null;               // the mean cosine between partners in the snapshot shown
     this.closed = false;
     this._build(host);
     this.poll();
@@ -39,6 +45,13 @@ class Pane {
         el("canvas", { class: "map" }),
         el("div", { class: "empty", text: "no snapshot yet" }),
         el("div", { class: "tooltip", hidden: true }, el("img", { alt: "" }), el("span"))),
+      el("div", { class: "pairbar", hidden: true },
+        el("span", { class: "paircos" }),
+        el("span", { class: "swatch" }, el("i", { class: "key-image" }), "image"),
+        el("span", { class: "swatch" }, el("i", { class: "key-name" }), "name"),
+        el("span", { class: "swatch" }, el("i", { class: "key-line" }),
+          "joins an image to its name: lines shorten as the pairs converge"),
+        el("label", {}, el("input", { class: "showlines", type: "checkbox", checked: true }), " lines")),
       el("p", { class: "labelnote", text: "Colours are the probe's labels, shown for reading the map: self-supervised " +
         "training never used them." }),
       el("div", { class: "legend" }),
@@ -61,6 +74,7 @@ class Pane {
       name: $(".name"), state: $(".state"), progress: $(".progress"), notes: $(".notes"), canvas: $(".map"),
       empty: $(".empty"), tooltip: $(".tooltip"), legend: $(".legend"), play: $(".play"), scrubber: $(".scrubber"),
       steplabel: $(".steplabel"), follow: $(".follow"), method: $(".method"), fit: $(".fit"),
+      pairbar: $(".pairbar"), paircos: $(".paircos"), showlines: $(".showlines"),
       neighbours: $(".neighbours"), config: $(".config pre"), eval: $(".eval pre"), evalBox: $(".eval"),
       charts: { loss: $(".chart.loss"), lr: $(".chart.lr"), throughput: $(".chart.throughput"), knn: $(".chart.knn"),
                 geometry: $(".chart.geometry") },
@@ -85,6 +99,10 @@ class Pane {
     d.follow.addEventListener("change", () => {
       this.follow = d.follow.checked;
       if (this.follow) this.show(this.snapshots.length - 1);
+    });
+    d.showlines.addEventListener("change", () => {
+      this.scatter.showLines = d.showlines.checked;
+      this.scatter.request();
     });
     d.play.addEventListener("click", () => this.togglePlay());
     d.fit.addEventListener("click", () => this.scatter.fit());
@@ -146,9 +164,71 @@ class Pane {
     this.classes = probe.classes;
     this.labelsFor = JSON.stringify(probe);
     this.scatter.setColours(cols);
+    this.setupPairs(probe);
     const used = [...new Set(labels)].sort((a, b) => a - b).slice(0, 40);
     this.dom.legend.replaceChildren(...used.map((l) => el("span", { class: "swatch" },
       el("i", { style: `background:${classColour(l)}` }), l < 0 ? "unlabelled" : (probe.classes[l] ?? `class ${l}`))));
+  }
+
+  // Image-text runs: which point is which, the thumbnail row of each image point, the thumbnails.
+  setupPairs(probe) {
+    const d = this.dom;
+    if (!probe.modality || probe.modality.length !== probe.count) {
+      this.pairs = null;
+      this.scatter.setPairs(null);
+      d.pairbar.hidden = true;
+      return;
+    }
+    const modality = Uint8Array.from(probe.modality);
+    const pair = probe.pair ? Int32Array.from(probe.pair) : null;
+    const thumbRow = new Int32Array(modality.length).fill(-1);
+    if (probe.thumbnail_shape) {               // one thumbnail per image point, in row order
+      for (let i = 0, t = 0; i < modality.length; i++) if (modality[i] === 0) thumbRow[i] = t++;
+    }
+    this.pairs = { modality, pair, thumbRow, texts: probe.texts };
+    this.scatter.setPairs(this.pairs);
+    d.pairbar.hidden = false;
+    d.showlines.disabled = !pair;
+    this.showPairCos();
+    if (probe.thumbnail_shape && probe.images <= ATLAS_MAX) this.loadAtlas(this.pairs);
+  }
+
+  async loadAtlas(pairs) {
+    const r = await fetch(`${this.base}/thumbnails`, { cache: "no-store" });
+    if (!r.ok || this.pairs !== pairs) return;
+    const bytes = new Uint8Array(await r.arrayBuffer());
+    const count = Number(r.headers.get("X-Count")), h = Number(r.headers.get("X-Height"));
+    const w = Number(r.headers.get("X-Width")), c = Number(r.headers.get("X-Channels"));
+    if (!count || bytes.length !== count * h * w * c || this.pairs !== pairs) return;
+    const cols = Math.ceil(Math.sqrt(count)), rows = Math.ceil(count / cols);
+    const canvas = document.createElement("canvas");
+    canvas.width = cols * w; canvas.height = rows * h;
+    const ctx = canvas.getContext("2d");
+    const image = ctx.createImageData(cols * w, rows * h);
+    const px = image.data, stride = cols * w * 4;
+    for (let t = 0; t < count; t++) {
+      const x0 = (t % cols) * w, y0 = Math.floor(t / cols) * h;
+      for (let y = 0; y < h; y++) {
+        let src = ((t * h + y) * w) * c, dst = (y0 + y) * stride + x0 * 4;
+        for (let x = 0; x < w; x++, src += c, dst += 4) {
+          px[dst] = bytes[src]; px[dst + 1] = bytes[src + (c > 1 ? 1 : 0)]; px[dst + 2] = bytes[src + (c > 1 ? 2 : 0)];
+          px[dst + 3] = c === 4 ? bytes[src + 3] : 255;
+        }
+      }
+    }
+    ctx.putImageData(image, 0, 0);
+    this.scatter.setAtlas({ canvas, cols, w, h, count });
+  }
+
+  showPairCos() {
+    const box = this.dom.paircos;
+    if (!this.pairs) return;
+    if (!this.pairs.pair) { box.textContent = "no pairs in this probe"; return; }
+    box.replaceChildren("mean cosine image ↔ name",
+      this.step !== null ? ` (step ${this.step})` : "", ": ",
+      el("b", { text: this.pairCos === null ? "–" : fmt(this.pairCos, 3) }));
+    box.title = "the mean cosine similarity between the embedding of each probe image and that of its name, " +
+      "in the snapshot shown: 1 when every image sits on its name";
   }
 
   async fetchMap(k) {
@@ -156,7 +236,9 @@ class Pane {
     if (this.maps.has(key)) return this.maps.get(key);
     const r = await fetch(`${this.base}/snapshots/${k}/map?method=${this.method}`, { cache: "no-store" });
     if (!r.ok || r.status === 204) return null;              // 204: listed but not readable yet
-    const item = { xy: new Float32Array(await r.arrayBuffer()), step: Number(r.headers.get("X-Step")) };
+    const cos = r.headers.get("X-Pair-Cosine");
+    const item = { xy: new Float32Array(await r.arrayBuffer()), step: Number(r.headers.get("X-Step")),
+                   pairCos: cos === null ? null : Number(cos) };
     this.maps.set(key, item);
     return item;
   }
@@ -178,6 +260,8 @@ class Pane {
     this.dom.scrubber.value = String(k);
     this.dom.steplabel.textContent = `snapshot ${k + 1}/${this.snapshots.length} · step ${item.step}`;
     this.scatter.setData(item.xy, { animate });
+    this.pairCos = item.pairCos;
+    this.showPairCos();
     if (this.firstDrawMs === null) {
       requestAnimationFrame(() => requestAnimationFrame(() => { this.firstDrawMs = performance.now(); }));
     }
@@ -213,6 +297,17 @@ class Pane {
     const l = this.labels ? this.labels[i] : -1;
     const name = l >= 0 ? (this.classes[l] ?? `class ${l}`) : "unlabelled";
     const img = tip.querySelector("img");
+    if (this.pairs && i < this.pairs.modality.length) {             // either end of a pair: its name and its picture
+      const { modality, pair, thumbRow, texts } = this.pairs;
+      const pic = modality[i] === 0 ? i : (pair ? pair[i] : -1);
+      img.hidden = !(pic >= 0 && thumbRow[pic] >= 0);
+      if (!img.hidden) img.src = `${this.base}/thumbnails/${pic}`;
+      const what = modality[i] === 0 ? "image" : "name";
+      tip.querySelector("span").textContent = `${what}: ${texts ? texts[i] : `point ${i}`} · ${name}`;
+      tip.style.left = `${x + 14}px`; tip.style.top = `${y + 10}px`;
+      tip.hidden = false;
+      return;
+    }
     img.hidden = !this.summary.probe.thumbnail_shape;
     if (!img.hidden) img.src = `${this.base}/thumbnails/${i}`;
     const texts = this.summary.probe.texts;
@@ -223,6 +318,8 @@ class Pane {
 
   async select(i) {
     this.scatter.selected = i;
+    const pair = this.pairs && this.pairs.pair;
+    this.scatter.partner = pair && i >= 0 && i < pair.length ? pair[i] : -1;
     this.scatter.highlight = [];
     this.scatter.request();
     const box = this.dom.neighbours;
@@ -233,12 +330,26 @@ class Pane {
     this.scatter.request();
     const thumbs = this.summary && this.summary.probe && this.summary.probe.thumbnail_shape;
     const texts = this.summary && this.summary.probe && this.summary.probe.texts;
-    const item = (n, title) => el("figure", {},
-      thumbs ? el("img", { src: `${this.base}/thumbnails/${n.point}`, alt: "" }) : null,
-      texts ? el("blockquote", { class: "probe-text", text: texts[n.point] }) : null,
-      el("figcaption", { text: title }));
+    const pairs = this.pairs;
+    const item = (n, title) => {
+      if (pairs) {                             // an image shows its picture, a name its text
+        const image = pairs.modality[n.point] === 0;
+        return el("figure", { class: image ? "image" : "name" },
+          image && pairs.thumbRow[n.point] >= 0
+            ? el("img", { src: `${this.base}/thumbnails/${n.point}`, alt: "" }) : null,
+          !image && texts ? el("blockquote", { class: "probe-text", text: texts[n.point] }) : null,
+          el("figcaption", { text: `${image ? "image" : "name"} · ${title}` }));
+      }
+      return el("figure", {},
+        thumbs ? el("img", { src: `${this.base}/thumbnails/${n.point}`, alt: "" }) : null,
+        texts ? el("blockquote", { class: "probe-text", text: texts[n.point] }) : null,
+        el("figcaption", { text: title }));
+    };
     const l = this.labels ? this.labels[i] : -1;
-    box.replaceChildren(el("span", { class: "title", text: `nearest neighbours of point ${i} (snapshot step ${this.step}):` }),
+    const what = pairs ? `the ${pairs.modality[i] === 0 ? "image" : "name"} “${texts ? texts[i] : i}” ` +
+      (pairs.pair ? `(its ${pairs.modality[i] === 0 ? "name" : "image"} is ringed in orange)` : "") : `point ${i}`;
+    box.replaceChildren(
+      el("span", { class: "title", text: `nearest neighbours of ${what} (snapshot step ${this.step}):` }),
       item({ point: i }, l >= 0 ? (this.classes[l] ?? `class ${l}`) : "selected"),
       ...list.map((n) => item(n, `${n.class ?? (n.label >= 0 ? `class ${n.label}` : "")} ${fmt(n.cos, 2)}`)));
   }
@@ -267,10 +378,24 @@ class Pane {
     lineChart(c.loss, [{ x: xs, y: col(train, "loss"), colour: "#4e79a7" }], { title: "loss" });
     lineChart(c.lr, [{ x: xs, y: col(train, "lr"), colour: "#f28e2b" }], { title: "learning rate" });
     lineChart(c.throughput, [{ x: xs, y: col(train, "throughput"), colour: "#76b7b2" }], { title: "throughput (samples/s)" });
-    lineChart(c.knn, [{ x: xm, y: col(monitor, "knn_top1"), colour: "#59a14f" }], { title: "online kNN top-1" });
-    lineChart(c.geometry, [{ x: xm, y: col(monitor, "alignment"), colour: "#b07aa1", label: "alignment" },
-                           { x: xm, y: col(monitor, "uniformity"), colour: "#e15759", label: "uniformity" }],
-              { title: "geometry" });
+    // the monitor's quality signal: kNN for image runs, retrieval of the probe for text and image-text runs
+    const has = (key) => monitor.some((r) => typeof r[key] === "number");
+    const colours = ["#59a14f", "#4e79a7", "#edc948"];
+    const retrieval = ["recall@1", "recall@10", "mrr@10"].filter(has);
+    if (has("knn_top1") || !retrieval.length) {
+      lineChart(c.knn, [{ x: xm, y: col(monitor, "knn_top1"), colour: colours[0] }], { title: "online kNN top-1" });
+    } else {
+      lineChart(c.knn, retrieval.map((k, i) => ({ x: xm, y: col(monitor, k), colour: colours[i], label: k })),
+                { title: "online retrieval on the held-out probe" });
+    }
+    if (has("alignment") || !has("temperature")) {
+      lineChart(c.geometry, [{ x: xm, y: col(monitor, "alignment"), colour: "#b07aa1", label: "alignment" },
+                             { x: xm, y: col(monitor, "uniformity"), colour: "#e15759", label: "uniformity" }],
+                { title: "geometry" });
+    } else {
+      lineChart(c.geometry, [{ x: xm, y: col(monitor, "temperature"), colour: "#b07aa1" }],
+                { title: "learnable temperature" });
+    }
   }
 }
 

@@ -2,9 +2,28 @@
 // into an ImageData buffer (a Uint32 view), so a frame costs one pass over the points and one
 // putImageData, whatever the count. Pan by dragging, zoom with the wheel; new coordinates are
 // tweened from the old ones so points move instead of jumping.
+//
+// Two-modality runs (image-text) get a second layer, drawn with the 2-D context over the points
+// (and only for such runs, so plain runs keep their one-pass cost): a thin line from each image to
+// its name, the images as small thumbnails framed in their colour, the names as ringed dots with
+// short labels (placed where they do not overlap), and the partner of the selected point.
 import { packedColour } from "./common.js";
 
 const BACKGROUND = packedColour("#ffffff");
+const MAX_THUMBS = 800;             // thumbnails drawn per frame at most (more visible: an even share of them)
+const MAX_ROUND = 1500;             // more names visible than this: square markers (cheaper than circles)
+const MAX_LABELS = 400;             // name labels tried per frame at most
+const LABEL_FONT = "11px system-ui, sans-serif";
+const LABEL_CHARS = 18;
+const PARTNER = "#e8590c";
+
+function cssColour(packed) {         // 0xAABBGGRR -> "rgb(r,g,b)"
+  return `rgb(${packed & 255},${(packed >>> 8) & 255},${(packed >>> 16) & 255})`;
+}
+
+function shortText(t) {
+  return t.length > LABEL_CHARS ? `${t.slice(0, LABEL_CHARS - 1)}…` : t;
+}
 
 export class Scatter {
   constructor(canvas, { onHover = null, onClick = null } = {}) {
@@ -18,6 +37,13 @@ export class Scatter {
     this.tween = { start: 0, ms: 300 };
     this.selected = -1;
     this.highlight = [];
+    this.pairs = null;              // two-modality runs: {modality, pair, thumbRow, texts}
+    this.atlas = null;              // {canvas, cols, w, h, count}: the thumbnails of the image points
+    this.showLines = true;
+    this.partner = -1;              // the selected point's partner (two-modality runs)
+    this.stats = { lines: 0, thumbs: 0, labels: 0, names: 0 };   // what the last frame drew of that layer
+    this.labelWidths = new Map();   // label -> its width in px (measured once)
+    this.fitK = 1;
     this.onHover = onHover;
     this.onClick = onClick;
     this.frameTimes = [];           // ms per draw, for the benchmark
@@ -27,6 +53,15 @@ export class Scatter {
   }
 
   setColours(colours) { this.colours = colours; this.request(); }
+
+  // pairs: null, or {modality: Uint8Array (P), pair: Int32Array (P) | null, thumbRow: Int32Array (P), texts}
+  setPairs(pairs) {
+    this.pairs = pairs; this.atlas = null; this.partner = -1; this.labelWidths = new Map();
+    this.stats = { lines: 0, thumbs: 0, labels: 0, names: 0 };
+    this.request();
+  }
+
+  setAtlas(atlas) { this.atlas = atlas; this.request(); }
 
   setData(xy, { animate = true } = {}) {
     const first = !this.xy || this.xy.length !== xy.length;
@@ -50,6 +85,7 @@ export class Scatter {
     const w = this.canvas.clientWidth || 1, h = this.canvas.clientHeight || 1;
     const span = Math.max(x1 - x0, y1 - y0, 1e-9);
     this.view = { x: (x0 + x1) / 2, y: (y0 + y1) / 2, k: (0.9 * Math.min(w, h)) / span };
+    this.fitK = this.view.k;
     this.request();
   }
 
@@ -120,6 +156,7 @@ export class Scatter {
     const ctx = this.ctx;
     ctx.save();
     ctx.setTransform(dpr, 0, 0, dpr, 0, 0);
+    if (this.pairs && this.pairs.modality.length === this.shown.length / 2) this._drawPairs(ctx);
     const ring = (i, colour, r) => {
       if (i < 0 || 2 * i >= this.shown.length) return;
       const [x, y] = this.toScreen(this.shown[2 * i], this.shown[2 * i + 1]);
@@ -128,7 +165,139 @@ export class Scatter {
     };
     for (const j of this.highlight) ring(j, "#333", 5);
     ring(this.selected, "#000", 8);
+    ring(this.partner, PARTNER, 9);
     ctx.restore();
+  }
+
+  // The image-text layer, in CSS pixels: lines, thumbnails, name dots and labels, the selected pair.
+  _drawPairs(ctx) {
+    const { modality, pair, thumbRow, texts } = this.pairs;
+    const pts = this.shown, n = modality.length;
+    const w = this.canvas.clientWidth, h = this.canvas.clientHeight;
+    const k = this.view.k, ox = w / 2 - this.view.x * k, oy = h / 2 + this.view.y * k;
+    const X = (i) => pts[2 * i] * k + ox, Y = (i) => oy - pts[2 * i + 1] * k;
+    const inside = (x, y, m) => x > -m && y > -m && x < w + m && y < h + m;
+    const stats = { lines: 0, thumbs: 0, labels: 0, names: 0 };
+    if (pair && this.showLines) {                                  // one path: every image -> its name
+      ctx.beginPath();
+      for (let i = 0; i < n; i++) {
+        const j = pair[i];
+        if (modality[i] !== 0 || j < 0) continue;
+        const x0 = X(i), y0 = Y(i), x1 = X(j), y1 = Y(j);
+        if (Math.max(x0, x1) < 0 || Math.min(x0, x1) > w || Math.max(y0, y1) < 0 || Math.min(y0, y1) > h) continue;
+        ctx.moveTo(x0, y0); ctx.lineTo(x1, y1);
+        stats.lines++;
+      }
+      ctx.strokeStyle = "rgba(70, 80, 95, 0.38)"; ctx.lineWidth = 0.8;
+      ctx.stroke();
+    }
+    const zoom = Math.sqrt(Math.max(this.view.k / (this.fitK || 1), 1e-6));
+    const atlas = this.atlas;
+    const frames = new Map();                                      // colour -> Path2D of thumbnail frames
+    const colourOf = new Map();
+    const css = (c) => {
+      let s = colourOf.get(c);
+      if (s === undefined) { s = cssColour(c); colourOf.set(c, s); }
+      return s;
+    };
+    if (atlas) {
+      const ts = Math.round(Math.max(10, Math.min(64, 16 * zoom)));
+      ctx.imageSmoothingEnabled = ts < 2 * atlas.w;
+      const visible = [];
+      for (let i = 0; i < n; i++) {
+        const r = thumbRow[i];
+        if (modality[i] === 0 && r >= 0 && r < atlas.count && inside(X(i), Y(i), ts)) visible.push(i);
+      }
+      const stride = Math.ceil(visible.length / MAX_THUMBS);     // too many on screen: an even share (zoom in)
+      for (let v = 0; v < visible.length; v += stride) {
+        const i = visible[v], r = thumbRow[i];
+        const x = X(i) - ts / 2, y = Y(i) - ts / 2;
+        ctx.drawImage(atlas.canvas, (r % atlas.cols) * atlas.w, Math.floor(r / atlas.cols) * atlas.h, atlas.w, atlas.h,
+                      x, y, ts, ts);
+        const c = this.colours[i];
+        let path = frames.get(c);
+        if (!path) { path = new Path2D(); frames.set(c, path); }
+        path.rect(x - 0.5, y - 0.5, ts + 1, ts + 1);
+        stats.thumbs++;
+      }
+      ctx.lineWidth = 1.5;
+      for (const [c, path] of frames) { ctx.strokeStyle = css(c); ctx.stroke(path); }
+    }
+    const dots = new Map();                                        // names: a dot in the colour, a dark ring
+    const rings = new Path2D();
+    const rad = Math.max(3, Math.min(6, 3.5 * zoom));
+    const shownNames = [];
+    for (let i = 0; i < n; i++) if (modality[i] === 1 && inside(X(i), Y(i), rad)) shownNames.push(i);
+    const round = shownNames.length <= MAX_ROUND;
+    for (const i of shownNames) {
+      const x = X(i), y = Y(i), c = this.colours[i];
+      let path = dots.get(c);
+      if (!path) { path = new Path2D(); dots.set(c, path); }
+      if (round) {
+        path.moveTo(x + rad, y); path.arc(x, y, rad, 0, 2 * Math.PI);
+        rings.moveTo(x + rad, y); rings.arc(x, y, rad, 0, 2 * Math.PI);
+      } else {
+        path.rect(x - rad, y - rad, 2 * rad, 2 * rad);
+        rings.rect(x - rad, y - rad, 2 * rad, 2 * rad);
+      }
+    }
+    for (const [c, path] of dots) { ctx.fillStyle = css(c); ctx.fill(path); }
+    ctx.strokeStyle = "#1d232a"; ctx.lineWidth = 1; ctx.stroke(rings);
+    stats.names = shownNames.length;
+    if (texts) {                                                   // labels where they do not overlap
+      ctx.font = LABEL_FONT;
+      const widths = this.labelWidths;
+      const width = (label) => {
+        let v = widths.get(label);
+        if (v === undefined) { v = ctx.measureText(label).width; widths.set(label, v); }
+        return v;
+      };
+      ctx.textBaseline = "middle";
+      ctx.lineJoin = "round";
+      const cell = 24, grid = new Map(), placed = [];
+      const free = (x0, y0, x1, y1) => {
+        for (let gx = Math.floor(x0 / cell); gx <= Math.floor(x1 / cell); gx++) {
+          for (let gy = Math.floor(y0 / cell); gy <= Math.floor(y1 / cell); gy++) {
+            for (const b of grid.get(`${gx},${gy}`) || []) {
+              if (x0 < b[2] && b[0] < x1 && y0 < b[3] && b[1] < y1) return false;
+            }
+          }
+        }
+        return true;
+      };
+      const take = (box) => {
+        for (let gx = Math.floor(box[0] / cell); gx <= Math.floor(box[2] / cell); gx++) {
+          for (let gy = Math.floor(box[1] / cell); gy <= Math.floor(box[3] / cell); gy++) {
+            const key = `${gx},${gy}`;
+            if (!grid.has(key)) grid.set(key, []);
+            grid.get(key).push(box);
+          }
+        }
+      };
+      const first = [this.selected, this.partner].filter((i) => i >= 0 && i < n && modality[i] === 1);
+      const order = first.concat(shownNames.filter((i) => !first.includes(i)));
+      for (let t = 0; t < order.length && t < MAX_LABELS; t++) {
+        const i = order[t];
+        const label = shortText(texts[i] || "");
+        if (!label) continue;
+        const x = X(i) + rad + 3, y = Y(i);
+        const box = [x - 1, y - 7, x + width(label) + 1, y + 7];
+        if (t >= first.length && !free(...box)) continue;
+        take(box);
+        placed.push([label, x, y]);
+      }
+      ctx.strokeStyle = "rgba(255, 255, 255, 0.85)"; ctx.lineWidth = 3;
+      for (const [label, x, y] of placed) ctx.strokeText(label, x, y);
+      ctx.fillStyle = "#1d232a";
+      for (const [label, x, y] of placed) ctx.fillText(label, x, y);
+      stats.labels = placed.length;
+    }
+    const a = this.selected, b = this.partner;                     // the selected pair, on top
+    if (a >= 0 && b >= 0 && a < n && b < n) {
+      ctx.strokeStyle = PARTNER; ctx.lineWidth = 2.5;
+      ctx.beginPath(); ctx.moveTo(X(a), Y(a)); ctx.lineTo(X(b), Y(b)); ctx.stroke();
+    }
+    this.stats = stats;
   }
 
   nearest(mx, my, radius = 8) {

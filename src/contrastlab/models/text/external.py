@@ -200,32 +200,38 @@ class SentenceTransformerEncoder(TextEncoder):
         return self.model(dict(tokens))["sentence_embedding"]                 # (B, D)
 
 
-def _wordllama_from(arg: str) -> TextEncoder:
-    if not arg:
-        return WordLlamaEncoder()
-    if not arg.isdigit():
+def _wordllama_from(arg: str, trainable: bool | None = None) -> TextEncoder:
+    if arg and not arg.isdigit():
         raise ValueError(f"`spec` 'wordllama:DIM' needs an int dimension, got {arg!r}")
-    return WordLlamaEncoder(dim=int(arg))
+    return WordLlamaEncoder(**({"dim": int(arg)} if arg else {}), trainable=bool(trainable))
 
 
 def _needs_path(cls):
-    def load(arg: str) -> TextEncoder:
+    def load(arg: str, trainable: bool | None = None) -> TextEncoder:
         if not arg:
             raise ValueError(f"`spec` for {cls.__name__} must be 'PREFIX:PATH' with a local directory, got no path")
-        return cls(arg)
+        encoder = cls(arg)
+        if trainable is False:
+            encoder.requires_grad_(False)
+        return encoder
     return load
 
 
-TEXT_ENCODER_LOADERS: dict[str, Callable[[str], TextEncoder]] = {
+TEXT_ENCODER_LOADERS: dict[str, Callable[..., TextEncoder]] = {     # loader(argument, trainable)
     "wordllama": _wordllama_from,                      # "wordllama" or "wordllama:128"
     "hf": _needs_path(HFTextEncoder),                  # "hf:/path/to/transformers/model"
     "st": _needs_path(SentenceTransformerEncoder),     # "st:/path/to/sentence-transformers/model"
 }
 
 
-def load_text_encoder_from(spec: str) -> TextEncoder:
+def load_text_encoder_from(spec: str, *, trainable: bool | None = None) -> TextEncoder:
     """A text encoder from "PREFIX" or "PREFIX:ARGUMENT", the prefix naming an entry of `TEXT_ENCODER_LOADERS`
-    ("wordllama", "hf:PATH", "st:PATH"); add an entry to register another kind."""
+    ("wordllama", "hf:PATH", "st:PATH"); add an entry to register another kind.
+
+    ``trainable``: None keeps the model's own default (wordllama frozen, Hugging Face models trainable); True makes
+    wordllama's table a parameter; False freezes a Hugging Face model."""
+    if trainable is not None and not isinstance(trainable, bool):
+        raise TypeError(f"`trainable` must be None or a bool, got {type(trainable).__name__}")
     if not isinstance(spec, str):
         raise TypeError(f"`spec` must be a string such as 'wordllama', 'hf:PATH' or 'st:PATH', "
                         f"got {type(spec).__name__}")
@@ -233,4 +239,4 @@ def load_text_encoder_from(spec: str) -> TextEncoder:
     if prefix not in TEXT_ENCODER_LOADERS:
         raise ValueError(f"`spec` must start with one of {sorted(TEXT_ENCODER_LOADERS)} (as 'wordllama', 'hf:PATH', "
                          f"'st:PATH'), got {spec!r}")
-    return TEXT_ENCODER_LOADERS[prefix](arg)
+    return TEXT_ENCODER_LOADERS[prefix](arg, trainable)
