@@ -25,6 +25,10 @@ def main(argv=None) -> int:
     p.add_argument("--minutes", type=float, default=15.0)
     p.add_argument("--languages", default="en,es,ja")
     p.add_argument("--bind", action="store_true", help="ImageBind option: train image<->es and image<->ja only")
+    p.add_argument("--text-encoder", default=None,
+                   help="the clip text tower (default: the method's, fine-tuned wordllama); 'bag' trains one from "
+                        "scratch, which isolates what binding through the images gives from wordllama's own "
+                        "cross-lingual knowledge")
     p.add_argument("--size", type=int, default=16, help="emoji image size in pixels")
     p.add_argument("--batch-size", type=int, default=256)
     p.add_argument("--threads", type=int, default=1)
@@ -39,14 +43,15 @@ def main(argv=None) -> int:
     run_dir = Path(args.out) if args.out else Path(tempfile.mkdtemp(prefix="bench-clip-"))
     cfg = TrainConfig(method="clip", data="emoji", image_size=args.size, minutes=args.minutes,
                       batch_size=args.batch_size, threads=args.threads, seed=args.seed, final_eval=False,
-                      hyperparameters={"languages": languages})
+                      hyperparameters={"languages": languages,
+                                       **({"text_encoder": args.text_encoder} if args.text_encoder else {})})
     trainer = Trainer.from_config(cfg, run_dir, show_progress=False)
     trainer.fit()
     res = evaluate_multimodal(trainer, pairs=(("es", "ja"), ("fr", "de")), log=lambda *a: None)
     trainer.run.write_eval(res)
     cm = res["cross_modal"]
     print(f"clip on emoji ({args.size}px), {trainer.step} steps of {args.batch_size} in {trainer.elapsed / 60:.1f} "
-          f"min, {args.threads} thread(s), languages {languages}")
+          f"min, {args.threads} thread(s), languages {languages}, text tower {trainer.method.text_encoder_name}")
     print(format_cross_modal(res))
     i2t = cm["image_to_text"]["model"]["recall@10"]
     zs = cm["zero_shot"]["model"]["accuracy"] / cm["zero_shot"]["chance"]["accuracy"]

@@ -174,3 +174,24 @@ def test_a_bad_caption_file_fails_with_its_line(tmp_path):
     cfg = TrainConfig(method="clip", data=f"captions:{tmp_path}", steps=1, batch_size=2, final_eval=False)
     with pytest.raises(ValueError, match="captions.csv line 1: unknown column 'text'"):
         Trainer.from_config(cfg, tmp_path / "run", show_progress=False)
+
+
+@pytest.mark.parametrize("lock", ["none", "text"])
+def test_the_wordllama_text_tower_is_fine_tuned_unless_locked(tmp_path, lock):
+    from contrastlab.train.tasks import ImageTextTask
+    data = toy_data()
+    cfg = TrainConfig(method="clip", data="toy", steps=2, batch_size=12, final_eval=False, threads=1,
+                      hyperparameters={"lock": lock})                         # text_encoder: the default, wordllama
+    method = ImageTextTask.build(cfg, data, tmp_path)[0]
+    assert method.text_encoder_name == "wordllama"
+    text = method.encoder.text
+    params = list(text.parameters())
+    if lock == "text":                                  # LiT: frozen pretrained table, kept out of the checkpoint
+        assert not any(p.requires_grad for p in params) and "encoder.text.weight" not in method.state_dict()
+    else:
+        assert [p.requires_grad for p in params] == [True] and "encoder.text.weight" in method.state_dict()
+        before = text.weight.detach().clone()
+        trainer = Trainer(method, data, cfg, tmp_path / "run", show_progress=False)
+        trainer.fit()
+        rows = text.tokenize([t for t in data.texts["en"] if t])["input_ids"].unique()
+        assert not torch.equal(text.weight.detach()[rows], before[rows])      # the names' tokens moved

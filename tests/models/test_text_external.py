@@ -161,6 +161,17 @@ def test_wordllama_truncated_dim_and_trainable():
     assert full.weight.grad is not None and full.weight.grad.abs().sum() > 0
 
 
+def test_trainable_option_of_the_loaders(hf_dir):
+    frozen, tuned = load_text_encoder_from("wordllama"), load_text_encoder_from("wordllama", trainable=True)
+    assert not list(frozen.parameters()) and "weight" not in frozen.state_dict()      # not saved in checkpoints
+    assert [n for n, _ in tuned.named_parameters()] == ["weight"]
+    torch.testing.assert_close(tuned.weight.detach(), frozen.weight)                  # the same pretrained table
+    assert all(p.requires_grad for p in load_text_encoder_from(f"hf:{hf_dir}").parameters())   # HF: trainable
+    assert not any(p.requires_grad for p in load_text_encoder_from(f"hf:{hf_dir}", trainable=False).parameters())
+    with pytest.raises(TypeError, match=r"`trainable` must be None or a bool, got str"):
+        load_text_encoder_from("wordllama", trainable="yes")
+
+
 def test_mean_pool_ignores_padding():
     hidden = torch.arange(12.0).view(2, 3, 2)
     mask = torch.tensor([[1, 1, 0], [0, 0, 0]])

@@ -156,12 +156,7 @@ def index_command(args, *, embedder=None) -> int:
         start = time.perf_counter()
         vectors = embed_texts(embedder, texts, batch_size=args.batch_size, progress=not args.quiet)
         embed_seconds = time.perf_counter() - start
-        tune = None
-        if args.queries is not None:
-            lines = [t.strip() for t in Path(args.queries).read_text(encoding="utf-8").splitlines() if t.strip()]
-            if not lines:
-                raise ValueError(f"--queries {args.queries} holds no queries")
-            tune = embed_texts(embedder, lines, batch_size=args.batch_size, progress=False)
+        tune = _tune_queries(args, embedder)
         index = VectorIndex.build(vectors, ids, texts=texts, kind=args.kind, embedder=_source(args.run, embedder),
                                   tune_queries=tune)
         index.meta["embed_seconds"] = round(embed_seconds, 3)
@@ -177,6 +172,16 @@ def index_command(args, *, embedder=None) -> int:
     if index.meta.get("note"):
         print(f"  note: {index.meta['note']}")
     return 0
+
+
+def _tune_queries(args, embedder) -> np.ndarray | None:
+    """The `--queries` file embedded (None without one): what an approximate index measures its recall on."""
+    if args.queries is None:
+        return None
+    lines = [t.strip() for t in Path(args.queries).read_text(encoding="utf-8").splitlines() if t.strip()]
+    if not lines:
+        raise ValueError(f"--queries {args.queries} holds no queries")
+    return embed_texts(embedder, lines, batch_size=args.batch_size, progress=False)
 
 
 def index_image_text(args, *, embedder=None) -> int:
@@ -211,12 +216,7 @@ def index_image_text(args, *, embedder=None) -> int:
             embedder = load_run_embedder(run)
         if not hasattr(embedder, "encode_images"):
             raise ValueError(f"the embedder of {run} has no image tower (encode_images)")
-        tune = None
-        if args.queries is not None:
-            lines = [t.strip() for t in Path(args.queries).read_text(encoding="utf-8").splitlines() if t.strip()]
-            if not lines:
-                raise ValueError(f"--queries {args.queries} holds no queries")
-            tune = embed_texts(embedder, lines, batch_size=args.batch_size, progress=False)
+        tune = _tune_queries(args, embedder)
         index = build_image_text_index(
             embedder, data.images[rows].numpy(), [data.ids[i] for i in rows], [data.texts[language][i] for i in rows],
             kind=args.kind, batch_size=args.batch_size, tune_queries=tune, progress=not args.quiet,

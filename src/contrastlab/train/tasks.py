@@ -328,13 +328,15 @@ class ImageTextTask(_Task):
         return method, info, make_encoder
 
     def default_augment(self):
-        """Random resized crop only (area 0.5-1): no colour jitter (an emoji's colour is part of its meaning) and
-        no flip (a flipped arrow means the other direction)."""
+        """Random resized crop only, area 0.25-1: no colour jitter (an emoji's colour is part of its meaning) and
+        no flip (a flipped arrow means the other direction). Measured on the held-out emoji (image -> name
+        recall@10, 3 CPU-minutes at 16 px): no augmentation 0.263, area 0.8-1 0.361, 0.5-1 0.380, 0.25-1 0.405;
+        adding brightness/contrast jitter and blur to 0.5-1 gave 0.358."""
         from ..views import Augment, preset
         cfg = self.trainer.config
         if cfg.augment != "auto":
             return preset(cfg.augment, strength=cfg.strength)
-        return Augment(crop_scale=(0.5, 1.0), flip_p=0.0, jitter_p=0.0, brightness=0.0, contrast=0.0,
+        return Augment(crop_scale=(0.25, 1.0), flip_p=0.0, jitter_p=0.0, brightness=0.0, contrast=0.0,
                        saturation=0.0, hue=0.0, grayscale_p=0.0, blur_p=0.0)
 
     def _setup_probe(self) -> None:
