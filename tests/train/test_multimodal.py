@@ -37,7 +37,9 @@ def emoji_run(tmp_path_factory):
     return trainer, run_dir
 
 
-def test_tokenizer_sees_training_names_only(emoji_run):
+def test_tokenizer_sees_training_names_only(emoji_run, tmp_path):
+    from contrastlab.models.text import TextTokenizer
+    from contrastlab.train.tasks import ImageTextTask
     trainer, run_dir = emoji_run
     data = trainer.data
     names = training_names(data)
@@ -45,7 +47,14 @@ def test_tokenizer_sees_training_names_only(emoji_run):
     held_out = {data.texts["en"][i] for i in test} - set(names)
     assert held_out and not held_out & set(names)
     assert len(names) == sum(1 for v in data.texts.values() for i in data.train_indices().tolist() if v[i])
-    assert (run_dir / "tokenizer.json").exists()
+    assert not (run_dir / "tokenizer.json").exists()                  # the default text tower: wordllama's own
+    cfg = TrainConfig(method="clip", data="emoji", image_size=16, steps=1, hyperparameters={"text_encoder": "bag"})
+    ImageTextTask.build(cfg, data, tmp_path)                           # a tower of ours: a BPE fitted here
+    tok = TextTokenizer.from_json((tmp_path / "tokenizer.json").read_text())
+    train_words = {w for n in names for w in n.lower().split()}
+    unseen = {w for n in held_out for w in n.lower().split()} - train_words      # words only held-out names use
+    vocab = {t.lstrip("Ġ▁").lower() for t in tok.tokenizer.get_vocab()}
+    assert unseen and not any(w in vocab for w in unseen if len(w) > 6)  # no whole held-out-only word learned
 
 
 def test_short_run_beats_chance_and_eval_writes_the_table(emoji_run):
