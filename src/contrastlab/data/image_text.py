@@ -165,10 +165,6 @@ class ImageTextDatasetSpec:
     options: tuple[str, ...]               # keyword options the loader accepts besides `root`
     description: str
 
-    @property
-    def form(self) -> str:
-        return f"{self.name}:PATH" if self.takes_path else self.name
-
 
 IMAGE_TEXT_DATASETS: dict[str, ImageTextDatasetSpec] = {}
 

@@ -39,12 +39,6 @@ class DatasetSpec:
     suffixes: tuple[str, ...]             # bare paths ending in one of these
     description: str
 
-    @property
-    def forms(self) -> list[str]:
-        if not self.takes_path:
-            return [self.name, *self.aliases]
-        return [f"{self.name}:PATH", *(f"PATH{s}" for s in self.suffixes)]
-
 
 DATASETS: dict[str, DatasetSpec] = {}
 

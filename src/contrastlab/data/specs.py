@@ -1,8 +1,7 @@
 """What the three dataset registries (images, text, image-text) share: name checks and spec resolution.
 
 A spec is a registered name or alias, ``"NAME:PATH"`` for a loader that reads user files, or a bare path whose
-suffix a loader claims. Registry entries need ``name`` and ``takes_path`` and may have ``aliases``, ``suffixes`` and
-``forms``.
+suffix a loader claims. Registry entries need ``name`` and ``takes_path`` and may have ``aliases`` and ``suffixes``.
 
 >>> from types import SimpleNamespace as S
 >>> reg = {"toy": S(name="toy", takes_path=False), "pairs": S(name="pairs", takes_path=True, suffixes=(".jsonl",))}
@@ -23,10 +22,10 @@ def _names(ds) -> tuple[str, ...]:
 
 
 def _forms(ds) -> list[str]:
-    forms = getattr(ds, "forms", None)
-    if forms is not None:
-        return list(forms)
-    return [f"{ds.name}:PATH"] if ds.takes_path else list(_names(ds))
+    """How a spec names the dataset: its names, or "NAME:PATH" and "PATH<suffix>" for loaders that take a path."""
+    if not ds.takes_path:
+        return list(_names(ds))
+    return [f"{ds.name}:PATH", *(f"PATH{s}" for s in getattr(ds, "suffixes", ()))]
 
 
 def check_new_names(registry: dict, name: str, aliases=(), suffixes=(), *, kind: str) -> None:

@@ -41,12 +41,6 @@ class TextDatasetSpec:
     options: tuple[str, ...]              # keyword options the loader accepts besides `root`
     description: str
 
-    @property
-    def forms(self) -> list[str]:
-        if not self.takes_path:
-            return [self.name, *self.aliases]
-        return [f"{self.name}:PATH", *(f"PATH{s}" for s in self.suffixes)]
-
 
 TEXT_DATASETS: dict[str, TextDatasetSpec] = {}
 
