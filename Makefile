@@ -2,7 +2,7 @@
 PY := .venv/bin/python
 STAMP := .venv/.contrastlab-setup
 
-.PHONY: setup demo test bench bench-train bench-search clean
+.PHONY: setup demo test stress bench bench-train bench-search clean
 setup: $(STAMP)
 $(STAMP): pyproject.toml scripts/setup.sh
 	bash scripts/setup.sh
@@ -13,6 +13,9 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	$(PY) -m pytest -n 2 -q
+
+stress: $(STAMP)          # the whole suite 3 times with two CPU hogs holding both cores
+	scripts/stress-test 3
 
 bench: $(STAMP)
 	$(PY) benchmarks/losses.py

@@ -29,6 +29,18 @@ def _positive_float(text: str) -> float:
         raise argparse.ArgumentTypeError(f"must be a positive number, got {text!r}") from None
     if not value > 0:
         raise argparse.ArgumentTypeError(f"must be a positive number, got {value}")
+    if value == float("inf"):
+        raise argparse.ArgumentTypeError(f"must be a finite positive number, got {value}")
+    return value
+
+
+def _seed(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be an int in [0, 2**63-1], got {text!r}") from None
+    if not 0 <= value <= 2 ** 63 - 1:
+        raise argparse.ArgumentTypeError(f"must be an int in [0, 2**63-1], got {value}")
     return value
 
 
@@ -40,6 +52,14 @@ def _fractions(text: str) -> tuple[float, ...]:
     if not values or any(not 0 < v <= 1 for v in values):
         raise argparse.ArgumentTypeError(f"every fraction must be in (0, 1], got {text!r}")
     return values
+
+
+def _trackers(text: str) -> tuple[str, ...]:
+    from .train.tracking import parse_trackers
+    try:
+        return parse_trackers(text)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -83,6 +103,10 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--resume", type=Path, metavar="RUN", help="continue RUN from its last checkpoint")
     train.add_argument("--no-eval", action="store_true", help="skip the evaluation after training")
     train.add_argument("--quiet", action="store_true", help="no progress bar")
+    train.add_argument("--log", type=_trackers, metavar="TRACKERS",
+                       help="also write the run to tracking tools: tensorboard (RUN/tensorboard), mlflow (a local "
+                            "store RUN/mlflow, or --set mlflow_uri=URI / MLFLOW_TRACKING_URI), e.g. --log "
+                            "tensorboard,mlflow (same as --set log=...)")
     train.add_argument("--nproc", type=_positive_int, metavar="N",
                        help="train in N processes on this machine (relaunches under torch.distributed.run; the "
                             "batch_size stays the global batch, split over the processes)")
@@ -109,7 +133,7 @@ def build_parser() -> argparse.ArgumentParser:
     losses.add_argument("--demo", action="store_true", help="every loss on real embeddings, matched vs shuffled")
     losses.add_argument("--batch", type=_positive_int, default=512, help="pairs per batch (default 512, at most 1797)")
     losses.add_argument("--dim", type=_positive_int, default=32, help="embedding size (default 32, at most 64)")
-    losses.add_argument("--seed", type=int, default=0)
+    losses.add_argument("--seed", type=_seed, default=0)
     return parser
 
 
@@ -135,6 +159,7 @@ def _relaunch(parser, args) -> int:
                            f"`contrastlab train --resume {run} --nproc {args.nproc}` or choose another --run\n")
         cmd = [args.method, "--data", args.data, "--run", str(run), "--seed", str(args.seed), *budget[0]]
         cmd += ["--corpus", str(args.corpus)] if args.corpus is not None else []
+        cmd += ["--log", ",".join(args.log) or "none"] if args.log is not None else []
         for item in args.overrides:
             cmd += ["--set", item]
     cmd = [str(c) for c in cmd] + (["--no-eval"] if args.no_eval else []) + (["--quiet"] if args.quiet else [])
@@ -168,7 +193,9 @@ def _train(parser, args) -> int:
     from . import distributed
     from .io import CheckpointError
     from .methods import method_hyperparameters
+    from .progress import quiet
     from .train import Trainer, TrainConfig, evaluate_run, parse_overrides
+    from .train.rundir import RunInUse
     if args.max_restarts is not None and (args.nproc is None or args.max_restarts < 0):
         parser.error(f"--max-restarts needs --nproc N (under torchrun give torchrun's own --max-restarts) and must "
                      f"be >= 0, got {args.max_restarts}")
@@ -180,21 +207,22 @@ def _train(parser, args) -> int:
             print(f"restart {os.environ['TORCHELASTIC_RESTART_COUNT']}: resuming {args.run} from its last checkpoint")
         try:
             trainer = Trainer.resume(args.run, show_progress=not args.quiet)
-        except (FileNotFoundError, CheckpointError, ValueError) as e:
+        except (FileNotFoundError, CheckpointError, ValueError, RunInUse) as e:
             parser.exit(2, f"contrastlab train (restart): {e}\n")
     elif args.resume is not None:
         given = [f for f, v in (("method", args.method), ("--run", args.run), ("--set", args.overrides),
-                                ("--corpus", args.corpus),
+                                ("--corpus", args.corpus), ("--log", args.log),
                                 ("--minutes", args.minutes), ("--epochs", args.epochs), ("--steps", args.steps))
                  if v]
         if given:
             parser.error(f"--resume continues a run with its saved settings; do not also give {', '.join(given)}")
         try:
             trainer = Trainer.resume(args.resume, show_progress=not args.quiet)
-        except (FileNotFoundError, CheckpointError, ValueError) as e:
+        except (FileNotFoundError, CheckpointError, ValueError, RunInUse) as e:
             parser.exit(2, f"contrastlab train --resume: {e}\n")
         if main_rank:
-            print(f"resuming {args.resume} at step {trainer.step} of {trainer.total_steps}")
+            print(f"restarting {args.resume} from step 0: it stopped before its first checkpoint" if trainer.restarting
+                  else f"resuming {args.resume} at step {trainer.step} of {trainer.total_steps}")
     else:
         if args.method is None:
             parser.error("give a method (one of the choices) or --resume RUN")
@@ -207,6 +235,10 @@ def _train(parser, args) -> int:
             run = args.run or Path("runs") / f"{args.method}-{time.strftime('%Y%m%d-%H%M%S')}"
             if args.corpus is not None:
                 trainer_keys["data_options"] = {"corpus": str(args.corpus)}
+            if args.log is not None:
+                if "log" in trainer_keys:
+                    parser.error("give --log or --set log=..., not both")
+                trainer_keys["log"] = args.log
             config = TrainConfig(method=args.method, data=args.data, seed=args.seed, hyperparameters=method_keys,
                                  **budget, **{**trainer_keys, **({"final_eval": False} if args.no_eval else {})})
             trainer = Trainer.from_config(config, run, show_progress=not args.quiet)
@@ -218,9 +250,11 @@ def _train(parser, args) -> int:
             for note in getattr(trainer.data, "notes", ()):
                 print(f"  note: {note}")
     from .train import TrainingDiverged
+    from .train.tracking import TrackingError, log_eval
     try:
-        trainer.fit()
-    except FileExistsError as e:
+        with quiet(args.quiet):
+            trainer.fit()
+    except (FileExistsError, RunInUse, TrackingError) as e:
         parser.exit(2, f"contrastlab train: {e}\n")
     except TrainingDiverged as e:
         parser.exit(1, f"contrastlab train: {e}\n")
@@ -233,13 +267,16 @@ def _train(parser, args) -> int:
         return 0
     print(f"trained {trainer.step} steps in {trainer.elapsed / 60:.1f} min; checkpoint {trainer.run.last_checkpoint}")
     if trainer.config.final_eval and not args.no_eval:
-        evaluate_run(trainer.run.path)
+        with quiet(args.quiet):
+            results = evaluate_run(trainer.run.path)
+        log_eval(trainer.run.path, results)
     return 0
 
 
 def _eval(parser, args) -> int:
     from .io import CheckpointError
     from .train import evaluate_run
+    from .train.tracking import log_eval
     parts = [p for p, on in (("knn", args.knn), ("linear", args.linear),
                              ("label_fractions", args.label_fractions is not None)) if on]
     if args.retrieval:
@@ -248,8 +285,9 @@ def _eval(parser, args) -> int:
         parts = ["retrieval", "baselines"]
     parts = parts or None                  # the run's default parts (images or text)
     try:
-        evaluate_run(args.run, parts=parts, label_fractions=args.label_fractions or (0.01, 0.1), k=args.k,
-                     knn_temperature=args.knn_temperature, finetune_steps=args.finetune_steps)
+        results = evaluate_run(args.run, parts=parts, label_fractions=args.label_fractions or (0.01, 0.1),
+                               k=args.k, knn_temperature=args.knn_temperature, finetune_steps=args.finetune_steps)
+        log_eval(args.run, results)
     except (FileNotFoundError, CheckpointError, ValueError) as e:
         parser.exit(2, f"contrastlab eval: {e}\n")
     return 0

@@ -12,6 +12,7 @@ import io
 import json
 import math
 import os
+import re
 import tempfile
 import zipfile
 from pathlib import Path
@@ -19,7 +20,10 @@ from typing import Any
 
 import torch
 
-__all__ = ["atomic_write_bytes", "write_json", "read_json", "append_jsonl", "read_jsonl",
+from . import faults
+from .processes import pid_alive
+
+__all__ = ["atomic_write_bytes", "remove_stale_temporaries", "write_json", "read_json", "append_jsonl", "read_jsonl",
            "save_checkpoint", "load_checkpoint", "CheckpointError"]
 
 
@@ -31,16 +35,53 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
     """Write `data` to `path` so that readers see the old file or the new one, never a mixture."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    # the writer's pid is in the name, so a later process can tell a killed writer's leftover from a live write
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.{os.getpid()}-", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(data)
             f.flush()
             os.fsync(f.fileno())
+        faults.point("atomic-write", path.name)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+_TEMPORARY = re.compile(r"^\.(?P<name>.+)\.(?:(?P<pid>\d+)-)?[^.]+\.tmp$")
+
+
+def remove_stale_temporaries(folder: str | os.PathLike) -> list[tuple[Path, int]]:
+    """Remove the temporary files that `atomic_write_bytes` left in ``folder`` when its writer was killed
+    mid-write; returns (path, bytes) of each. A temporary whose writer process is still alive is kept; one of an
+    older contrastlab (no pid in its name) is removed, so call this only on a folder this process owns.
+
+    >>> import tempfile, pathlib
+    >>> d = pathlib.Path(tempfile.mkdtemp())
+    >>> _ = (d / ".last.pt.999999999-abcd1234.tmp").write_bytes(b"half a checkpoint")
+    >>> [(p.name, n) for p, n in remove_stale_temporaries(d)]
+    [('.last.pt.999999999-abcd1234.tmp', 17)]
+    """
+    removed = []
+    folder = Path(folder)
+    if not folder.is_dir():
+        return removed
+    for p in folder.iterdir():
+        m = _TEMPORARY.match(p.name)
+        if m is None or not p.is_file():
+            continue
+        if m["pid"] is not None and int(m["pid"]) != os.getpid() and pid_alive(int(m["pid"])):
+            continue
+        if m["pid"] is not None and int(m["pid"]) == os.getpid():
+            continue                                  # our own write in progress (another thread)
+        try:
+            size = p.stat().st_size
+            p.unlink()
+        except FileNotFoundError:
+            continue
+        removed.append((p, size))
+    return removed
 
 
 def _jsonable(value: Any):

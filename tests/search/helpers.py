@@ -66,7 +66,7 @@ def live_search_server(index, embedder, **options):
     server, sock, url = make_server(index, embedder, port=0, **options)
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
     thread.start()
-    deadline = time.monotonic() + 20
+    deadline = time.monotonic() + 120              # a safety net: loaded CI cores start slowly
     while not server.started:
         if time.monotonic() > deadline or not thread.is_alive():
             raise RuntimeError("the test server did not start")

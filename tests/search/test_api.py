@@ -103,6 +103,27 @@ def test_non_finite_vectors_are_refused(client, raw, message):
     assert reply.status_code == 422 and message in reply.json()["detail"]
 
 
+@pytest.mark.parametrize("raw, status, message", [
+    ('{"query": "\\ud800"}', 422, "'query' must be valid Unicode text, got a lone surrogate '\\ud800' at character 0"),
+    ('{"query": "red \\udfff hat"}', 422, "'query' must be valid Unicode text, got a lone surrogate '\\udfff' at "
+                                         "character 4"),
+    ("[" * 100_000 + "]" * 100_000, 400, "the request body nests arrays or objects too deeply"),
+    ('{"query": ' + "[" * 50_000 + "]" * 50_000 + "}", 400, "the request body nests arrays or objects too deeply"),
+    ('{"k": ' + "[" * 900 + "]" * 900 + ', "query": "hat"}', 422, "'k' must be a positive int, got [[[["),
+    ('{"vector": [' + "9" * 400 + ", 0" * 31 + "]}", 422, "'vector[0]' is out of range: a 400-digit integer"),
+    ('{"vector": [0' + ", 0" * 30 + ", -" + "7" * 400 + "]}", 422, "'vector[31]' is out of range: a 400-digit integer"),
+    ('{"query": "hat", "k": ' + "9" * 400 + "}", 422, "'k' must be at most 50, got 99999"),
+])
+def test_hostile_bodies_get_a_4xx_naming_the_problem(setup, raw, status, message):
+    index, embedder, _ = setup
+    with TestClient(create_search_app(index, embedder, max_k=50), base_url="http://127.0.0.1") as client:
+        reply = post_raw(client, raw.encode())
+        good = client.post("/search", json={"query": "red hat"})
+    assert reply.status_code == status, reply.text
+    assert message in reply.json()["detail"]
+    assert len(reply.json()["detail"]) < 300 and good.status_code == 200
+
+
 def test_malformed_json_wrong_content_type_and_oversized_bodies(client):
     reply = post_raw(client, '{"query": "hat"')
     assert reply.status_code == 400 and "the request body is not valid JSON" in reply.json()["detail"]

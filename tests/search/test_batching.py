@@ -1,4 +1,5 @@
-"""MicroBatcher: concurrent submissions are grouped, answered in order, errors reach every caller."""
+"""MicroBatcher: concurrent submissions are grouped and answered in order; a failing batch is answered item by item,
+so that only the bad item fails."""
 from __future__ import annotations
 
 import asyncio
@@ -27,7 +28,7 @@ def test_concurrent_items_are_grouped_up_to_max_batch_and_answered_in_order():
 
     assert run(main()) == [f"r{i}" for i in range(10)]
     assert seen == [[0, 1, 2, 3], [4, 5, 6, 7], [8, 9]]
-    assert batcher.stats() == {"batches": 3, "items": 10, "largest_batch": 4}
+    assert batcher.stats() == {"batches": 3, "items": 10, "largest_batch": 4, "failed_batches": 0}
     batcher.close()
 
 
@@ -57,35 +58,57 @@ def test_items_that_arrive_while_the_worker_is_busy_go_in_the_next_batch_togethe
     batcher.close()
 
 
-def test_an_error_reaches_every_caller_of_the_batch_and_the_batcher_goes_on():
+def test_a_failing_batch_is_answered_item_by_item_so_only_the_bad_item_fails():
     calls = []
 
     def process(items):
-        calls.append(items)
-        if len(calls) == 1:
+        calls.append(list(items))
+        if "bad" in items:
             raise KeyError("boom")
-        return items
+        return [x * 2 for x in items]
 
-    batcher = MicroBatcher(process, max_batch=8, max_wait_ms=20)
+    batcher = MicroBatcher(process, max_batch=4, max_wait_ms=9000)     # a batch forms when 4 items wait
 
     async def main():
-        first = await asyncio.gather(*(batcher.submit(i) for i in range(3)), return_exceptions=True)
-        second = await batcher.submit(7)
-        return first, second
+        return await asyncio.gather(*(batcher.submit(x) for x in (1, "bad", 3, 4)), return_exceptions=True)
 
-    first, second = run(main())
-    assert all(isinstance(e, KeyError) for e in first) and second == 7
+    answers = run(main())
+    assert answers[0] == 2 and answers[2] == 6 and answers[3] == 8
+    assert isinstance(answers[1], KeyError)
+    assert calls == [[1, "bad", 3, 4], [1], ["bad"], [3], [4]]
+    assert batcher.stats() == {"batches": 1, "items": 4, "largest_batch": 4, "failed_batches": 1}
+    async def again():                                                  # the batcher goes on
+        return await asyncio.gather(*(batcher.submit(x) for x in (5, 6, 7, 8)))
+
+    assert run(again()) == [10, 12, 14, 16]
     batcher.close()
 
 
-def test_a_wrong_number_of_results_is_an_error():
-    batcher = MicroBatcher(lambda items: items[:-1], max_wait_ms=10)
+def test_a_lone_item_that_fails_gets_its_error_and_every_item_failing_alone_gets_its_own():
+    def process(items):
+        if any(x < 0 for x in items):
+            raise ValueError(f"negative: {[x for x in items if x < 0]}")
+        return items
+
+    batcher = MicroBatcher(process, max_batch=2, max_wait_ms=9000)
+
+    async def main():
+        return await asyncio.gather(batcher.submit(-1), batcher.submit(-2), return_exceptions=True)
+
+    errors = run(main())
+    assert [str(e) for e in errors] == ["negative: [-1]", "negative: [-2]"]
+    batcher.close()
+
+
+def test_a_wrong_number_of_results_is_an_error_of_the_items_that_get_no_result():
+    batcher = MicroBatcher(lambda items: [x for x in items if x != 2], max_batch=2, max_wait_ms=9000)
 
     async def main():
         return await asyncio.gather(batcher.submit(1), batcher.submit(2), return_exceptions=True)
 
-    errors = run(main())
-    assert all(isinstance(e, RuntimeError) and "returned 1 results for 2 items" in str(e) for e in errors)
+    one, two = run(main())
+    assert one == 1
+    assert isinstance(two, RuntimeError) and "returned 0 results for 1 items" in str(two)
     batcher.close()
 
 

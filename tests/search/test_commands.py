@@ -167,11 +167,11 @@ def test_serve_prints_its_url_answers_and_stops_cleanly_on_ctrl_c(tmp_path, corp
         first = proc.stdout.readline()
         assert "on http://127.0.0.1:" in first, first + proc.stderr.read()
         url = first.split(" on ")[1].split()[0]
-        health = json.loads(urllib.request.urlopen(url + "/health", timeout=20).read())
+        health = json.loads(urllib.request.urlopen(url + "/health", timeout=120).read())
         assert health == {"status": "ok", "count": 8, "dim": 32, "kind": "exact", "recall": None}
         request = urllib.request.Request(url + "/search", data=json.dumps({"query": "wool hat", "k": 1}).encode(),
                                          headers={"Content-Type": "application/json"})
-        assert json.loads(urllib.request.urlopen(request, timeout=20).read())["results"][0]["id"] == "h1"
+        assert json.loads(urllib.request.urlopen(request, timeout=120).read())["results"][0]["id"] == "h1"
         proc.send_signal(signal.SIGINT)
         out, err = proc.communicate(timeout=60)
     finally:

@@ -64,7 +64,7 @@ def test_concurrent_clients_get_correct_batched_answers_and_the_server_stops_cle
         chunks = [requests[c::CLIENTS] for c in range(CLIENTS)]
         with ThreadPoolExecutor(CLIENTS) as pool:
             answers = list(pool.map(lambda bodies: client_run(url, bodies), chunks))
-        conn = http.client.HTTPConnection(urlsplit(url).hostname, urlsplit(url).port, timeout=10)
+        conn = http.client.HTTPConnection(urlsplit(url).hostname, urlsplit(url).port, timeout=60)
         conn.request("GET", "/stats")
         stats = json.loads(conn.getresponse().read())
         conn.close()
@@ -87,3 +87,58 @@ def test_concurrent_clients_get_correct_batched_answers_and_the_server_stops_cle
     assert not thread.is_alive()
     with pytest.raises(OSError):
         socket.create_connection(("127.0.0.1", port), timeout=2).close()
+
+
+class Fragile(HashEmbedder):
+    """Fails on any batch holding the text "poison" (a failure the request checks cannot foresee)."""
+
+    def encode(self, texts, *, batch_size: int = 256):
+        if any("poison" in t for t in texts):
+            self.calls.append(len(texts))
+            raise RuntimeError("the embedder broke on a poisoned text")
+        return super().encode(texts, batch_size=batch_size)
+
+
+def post(base, raw: bytes):
+    parts = urlsplit(base)
+    conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=60)
+    conn.request("POST", "/search", body=raw, headers={"Content-Type": "application/json"})
+    reply = conn.getresponse()
+    status, text = reply.status, reply.read()
+    conn.close()
+    try:
+        return status, json.loads(text)
+    except ValueError:                                     # a plain-text error page
+        return status, {"detail": text.decode(errors="replace")}
+
+
+def test_a_query_that_breaks_its_batch_fails_alone_and_lone_surrogates_never_join_a_batch(corpus):
+    index, _, vectors, _ = corpus
+    embedder = Fragile(dim=32)
+    good = [json.dumps({"query": f"w{i} w{i + 1}", "k": 3}).encode() for i in range(7)]
+    poison = json.dumps({"query": "w1 poison", "k": 3}).encode()
+    # a batch goes when 8 requests wait (max_batch), long before max_wait_ms: the 8 below share one batch
+    with live_search_server(index, embedder, max_batch=8, max_wait_ms=9000) as (url, server, thread):
+        surrogates = [post(url, b'{"query": "w1 \\ud800"}') for _ in range(3)]
+        with ThreadPoolExecutor(8) as pool:
+            replies = list(pool.map(lambda raw: post(url, raw), good + [poison]))
+        stats = post_stats(url)
+    for status, reply in surrogates:
+        assert status == 422 and "'query' must be valid Unicode text, got a lone surrogate" in reply["detail"]
+    for raw, (status, reply) in zip(good, replies[:7]):
+        assert status == 200, reply
+        body = json.loads(raw)
+        assert [r["id"] for r in reply["results"]][:1] == expected(vectors, embedder, body)[1][:1]
+    status, reply = replies[7]
+    assert status == 500 and "the server failed to answer this query" in reply["detail"]
+    assert stats["failed_batches"] == 1 and stats["largest_batch"] == 8
+    assert embedder.calls[0] == 8                      # the shared batch failed, then each query went alone
+
+
+def post_stats(base):
+    parts = urlsplit(base)
+    conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=60)
+    conn.request("GET", "/stats")
+    out = json.loads(conn.getresponse().read())
+    conn.close()
+    return out

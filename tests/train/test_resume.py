@@ -1,68 +1,207 @@
-"""A run killed with SIGKILL and resumed ends exactly where an uninterrupted run ends; bad runs fail clearly."""
+"""A run killed with SIGKILL and resumed ends exactly where an uninterrupted run ends; bad runs fail clearly.
+
+The runs kill themselves at a named point (`contrastlab.faults`: after step N, during the Nth checkpoint write, right
+after the run directory is made), so every test synchronises on an event of the run and none races the clock."""
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 import torch
 
 from contrastlab.io import CheckpointError, load_checkpoint
+from contrastlab.train.rundir import RunDir
 
-ARGS = ["simclr", "--data", "digits", "--steps", "150", "--seed", "3", "--no-eval", "--quiet",
-        "--set", "batch_size=64", "--set", "checkpoint_every=7", "--set", "monitor_every=25",
+ARGS = ["simclr", "--data", "digits", "--steps", "40", "--seed", "3", "--no-eval", "--quiet",
+        "--set", "batch_size=64", "--set", "checkpoint_every=7", "--set", "monitor_every=9", "--set", "log_every=3",
         "--set", "proj_hidden_dim=64", "--set", "proj_dim=32", "--set", "threads=1"]
 
 
-def _train(*args, **kw):
+def _train(*args, fault=None, **kw):
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    env.pop("CONTRASTLAB_FAULT", None)
+    if fault is not None:
+        env["CONTRASTLAB_FAULT"] = json.dumps(fault)
     return subprocess.Popen([sys.executable, "-m", "contrastlab", "train", *args], env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **kw)
 
 
+def _killed(proc) -> None:
+    out, err = proc.communicate()
+    assert proc.returncode == -signal.SIGKILL, (proc.returncode, err[-3000:])
+
+
+def _metrics(run: Path) -> list[dict]:
+    return [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+
+
 def _final(run: Path):
     state = load_checkpoint(run / "checkpoints" / "last.pt")
-    lines = [json.loads(l) for l in (run / "metrics.jsonl").read_text().splitlines()]
+    lines = _metrics(run)
     train = [(r["step"], r["loss"], r["lr"]) for r in lines if r["kind"] == "train"]
     monitor = [(r["step"], r.get("knn_top1"), r["alignment"], r["uniformity"]) for r in lines if r["kind"] == "monitor"]
     snaps = sorted(p.name for p in (run / "snapshots").glob("step-*.npz"))
     return state, train, monitor, snaps
 
 
-@pytest.mark.slow
-def test_sigkill_and_resume_matches_an_uninterrupted_run(tmp_path):
-    whole, killed = tmp_path / "whole", tmp_path / "killed"
-    ref = _train(*ARGS, "--run", str(whole))
-    proc = _train(*ARGS, "--run", str(killed))
-    ckpt = killed / "checkpoints" / "last.pt"
-    deadline = time.time() + 120
-    while time.time() < deadline and proc.poll() is None:          # wait for a checkpoint past the first one
-        status = killed / "status.json"
-        if ckpt.exists() and status.exists() and json.loads(status.read_text() or "{}").get("step", 0) >= 40:
-            break
-        time.sleep(0.05)
-    assert proc.poll() is None, f"the run ended before it could be killed: {proc.communicate()}"
-    os.kill(proc.pid, signal.SIGKILL)
-    proc.wait()
-    killed_at = load_checkpoint(ckpt)["step"]
-    assert 0 < killed_at < 150
-    assert ref.wait() == 0, ref.communicate()
-    resumed = _train("--resume", str(killed))
-    out, err = resumed.communicate()
-    assert resumed.returncode == 0, err
-    assert f"resuming {killed} at step {killed_at} of 150" in out
-
+def _assert_same_run(whole: Path, resumed: Path) -> None:
     s_ref, train_ref, mon_ref, snaps_ref = _final(whole)
-    s_res, train_res, mon_res, snaps_res = _final(killed)
-    assert s_ref["step"] == s_res["step"] == 150
+    s_res, train_res, mon_res, snaps_res = _final(resumed)
+    assert s_ref["step"] == s_res["step"] == 40
     for k, v in s_ref["method"].items():
         assert torch.equal(v, s_res["method"][k]), k                 # bit-identical weights, BN stats, ...
     assert train_res == train_ref                                    # no duplicated or missing lines
     assert mon_res == mon_ref and snaps_res == snaps_ref
-    assert json.loads((killed / "status.json").read_text())["state"] == "done"
+    assert json.loads((resumed / "status.json").read_text())["state"] == "done"
+
+
+@pytest.fixture(scope="module")
+def whole(tmp_path_factory):
+    """The uninterrupted run every resumed run must end at."""
+    run = tmp_path_factory.mktemp("whole") / "run"
+    p = _train(*ARGS, "--run", str(run))
+    out, err = p.communicate()
+    assert p.returncode == 0, err
+    return run
+
+
+@pytest.mark.slow
+def test_sigkill_between_checkpoints_resumes_to_the_uninterrupted_run(tmp_path, whole):
+    killed = tmp_path / "killed"
+    _killed(_train(*ARGS, "--run", str(killed), fault={"point": "after-step", "at": 24}))
+    assert load_checkpoint(killed / "checkpoints" / "last.pt")["step"] == 21
+    assert max(r["step"] for r in _metrics(killed)) == 24             # lines past the checkpoint, to be dropped
+    assert RunDir(killed).read_status()["state"] == "stopped"        # not "running" forever
+    resumed = _train("--resume", str(killed))
+    out, err = resumed.communicate()
+    assert resumed.returncode == 0, err
+    assert f"resuming {killed} at step 21 of 40" in out
+    _assert_same_run(whole, killed)
+
+
+@pytest.mark.slow
+def test_sigkill_during_a_checkpoint_write_leaves_no_temporary_after_resume(tmp_path, whole):
+    killed = tmp_path / "killed"                                     # writes of last.pt: steps 0, 7, 14 (killed)
+    _killed(_train(*ARGS, "--run", str(killed), fault={"point": "atomic-write", "at": "last.pt", "nth": 3}))
+    leftovers = list((killed / "checkpoints").glob(".last.pt.*.tmp"))
+    assert len(leftovers) == 1 and leftovers[0].stat().st_size > 0
+    assert load_checkpoint(killed / "checkpoints" / "last.pt")["step"] == 7
+    resumed = _train("--resume", str(killed))
+    out, err = resumed.communicate()
+    assert resumed.returncode == 0, err
+    assert "removed 1 temporary file(s)" in err
+    assert list((killed / "checkpoints").glob(".*.tmp")) == []
+    _assert_same_run(whole, killed)
+
+
+@pytest.mark.slow
+def test_a_run_killed_before_its_first_checkpoint_restarts_in_its_folder(tmp_path, whole):
+    killed = tmp_path / "killed"
+    _killed(_train(*ARGS, "--run", str(killed), fault={"point": "run-created"}))
+    assert not (killed / "checkpoints" / "last.pt").exists()
+    assert RunDir(killed).read_status()["state"] == "stopped"
+    resumed = _train("--resume", str(killed))
+    out, err = resumed.communicate()
+    assert resumed.returncode == 0, err
+    assert f"restarting {killed} from step 0" in out
+    _assert_same_run(whole, killed)
+    again = tmp_path / "again"                                       # or a new run given the same --run
+    _killed(_train(*ARGS, "--run", str(again), fault={"point": "run-created"}))
+    p = _train(*ARGS, "--run", str(again))
+    out, err = p.communicate()
+    assert p.returncode == 0, err
+    assert "stopped before its first checkpoint; starting it over" in err
+    _assert_same_run(whole, again)
+
+
+@pytest.mark.slow
+def test_the_first_checkpoint_is_written_before_the_first_step(tmp_path):
+    """Default settings (checkpoints every 2 minutes): a run killed after 3 steps still resumes."""
+    run = tmp_path / "run"
+    args = ["simclr", "--data", "digits", "--steps", "6", "--no-eval", "--quiet", "--set", "batch_size=32",
+            "--set", "proj_hidden_dim=16", "--set", "proj_dim=8", "--run", str(run)]
+    _killed(_train(*args, fault={"point": "after-step", "at": 3}))
+    assert load_checkpoint(run / "checkpoints" / "last.pt")["step"] == 0
+    p = _train("--resume", str(run))
+    out, err = p.communicate()
+    assert p.returncode == 0, err
+    assert f"resuming {run} at step 0 of 6" in out
+    assert [r["step"] for r in _metrics(run) if r["kind"] == "monitor"].count(0) == 1   # no repeated step-0 monitor
+
+
+def test_a_live_run_is_not_resumed_twice(tmp_path):
+    run = tmp_path / "run"
+    args = ["simclr", "--data", "digits", "--steps", "4", "--no-eval", "--quiet", "--set", "batch_size=32",
+            "--set", "proj_hidden_dim=16", "--set", "proj_dim=8", "--run", str(run)]
+    first = _train(*args, fault={"point": "after-step", "at": 2, "signal": "SIGSTOP"})
+    try:
+        # wait for the stop itself (an event), then try to resume the paused, still-alive run
+        _, status = os.waitpid(first.pid, os.WUNTRACED)
+        assert os.WIFSTOPPED(status)
+        p = _train("--resume", str(run))
+        out, err = p.communicate()
+        assert p.returncode == 2 and f"is being trained by process {first.pid}" in err and "Traceback" not in err
+    finally:
+        first.kill()
+        first.communicate()
+
+
+def test_a_diverged_run_says_so_and_keeps_a_good_checkpoint(tmp_path):
+    run = tmp_path / "run"
+    p = _train("simclr", "--data", "digits", "--steps", "30", "--no-eval", "--quiet", "--set", "batch_size=32",
+               "--set", "lr=1e8", "--set", "warmup=0", "--set", "proj_hidden_dim=16", "--set", "proj_dim=8",
+               "--set", "checkpoint_every=1", "--run", str(run))
+    out, err = p.communicate()
+    assert p.returncode == 1, err
+    assert "training diverged" in err and "Traceback" not in err, err
+    ckpt = run / "checkpoints" / "last.pt"
+    assert f"the last good checkpoint is {ckpt}" in err
+    status = json.loads((run / "status.json").read_text())
+    assert status["state"] == "failed" and "diverged" in status["reason"]
+    state = load_checkpoint(ckpt)
+    assert all(torch.isfinite(v).all() for v in state["method"].values() if v.is_floating_point())
+
+
+def test_a_foreign_checkpoint_is_refused(tmp_path):
+    base = ["simclr", "--data", "digits", "--no-eval", "--quiet", "--set", "batch_size=32",
+            "--set", "proj_hidden_dim=16", "--set", "proj_dim=8"]
+    runs = {name: tmp_path / name for name in ("a", "b", "twin")}
+    for name, extra in (("a", ["--steps", "3", "--seed", "1"]), ("b", ["--steps", "5", "--seed", "3"]),
+                        ("twin", ["--steps", "3", "--seed", "1"])):
+        p = _train(*base, *extra, "--run", str(runs[name]))
+        assert p.wait() == 0, p.communicate()
+    for source, target, why in (("a", "b", "seed: 1 in the checkpoint, 3 in the run"), ("a", "twin", "run id")):
+        shutil.copy(runs[source] / "checkpoints" / "last.pt", runs[target] / "checkpoints" / "last.pt")
+        p = _train("--resume", str(runs[target]))
+        out, err = p.communicate()
+        assert p.returncode == 2 and "belongs to another run" in err and why in err, err
+        assert "Traceback" not in err
+
+
+def test_run_pointing_at_a_file_is_a_clear_error(tmp_path):
+    f = tmp_path / "file.txt"
+    f.write_text("not a folder")
+    for run in (f, f / "below"):
+        p = _train("simclr", "--data", "digits", "--steps", "2", "--run", str(run))
+        out, err = p.communicate()
+        assert p.returncode == 2 and "`--run` must be a directory" in err and "Traceback" not in err, err
+
+
+def test_quiet_silences_the_evaluation_progress_bars(tmp_path, capsys, monkeypatch):
+    from contrastlab.cli import main
+    import importlib
+    monkeypatch.setattr(importlib.import_module("contrastlab.eval.embed"), "PROGRESS_MIN_ROWS", 0)
+    monkeypatch.setattr(importlib.import_module("contrastlab.train.evaluate"), "DEFAULT_PARTS", ("knn",))               # every embedding pass would show its bar
+    args = ["train", "simclr", "--data", "digits", "--steps", "2", "--set", "batch_size=32",
+            "--set", "proj_hidden_dim=16", "--set", "proj_dim=8", "--run"]
+    assert main([*args, str(tmp_path / "loud")]) == 0
+    assert "embed" in capsys.readouterr().err                        # the bar exists without --quiet ...
+    assert main([*args, str(tmp_path / "quiet"), "--quiet"]) == 0
+    assert "embed" not in capsys.readouterr().err                    # ... and --quiet silences it
 
 
 def test_bad_inputs_give_clear_errors(tmp_path):

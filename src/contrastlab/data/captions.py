@@ -40,6 +40,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from . import limits
 from .folder import IMAGE_SUFFIXES, MAX_AUTO_SIZE, _UNREADABLE, _decode, _header, _listing
 from .image_text import ImageTextData, register_image_text_dataset
 from .pairs import BadRecord, LineErrors, read_records
@@ -165,6 +166,10 @@ def load_captions(path: str, *, root: str | None = None, size: int | None = None
         target = min(MAX_AUTO_SIZE, int(np.median([min(s) for _, s in heads.values()])))
     if target is not None and sizes == {(target, target)}:
         target = None
+    if heads:
+        side = (target, target) if target is not None else next(iter(sizes))[::-1]     # (H, W)
+        limits.check_image_bytes("`size`" if size is not None else f"{folder}: the images", n=len(heads),
+                                 channels=3, size=side, setting="`size` (`image_size` in training)")
     pixels = {}
     for name in heads:
         try:

@@ -39,6 +39,7 @@ from typing import NamedTuple
 import numpy as np
 import torch
 
+from . import limits
 from .cache import cache_dir
 from .image_text import ImageTextData, register_image_text_dataset
 from .text import hash_unit
@@ -293,6 +294,7 @@ def load_emoji(*, size: int = 64, languages=LANGUAGES, root: str | None = None,
     total, toned = len(entries), sum(has_skin_tone(e.text) for e in entries)
     if not skin_tones:
         entries = [e for e in entries if not has_skin_tone(e.text)]
+    limits.check_image_bytes("`size`", n=len(entries), channels=3, size=int(size), what="emoji images")
     images, ids, skipped, cached = _rendered(entries, size=int(size), font=font, test_file=test_file)
     if not ids:
         raise ValueError(f"{font}: none of the {len(entries)} emoji of {test_file} could be drawn; is it the Noto "

@@ -31,6 +31,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageOps
 
+from . import limits
 from .images import ImageData
 from .registry import register_dataset
 from .split import holdout_image_data
@@ -141,6 +142,8 @@ def load_folder(path: str, *, root: str | None = None, image_size: int | None = 
     if target is not None and sizes == {(target, target)}:
         target = None
     (w, h) = (target, target) if target is not None else next(iter(sizes))
+    limits.check_image_bytes("`image_size`" if image_size is not None else f"{base}: the images", n=len(heads),
+                             channels=1 if gray else 3, size=(h, w), setting="`image_size`")
     out = np.empty((len(heads), 1 if gray else 3, h, w), dtype=np.uint8)                 # (N, C, H, W)
     kept = []
     for row, i in enumerate(tqdm(sorted(heads), desc="reading images", disable=not show, leave=False)):

@@ -9,6 +9,7 @@ texts otherwise.
 
 Malformed lines are collected, never dropped silently: a warning names the count and the first few (file, line
 number, reason), ``notes`` carries the counts, and a file where more than half the lines are invalid is refused.
+A line (a record) longer than :data:`~contrastlab.data.limits.MAX_LINE_CHARS` characters refuses the file.
 
 A deterministic test split holds out queries by a seeded hash of their text (about 10%, at most 2,000); all pairs
 of one query land on the same side. Files with fewer than 50 distinct queries get no test split.
@@ -36,6 +37,7 @@ import warnings
 from pathlib import Path
 from typing import Iterator
 
+from .limits import MAX_LINE_CHARS, check_line_length
 from .text import PairData, TextData, hash_unit, retrieval_set
 from .text_registry import register_text_dataset
 
@@ -104,8 +106,9 @@ def _suffix(path: Path) -> str:
 def read_records(path: str | os.PathLike, errors: LineErrors) -> tuple[list[tuple[str, dict, bool]], int]:
     """``([(where, record, from_csv), ...], total)``: every data line of a JSONL / CSV / Parquet file as a dict.
 
-    Lines that are not records (invalid JSON, not an object) go to `errors`; blank lines are not counted.
-    CSV values are strings (``from_csv`` True), so a field holding a list is JSON-encoded there.
+    Lines that are not records (invalid JSON, JSON nested too deeply, not an object) go to `errors`; blank lines
+    are not counted. CSV values are strings (``from_csv`` True), so a field holding a list is JSON-encoded there.
+    A line, CSV record or Parquet row of more than ``MAX_LINE_CHARS`` characters is a ValueError naming it.
     """
     path = Path(path)
     kind = _suffix(path)
@@ -115,6 +118,8 @@ def read_records(path: str | os.PathLike, errors: LineErrors) -> tuple[list[tupl
         rows = _parquet_rows(path)
         if not rows:
             raise ValueError(f"{path.name} is empty: no rows")
+        for i, r in enumerate(rows, 1):
+            check_line_length(path.name, f"row {i}", _chars(r))
         return [(f"row {i}", r, False) for i, r in enumerate(rows, 1)], len(rows)
     try:
         text = path.read_text(encoding="utf-8-sig")
@@ -125,14 +130,17 @@ def read_records(path: str | os.PathLike, errors: LineErrors) -> tuple[list[tupl
     out: list[tuple[str, dict, bool]] = []
     if kind == ".csv":
         reader = csv.DictReader(io.StringIO(text, newline=""))
+        try:
+            rows = _csv_rows(reader, path.name)
+        except csv.Error as e:
+            raise ValueError(f"{path.name} line {reader.line_num}: not a readable CSV record ({e})") from None
         if not reader.fieldnames:
             raise ValueError(f"{path.name} is empty")
         total = 0
-        for row in reader:
+        for row, where in rows:
             if not any((v or "").strip() for k, v in row.items() if k is not None):
                 continue
             total += 1
-            where = f"line {reader.line_num}"
             if None in row:
                 errors.add(where, f"{len(row[None])} more values than the {len(reader.fieldnames)} header columns")
                 continue
@@ -145,16 +153,48 @@ def read_records(path: str | os.PathLike, errors: LineErrors) -> tuple[list[tupl
         if not line.strip():
             continue
         total += 1
+        check_line_length(path.name, f"line {n}", len(line))
         try:
             rec = json.loads(line)
         except json.JSONDecodeError as e:
             errors.add(f"line {n}", f"invalid JSON ({e.msg} at column {e.colno})")
+            continue
+        except RecursionError:
+            errors.add(f"line {n}", "invalid JSON (nested too deeply)")
             continue
         if not isinstance(rec, dict):
             errors.add(f"line {n}", f"expected a JSON object, got {type(rec).__name__}")
             continue
         out.append((f"line {n}", rec, False))
     return out, total
+
+
+def _csv_rows(reader: csv.DictReader, name: str) -> list[tuple[dict, str]]:
+    """Every row of `reader` with its "line N", fields up to MAX_LINE_CHARS (csv's own limit is 131,072, and it is
+    process-wide: raised here for this read only), rows longer than that refused."""
+    old = csv.field_size_limit()
+    csv.field_size_limit(max(old, MAX_LINE_CHARS + 1))
+    try:
+        rows = []
+        for row in reader:
+            where = f"line {reader.line_num}"                 # a record's last line (quoted fields may span lines)
+            check_line_length(name, where, _chars(row))
+            rows.append((row, where))
+        return rows
+    finally:
+        csv.field_size_limit(old)
+
+
+def _chars(rec: dict) -> int:
+    """About how many characters a record holds (its keys, strings and the strings of its lists)."""
+    n = 0
+    for k, v in rec.items():
+        n += len(str(k)) if k is not None else 0
+        if hasattr(v, "tolist"):
+            v = v.tolist()
+        items = v if isinstance(v, (list, tuple)) else [v]
+        n += sum(len(t) if isinstance(t, str) else len(str(t)) for t in items)
+    return n
 
 
 def _parquet_rows(path: Path) -> list[dict]:
@@ -205,7 +245,10 @@ def _text_list(value, name: str, *, from_csv: bool) -> list:
         try:
             value = json.loads(value)
         except json.JSONDecodeError:
-            raise BadRecord(f"field {name!r} must hold a JSON-encoded list in CSV, got {value!r}") from None
+            raise BadRecord(f"field {name!r} must hold a JSON-encoded list in CSV, got {value[:200]!r}") from None
+        except RecursionError:
+            raise BadRecord(f"field {name!r} must hold a JSON-encoded list in CSV, got JSON nested too deeply "
+                            f"({value[:20]!r}...)") from None
     if hasattr(value, "tolist"):                         # numpy arrays from Parquet readers
         value = value.tolist()
     if not isinstance(value, list):

@@ -23,6 +23,7 @@ import os
 from dataclasses import dataclass
 from typing import Callable
 
+from . import limits
 from .images import ImageData
 from .resize import fit_square
 from .specs import check_new_names, resolve
@@ -72,7 +73,9 @@ def load_images(spec: str, *, root: str | None = None, image_size: int | None = 
         root: folder that named datasets are looked for in first (e.g. the four Fashion-MNIST files).
         image_size: when given, every image is resized so its shorter side is ``image_size`` and
             centre-cropped to ``image_size x image_size``; otherwise the native size is kept
-            (folders of mixed sizes choose one, see :func:`contrastlab.data.folder.load_folder`).
+            (folders of mixed sizes choose one, see :func:`contrastlab.data.folder.load_folder`). At most
+            :data:`~contrastlab.data.limits.MAX_IMAGE_SIZE`, and the resized images must fit in half the
+            available memory (a ValueError says how much they would need).
 
     Returns:
         :class:`ImageData` with uint8 (N, C, H, W) images; ``notes`` says how it was made.
@@ -82,11 +85,16 @@ def load_images(spec: str, *, root: str | None = None, image_size: int | None = 
     if image_size is not None and (not isinstance(image_size, numbers.Integral) or isinstance(image_size, bool)
                                    or image_size < 1):
         raise ValueError(f"`image_size` must be a positive int or None, got {image_size!r}")
+    if image_size is not None and image_size > limits.MAX_IMAGE_SIZE:
+        raise ValueError(f"`image_size` must be at most {limits.MAX_IMAGE_SIZE} pixels on a side, got "
+                         f"{image_size}x{image_size} images")
     if root is not None and not isinstance(root, (str, os.PathLike)):
         raise TypeError(f"`root` must be a str path or None, got {type(root).__name__}")
     ds, path = _resolve(spec)
     data = ds.loader(path, root=None if root is None else os.fspath(root), image_size=image_size)
     if image_size is not None and data.image_size != (image_size, image_size):
+        n = len(data.x) + (0 if data.x_test is None else len(data.x_test))
+        limits.check_image_bytes("`image_size`", n=n, channels=data.channels, size=image_size)
         before = "x".join(map(str, data.image_size))
         fit = lambda t: None if t is None else fit_square(t, image_size)          # noqa: E731
         data = dataclasses.replace(data, x=fit(data.x), x_test=fit(data.x_test), notes=data.notes + (

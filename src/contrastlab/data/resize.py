@@ -17,7 +17,8 @@ import torch.nn.functional as F
 
 __all__ = ["center_crop_square", "fit_square", "thumbnails"]
 
-_CHUNK = 2048      # images per interpolation call: bounds the float32 working copy
+_CHUNK = 2048                 # images per interpolation call, at most
+_CHUNK_BYTES = 256 * 2 ** 20  # and at most this much float32 working copy (input or output) per call
 
 
 def _check(x, name: str = "x") -> None:
@@ -46,15 +47,16 @@ def _resample(x: torch.Tensor, size: int, mode: str) -> torch.Tensor:
     if x.shape[-1] == size:
         return x.contiguous()
     out = torch.empty(x.shape[0], x.shape[1], size, size, dtype=torch.uint8)
-    for i in range(0, x.shape[0], _CHUNK):
-        part = x[i:i + _CHUNK].float()                                          # (b, C, s, s)
+    chunk = max(1, min(_CHUNK, _CHUNK_BYTES // (4 * x.shape[1] * max(x.shape[-1], size) ** 2)))
+    for i in range(0, x.shape[0], chunk):
+        part = x[i:i + chunk].float()                                           # (b, C, s, s)
         if mode == "nearest":
             r = F.interpolate(part, size=(size, size), mode="nearest-exact")
         elif mode == "area":
             r = F.interpolate(part, size=(size, size), mode="area")
         else:
             r = F.interpolate(part, size=(size, size), mode="bilinear", align_corners=False, antialias=True)
-        out[i:i + _CHUNK] = r.round_().clamp_(0, 255).to(torch.uint8)
+        out[i:i + chunk] = r.round_().clamp_(0, 255).to(torch.uint8)
     return out
 
 

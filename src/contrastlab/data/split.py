@@ -17,6 +17,7 @@ Example::
 from __future__ import annotations
 
 import numbers
+import warnings
 
 import numpy as np
 import torch
@@ -85,6 +86,8 @@ def holdout_image_data(name: str, x: np.ndarray, y: np.ndarray | None, classes: 
 
     Labelled data gets a stratified hold-out (whole groups when ``group`` is given, so no group
     leaks across the split); unlabelled data gets no test split. The choice goes into ``notes``.
+    Labels that are all distinct (every class a single image) cannot be split by class: no test split is held
+    out, with a warning (a test image's class would never be seen in training).
     """
     t = torch.from_numpy
     if y is None:
@@ -97,6 +100,13 @@ def holdout_image_data(name: str, x: np.ndarray, y: np.ndarray | None, classes: 
         how = f"held out {len(test)} of {len(y)} images ({fraction:.1%}, stratified, seed {seed})"
     if len(test) == 0:
         note = f"no test split in file and too few images to hold one out ({len(y)})"
+        k = len(np.unique(y))
+        if group is None and k == len(y) and round(len(y) * fraction) >= 1:     # enough images, but no class of 2
+            note = (f"every label of `y` is distinct ({len(y)} images, {k} classes): a stratified test split needs "
+                    f"classes of at least 2 images, so none is held out and the label-based evaluation (kNN, "
+                    f"linear probe) is skipped; give `x_test`/`y_test`, or if `y` holds ids rather than classes, "
+                    f"leave it out (or pass them as `group`)")
+            warnings.warn(f"{name}: {note}", stacklevel=3)
         return ImageData(name, t(x), t(y), None, None, classes, None if group is None else t(group),
                          notes + (note,))
     return ImageData(name, t(np.ascontiguousarray(x[train])), t(y[train]), t(np.ascontiguousarray(x[test])),

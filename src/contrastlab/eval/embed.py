@@ -7,8 +7,8 @@ from typing import Callable, Iterator
 
 import torch
 from torch import nn
-from tqdm.auto import tqdm
 
+from ..progress import bar
 from . import _checks as check
 
 __all__ = ["embed", "evaluating"]
@@ -74,7 +74,7 @@ def embed(encoder: nn.Module, x: torch.Tensor, *, batch_size: int = 512, normali
     out = None
     with evaluating(encoder):
         starts = range(0, n, bs)
-        for i in tqdm(starts, desc="embed", unit="batch", leave=False, disable=n <= PROGRESS_MIN_ROWS):
+        for i in bar(starts, desc="embed", unit="batch", leave=False, disable=n <= PROGRESS_MIN_ROWS):
             xb = x[i:i + bs].to(device).float().div_(255)                # (b, C, H, W), a new tensor
             if transform is not None:
                 xb = transform(xb)

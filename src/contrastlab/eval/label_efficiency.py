@@ -10,9 +10,9 @@ from typing import Callable, Mapping, Sequence
 
 import torch
 from torch import nn
-from tqdm.auto import tqdm
 
 from ..losses import validation as lcheck
+from ..progress import bar as progress_bar
 from . import _checks as check
 from .finetune import Augment, _check_recipe, _rng_devices, _train_and_score
 
@@ -115,7 +115,7 @@ def label_efficiency(make_encoder: Callable[[], nn.Module], pretrained_state_dic
         return enc
 
     results: dict = {}
-    with tqdm(total=2 * len(fracs) * n_steps, desc="label efficiency", unit="step", disable=not progress) as bar:
+    with progress_bar(total=2 * len(fracs) * n_steps, desc="label efficiency", unit="step", disable=not progress) as bar:
         for j, f in enumerate(fracs):
             idx = stratified_subset(y, f, seed=s + j)
             xs, ys = x[idx.to(x.device)], y[idx.to(y.device)]

@@ -12,6 +12,10 @@ _LOW_PRECISION = (torch.float16, torch.bfloat16)
 REDUCTIONS = ("mean", "sum", "none")
 
 
+class NonFiniteError(ValueError):
+    """Embeddings (or logits) hold NaN or Inf: in training, the sign that the run diverged."""
+
+
 def embeddings(name: str, value, ndim: int, *, shape_hint: str) -> torch.Tensor:
     """A finite floating-point tensor with ``ndim`` dimensions and no empty axis."""
     if not torch.is_tensor(value):
@@ -27,7 +31,7 @@ def embeddings(name: str, value, ndim: int, *, shape_hint: str) -> torch.Tensor:
         raise ValueError(f"`{name}` must not be empty, got shape {tuple(value.shape)}")
     if not bool(torch.isfinite(value).all()):
         bad = int((~torch.isfinite(value)).sum())
-        raise ValueError(f"`{name}` must be finite, got {bad} NaN or Inf value(s) in shape {tuple(value.shape)}")
+        raise NonFiniteError(f"`{name}` must be finite, got {bad} NaN or Inf value(s) in shape {tuple(value.shape)}")
     return value
 
 

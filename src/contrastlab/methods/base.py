@@ -8,6 +8,9 @@ is checked against them (see `method_hyperparameters`).
 from __future__ import annotations
 
 import inspect
+import math
+import numbers
+import warnings
 from dataclasses import dataclass, field
 from typing import Callable
 
@@ -15,7 +18,7 @@ import torch
 from torch import nn
 
 __all__ = ["Method", "StepOutput", "METHODS", "register_method", "create_method", "list_methods",
-           "method_hyperparameters"]
+           "method_hyperparameters", "positive_number", "warn_single_class"]
 
 METHODS: dict[str, type["Method"]] = {}
 
@@ -40,6 +43,35 @@ def method_hyperparameters(name: str) -> dict[str, object]:
     params = inspect.signature(cls.__init__).parameters
     return {k: p.default for k, p in params.items()
             if p.kind is inspect.Parameter.KEYWORD_ONLY and k not in Method.CONTEXT}
+
+
+def positive_number(name: str, value) -> float:
+    """`value` as a float, when it is a finite number > 0 (a temperature); a ValueError naming `name` otherwise.
+
+    >>> positive_number("temperature", 0.5)
+    0.5
+    >>> positive_number("temperature", float("nan"))
+    Traceback (most recent call last):
+    ...
+    ValueError: `temperature` must be a finite number > 0, got nan
+    """
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise ValueError(f"`{name}` must be a number > 0, got {value!r}")
+    if not math.isfinite(value):
+        raise ValueError(f"`{name}` must be a finite number > 0, got {float(value)!r}")
+    if value <= 0:
+        raise ValueError(f"`{name}` must be > 0, got {value!r}")
+    return float(value)
+
+
+def warn_single_class(method: str, ids, what: str = "labels") -> None:
+    """Warn when the training `ids` (labels, groups) hold one value: every other sample is then a positive and
+    a SupCon-style loss has no negatives to push away."""
+    if ids is not None and len(ids) and int(torch.unique(ids).numel()) < 2:
+        warnings.warn(f"method {method!r}: the training {what} hold a single class ({int(ids[0])}), so every other "
+                      f"sample of a batch is a positive and there are no negatives; the loss cannot separate "
+                      f"anything. Use data with at least 2 classes, or an unsupervised method (simclr, moco)",
+                      stacklevel=3)
 
 
 def create_method(name: str, encoder: nn.Module, **kwargs) -> "Method":

@@ -19,7 +19,7 @@ import torch.nn.functional as F
 from ..losses.distributed import global_nt_xent, global_supcon
 from ..losses.geometry import alignment
 from ..models import ProjectionHead
-from .base import Method, StepOutput, register_method
+from .base import Method, StepOutput, positive_number, register_method, warn_single_class
 
 __all__ = ["SimCLR", "SupCon", "MultiInstance"]
 
@@ -41,9 +41,7 @@ class _Projected(Method):
 
 
 def _temperature(t):
-    if not isinstance(t, (int, float)) or t <= 0:
-        raise ValueError(f"`temperature` must be > 0, got {t!r}")
-    return float(t)
+    return positive_number("temperature", t)
 
 
 @register_method("simclr")
@@ -73,6 +71,10 @@ class SupCon(_Projected):
         super().__init__(encoder, feature_dim=feature_dim, num_classes=num_classes, proj_hidden_dim=proj_hidden_dim,
                          proj_dim=proj_dim, proj_layers=proj_layers)
         self.temperature = _temperature(temperature)
+
+    def check_data(self, data) -> None:
+        super().check_data(data)
+        warn_single_class(self.name, data.y)
 
     def loss_from(self, embeddings, batch):
         z, = embeddings                                                    # (B, V, P)
@@ -108,6 +110,10 @@ class MultiInstance(_Projected):
         off = 1 + (torch.rand(len(idx), generator=generator) * (n - 1)).long().clamp(max=(n - 2).clamp(min=0))
         pick = torch.where(n > 1, (own[idx] + off) % n, own[idx])
         return order[starts[r] + pick]
+
+    def check_data(self, data) -> None:
+        super().check_data(data)
+        warn_single_class(self.name, data.group, "groups")
 
     def make_batch(self, data, idx, augment, generator):
         from ..views import make_views

@@ -24,15 +24,18 @@ import torch.nn.functional as F
 from .. import distributed as dist
 from ..losses.distributed import global_multiple_negatives_ranking
 from ..losses.geometry import alignment
-from .base import Method, StepOutput, register_method
+from .base import Method, StepOutput, positive_number, register_method
 
 __all__ = ["InBatchPairs", "SimCSE"]
 
 
 def _temperature(t):
-    if not isinstance(t, (int, float)) or isinstance(t, bool) or t <= 0:
-        raise ValueError(f"`temperature` must be > 0, got {t!r}")
-    return float(t)
+    return positive_number("temperature", t)
+
+
+def _zero_loss(q: torch.Tensor, d: torch.Tensor) -> torch.Tensor:
+    """A differentiable 0 for a batch left with one pair and no negatives (nothing to rank it against)."""
+    return (q.sum() + d.sum()) * 0.0
 
 
 class _TextMethod(Method):
@@ -94,6 +97,19 @@ class InBatchPairs(_TextMethod):
             raise ValueError(f"`hard_negatives` must be an int >= 0, got {hard_negatives!r}")
         self.symmetric, self.hard_negatives = symmetric, hard_negatives
 
+    def check_data(self, data) -> None:
+        """A batch keeps one pair per query and per document, so data with a single query (or document) leaves
+        every batch one pair with nothing to rank against, unless there are hard negatives."""
+        super().check_data(data)
+        pairs = data.train
+        queries = len(set(pairs.anchors))
+        docs = len(set(pairs.positive_ids if pairs.positive_ids is not None else pairs.positives))
+        if (queries < 2 or docs < 2) and not (self.hard_negatives and pairs.has_negatives):
+            raise ValueError(f"method {self.name!r} needs at least 2 distinct queries and 2 distinct documents (a "
+                             f"batch keeps one pair per query and per document, and the other pairs are its "
+                             f"negatives), or hard negatives; got {queries} distinct queries and {docs} distinct "
+                             f"documents in {len(pairs)} pairs of {data.name}")
+
     def make_batch(self, data, idx, augment, generator) -> dict:
         pairs = data.train
         keep, doc_ids = _unique_pairs(pairs, idx)
@@ -143,6 +159,8 @@ class InBatchPairs(_TextMethod):
         n = rest[0] if rest else None
         if n is None and batch.get("negative_pool") and dist.world_size() > 1:
             n = q[:0]                                                      # (0, D): this rank has none
+        if q.shape[0] < 2 and (n is None or not n.shape[0]) and dist.world_size() == 1:
+            return StepOutput(_zero_loss(q, d), {"pairs": int(q.shape[0])})   # duplicates left one pair: skip
         loss = global_multiple_negatives_ranking(q, d, n, temperature=self.temperature, symmetric=self.symmetric,
                                                  document_ids=batch["document_ids"].to(q.device))
         metrics = {"alignment": float(alignment(F.normalize(q.detach(), dim=1), F.normalize(d.detach(), dim=1)))}
@@ -163,6 +181,13 @@ class SimCSE(_TextMethod):
         if not isinstance(documents, bool):
             raise ValueError(f"`documents` must be true or false, got {documents!r}")
         self.documents = documents
+
+    def check_data(self, data) -> None:
+        super().check_data(data)
+        texts = set(data.train.anchors) | (set(data.train.positives) if self.documents else set())
+        if len(texts) < 2:
+            raise ValueError(f"method {self.name!r} needs at least 2 distinct sentences (the other sentences of a "
+                             f"batch are the negatives), got {len(texts)} in {data.name}")
 
     def make_batch(self, data, idx, augment, generator) -> dict:
         pairs = data.train
@@ -185,6 +210,8 @@ class SimCSE(_TextMethod):
 
     def loss_from(self, embeddings, batch) -> StepOutput:
         z1, z2 = embeddings
+        if z1.shape[0] < 2 and dist.world_size() == 1:
+            return StepOutput(_zero_loss(z1, z2), {"sentences": int(z1.shape[0])})   # one distinct sentence: skip
         loss = global_multiple_negatives_ranking(z1, z2, temperature=self.temperature, symmetric=False)
         return StepOutput(loss, {"alignment": float(alignment(F.normalize(z1.detach(), dim=1),
                                                               F.normalize(z2.detach(), dim=1)))})

@@ -2,7 +2,10 @@
 
 Concurrent requests are micro-batched (`contrastlab.search.batching`): their texts are embedded in one call and
 searched in one faiss call, in a worker thread. Bad input gets a 4xx with a message naming the field (400 not
-JSON, 413 body too large (checked before parsing), 415 not `application/json`, 422 a field breaks a rule).
+JSON or nested too deeply, 408 body not in within `body_timeout` seconds, 413 body too large (checked before
+parsing), 415 not `application/json`, 422 a field breaks a rule; after a 408 or 413 the connection is closed). A
+query that makes its batch fail is answered alone (a 500 for it only); a client that leaves mid-body or stalls
+logs one line.
 
 Over an image-text index (`contrastlab.search.multimodal.ImageTextIndex`) `POST /search` also takes
 {"image": "<base64 PNG or JPEG>"} (answered with names) and "target": "images" | "names"; a text query is
@@ -24,6 +27,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import re
 import time
 from contextlib import asynccontextmanager
@@ -32,6 +36,7 @@ import numpy as np
 from fastapi import FastAPI, Request
 from fastapi.responses import Response
 from starlette.middleware.trustedhost import TrustedHostMiddleware
+from starlette.requests import ClientDisconnect
 
 from .. import __version__
 from .batching import MicroBatcher
@@ -44,10 +49,21 @@ __all__ = ["create_search_app", "answer_batch", "answer_image_text_batch", "LOCA
 #: Host names a loopback server answers to (other Host headers are refused, against DNS rebinding).
 LOCAL_HOSTS = ["127.0.0.1", "localhost", "::1", "[::1]"]
 
+log = logging.getLogger("contrastlab.search")
 
-def _json(obj, status: int = 200) -> Response:
+
+class _BodyNotRead(RequestError):
+    """A request refused before its whole body was read (408, 413): the connection is closed after the answer."""
+
+
+class _ClientGone(Exception):
+    """The client closed its connection before its body was in (already logged; nothing to answer)."""
+
+
+def _json(obj, status: int = 200, *, close: bool = False) -> Response:
+    headers = {"Cache-Control": "no-store", **({"Connection": "close"} if close else {})}
     return Response(json.dumps(obj, ensure_ascii=False, allow_nan=False), status_code=status,
-                    media_type="application/json", headers={"Cache-Control": "no-store"})
+                    media_type="application/json", headers=headers)
 
 
 def _query_vectors(queries: list[SearchQuery], dim: int, embedder) -> tuple[np.ndarray, list]:
@@ -126,7 +142,7 @@ def _image_results(index: VectorIndex, scores, ids, k: int) -> list[dict]:
 def create_search_app(index: VectorIndex | ImageTextIndex, embedder, *, max_batch: int = 64,
                       max_wait_ms: float = 2.0, max_k: int = 1000, max_body_bytes: int = 1 << 20,
                       allowed_hosts: list[str] | None = None, faiss_threads: int | None = 1,
-                      max_image_bytes: int = MAX_IMAGE_BYTES) -> FastAPI:
+                      max_image_bytes: int = MAX_IMAGE_BYTES, body_timeout: float = 10.0) -> FastAPI:
     """The search API over `index`; `embedder` (`.dim`, `.encode(texts, batch_size=)`) turns text queries into
     vectors (None: vector queries only). `allowed_hosts`: accepted Host names (default loopback; ["*"] any).
 
@@ -135,6 +151,8 @@ def create_search_app(index: VectorIndex | ImageTextIndex, embedder, *, max_batc
     thread and embedded by `embedder.encode_images`; searches the names by default) or "vector", and
     "target": "images" | "names"; image results carry "thumbnail": "/thumbnails/<position>.png", served by
     `GET /thumbnails/{position}.png`.
+
+    `body_timeout`: seconds a request body may take to arrive, in all (a 408 after it, and the connection closed).
 
     `faiss_threads`: OpenMP threads of faiss in the batch worker thread (None: the OpenMP default, one per core).
     One is the default: batches are small, and on a busy 2-core machine OpenMP threads spin-waiting for each
@@ -149,6 +167,8 @@ def create_search_app(index: VectorIndex | ImageTextIndex, embedder, *, max_batc
     for name, value in (("max_k", max_k), ("max_body_bytes", max_body_bytes), ("max_image_bytes", max_image_bytes)):
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
             raise ValueError(f"`{name}` must be a positive int, got {value!r}")
+    if isinstance(body_timeout, bool) or not isinstance(body_timeout, (int, float)) or not 0 < body_timeout < 1e6:
+        raise ValueError(f"`body_timeout` must be a number of seconds in (0, 1e6), got {body_timeout!r}")
     if faiss_threads is not None and (isinstance(faiss_threads, bool) or not isinstance(faiss_threads, int)
                                       or faiss_threads < 1):
         raise ValueError(f"`faiss_threads` must be a positive int or None, got {faiss_threads!r}")
@@ -202,18 +222,24 @@ def create_search_app(index: VectorIndex | ImageTextIndex, embedder, *, max_batc
     async def search(request: Request):
         start = time.perf_counter()
         try:
-            body = await _read_json(request, max_body_bytes)
+            body = await _read_json(request, max_body_bytes, body_timeout)
             if image_text and isinstance(body, dict) and "image" in body:
                 query = await asyncio.to_thread(parse, body)        # decoding an image: off the event loop
             else:
                 query = parse(body)
             if query.text is not None and embedder is None:
                 raise RequestError("this server has no text embedder: send 'vector' instead of 'query'")
-            answer = await batcher.submit(query)
+            try:
+                answer = await batcher.submit(query)
+            except Exception:           # it failed even alone (the batcher answers the rest of its batch)
+                log.error("search: a query failed", exc_info=True)
+                return _json({"detail": "the server failed to answer this query (its log has the error)"}, 500)
             if isinstance(answer, RequestError):
                 raise answer
         except RequestError as e:
-            return _json({"detail": str(e)}, e.status)
+            return _json({"detail": str(e)}, e.status, close=isinstance(e, _BodyNotRead))
+        except _ClientGone:
+            return Response(status_code=400)                        # nobody reads it
         took = round((time.perf_counter() - start) * 1000, 3)
         if image_text:
             return _json({"target": query.target, "results": answer, "took_ms": took})
@@ -244,23 +270,50 @@ def _shown(value: str) -> str:
     return text if len(text) <= 40 else text[:37] + "..."
 
 
-async def _read_json(request: Request, limit: int):
-    """The body as parsed JSON; 413 before reading past `limit` bytes, 415 unless it is declared JSON."""
+async def _read_json(request: Request, limit: int, timeout: float):
+    """The body as parsed JSON; 413 before reading past `limit` bytes, 415 unless it is declared JSON, 408 when it
+    is not in within `timeout` seconds; `_ClientGone` (logged in one line) when the client leaves mid-body."""
     length = request.headers.get("content-length")
     if length is not None:
         if not length.isdigit():
             raise RequestError(f"the Content-Length header must be a number of bytes, got {length!r}", 400)
         if int(length) > limit:
-            raise RequestError(f"the request body must be at most {limit} bytes, got {int(length)}", 413)
+            raise _BodyNotRead(f"the request body must be at most {limit} bytes, got {int(length)}", 413)
     ctype = request.headers.get("content-type", "")
     if ctype.split(";")[0].strip().lower() != "application/json":
         raise RequestError(f"the Content-Type must be application/json, got {ctype or 'none'!r}", 415)
     body = bytearray()
+    try:
+        if _timeout is not None:
+            async with _timeout(timeout):
+                await _read_body(request, limit, body)
+        else:                                                       # Python 3.10
+            await asyncio.wait_for(_read_body(request, limit, body), timeout)
+    except asyncio.TimeoutError:
+        log.warning("search: %s: the request body did not arrive within %g s (%d of %s bytes); answered 408",
+                    _client(request), timeout, len(body), length or "unknown")
+        raise _BodyNotRead(f"the request body did not arrive within {timeout:g} s ({len(body)} of "
+                           f"{length or 'unknown'} bytes came)", 408) from None
+    except ClientDisconnect:
+        log.warning("search: %s left mid-body (%d of %s bytes)", _client(request), len(body), length or "unknown")
+        raise _ClientGone from None
+    try:
+        return json.loads(body)
+    except RecursionError:
+        raise RequestError("the request body nests arrays or objects too deeply to be parsed", 400) from None
+    except (ValueError, UnicodeDecodeError) as e:
+        raise RequestError(f"the request body is not valid JSON: {e}", 400) from None
+
+
+_timeout = getattr(asyncio, "timeout", None)                        # Python 3.11+
+
+
+async def _read_body(request: Request, limit: int, body: bytearray) -> None:
     async for chunk in request.stream():
         body += chunk
         if len(body) > limit:
-            raise RequestError(f"the request body must be at most {limit} bytes, got more", 413)
-    try:
-        return json.loads(body)
-    except (ValueError, UnicodeDecodeError) as e:
-        raise RequestError(f"the request body is not valid JSON: {e}", 400) from None
+            raise _BodyNotRead(f"the request body must be at most {limit} bytes, got more", 413)
+
+
+def _client(request: Request) -> str:
+    return f"{request.client.host}:{request.client.port}" if request.client else "a client"

@@ -3,7 +3,8 @@
 The folder holds `index.faiss` (the faiss index), `docs.jsonl` (one {"id", "text"} per line, in index order) and
 `meta.json` (format, dim, count, kind, search parameters, recall, embedder source, build time, contrastlab version,
 the size and SHA-256 of the two data files). It is written into a temporary sibling folder and renamed into place,
-so a reader sees the old index or the new one, never a mixture.
+so a reader sees the old index or the new one, never a mixture. The temporary folders of a writer that was
+killed are removed by the next write or load (`contrastlab.search.leftovers`).
 
 >>> import tempfile, pathlib, numpy as np
 >>> from contrastlab.search.index import VectorIndex
@@ -19,13 +20,13 @@ import hashlib
 import json
 import os
 import shutil
-import tempfile
 from pathlib import Path
 
 import faiss
 import numpy as np
 
 from .index import KINDS, VectorIndex
+from .leftovers import remove_leftovers, stale_leftovers, temporary_folder
 
 __all__ = ["save_index", "load_index", "IndexFolderError", "FORMAT", "IMAGE_TEXT_FORMAT", "save_image_text_index",
            "load_image_text_index", "open_index", "index_format"]
@@ -63,12 +64,13 @@ def _write_folder(path: Path, fill) -> None:
     into place (an index folder already at `path` is replaced; any other folder is refused)."""
     _refuse_foreign(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
+    remove_leftovers(path)                              # a killed writer's folders: disk space back first
+    tmp = temporary_folder(path, "tmp")
     try:
         fill(tmp)
         old = None
         if path.exists():
-            old = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".old", dir=path.parent))
+            old = temporary_folder(path, "old")
             os.replace(path, old / "index")
         os.replace(tmp, path)
         if old is not None:
@@ -76,6 +78,7 @@ def _write_folder(path: Path, fill) -> None:
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+    remove_leftovers(path)                              # those kept while `path` was missing
 
 
 def _write_index_files(index: VectorIndex, folder: Path) -> bytes:
@@ -120,7 +123,11 @@ def _read_meta(path: Path, what: str = "index folder", data: bytes | None = None
     """meta.json of a folder (or its already-read bytes `data`), checked to be a JSON object."""
     if data is None:
         if not path.exists():
-            raise IndexFolderError(f"{what} {path} does not exist")
+            kept = sorted((p / "index" for p in stale_leftovers(path) if p.suffix == ".old" and
+                           (p / "index" / META_FILE).is_file()), key=lambda p: p.stat().st_mtime)
+            raise IndexFolderError(f"{what} {path} does not exist" + (
+                f"; a write of it was interrupted, and the index it was replacing is in {kept[-1]} (move that "
+                f"folder to {path} to use it, or write the index again)" if kept else ""))
         if not path.is_dir():
             raise IndexFolderError(f"{path} is a file, not an {what}")
         if not (path / META_FILE).is_file():
@@ -151,6 +158,8 @@ def load_index(path: str | os.PathLike, *, _meta_bytes: bytes | None = None) -> 
     """Read an index folder written by `save_index`; raises IndexFolderError saying what is wrong."""
     path = Path(path)
     meta = _read_meta(path, data=_meta_bytes)
+    if _meta_bytes is None:
+        remove_leftovers(path)
     if meta.get("format") == IMAGE_TEXT_FORMAT:
         raise IndexFolderError(f"{path} is an image-text index (images and names); read it with "
                                f"`contrastlab.search.load_image_text_index` or `open_index`")
@@ -224,6 +233,7 @@ def load_image_text_index(path: str | os.PathLike):
     from .multimodal import ImageTextIndex
     path = Path(path)
     meta = _read_meta(path)
+    remove_leftovers(path)
     if meta.get("format") != IMAGE_TEXT_FORMAT:
         raise IndexFolderError(f"{path / META_FILE} is not the meta file of an image-text index (its 'format' is "
                                f"{meta.get('format')!r}; a text index is read with `load_index`)")

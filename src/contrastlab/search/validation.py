@@ -58,7 +58,10 @@ def _kind(value) -> str:
 
 
 def _shown(value) -> str:
-    text = repr(value)
+    try:
+        text = repr(value)              # escapes lone surrogates, so the message itself can be sent as UTF-8
+    except RecursionError:              # an array nested hundreds deep (the JSON parser's own limit is higher)
+        return f"a deeply nested {_kind(value)}"
     return text if len(text) <= 40 else text[:37] + "..."
 
 
@@ -75,7 +78,7 @@ def _parse_k(body, max_k: int) -> int:
     if isinstance(k, bool) or not isinstance(k, int) or k < 1:
         raise RequestError(f"'k' must be a positive int, got {_shown(k)}")
     if k > max_k:
-        raise RequestError(f"'k' must be at most {max_k}, got {k}")
+        raise RequestError(f"'k' must be at most {max_k}, got {_shown(k)}")
     return k
 
 
@@ -84,6 +87,11 @@ def _parse_text(text) -> str:
         raise RequestError(f"'query' must be a string, got {_kind(text)} {_shown(text)}")
     if not text.strip():
         raise RequestError(f"'query' must not be empty or only whitespace, got {_shown(text)}")
+    try:
+        text.encode("utf-8")            # JSON's "\ud800" decodes to a lone surrogate, which no encoder can take
+    except UnicodeEncodeError as e:
+        raise RequestError(f"'query' must be valid Unicode text, got a lone surrogate {text[e.start]!r} at "
+                           f"character {e.start}") from None
     return text
 
 
@@ -184,13 +192,25 @@ def _parse_vector(values, dim: int) -> np.ndarray:
     for i, v in enumerate(values):
         if isinstance(v, bool) or not isinstance(v, (int, float)):
             raise RequestError(f"'vector[{i}]' must be a number, got {_kind(v)} {_shown(v)}")
-        if not math.isfinite(v):
+        try:
+            finite = math.isfinite(v)
+        except OverflowError:           # an int past float range: JSON allows any number of digits
+            raise RequestError(f"'vector[{i}]' is out of range: a {_digits(v)}-digit integer (the numbers must be "
+                               f"within about 3.4e38, the float32 range)") from None
+        if not finite:
             raise RequestError(f"'vector[{i}]' must be finite, got {v}")
     vector = np.asarray(values, dtype=np.float64)                      # (D,)
     norm = float(np.linalg.norm(vector))
     if norm == 0 or not math.isfinite(norm) or not np.isfinite(vector.astype(np.float32)).all():
         raise RequestError("'vector' must have a direction: it is all zeros or too large for float32")
     return (vector / norm).astype(np.float32)
+
+
+def _digits(n: int) -> str:
+    try:
+        return str(len(str(abs(n))))
+    except ValueError:                  # past Python's int-to-str limit (4300 digits by default)
+        return "many-thousand"
 
 
 def _parse_ids(ids, known_ids: Container[str]) -> tuple[str, ...]:

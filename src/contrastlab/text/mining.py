@@ -19,9 +19,9 @@ import dataclasses
 
 import numpy as np
 import torch
-from tqdm.auto import tqdm
 
 from ..data.text import PairData, RetrievalData
+from ..progress import bar as progress_bar
 
 __all__ = ["mine_hard_negatives"]
 
@@ -71,7 +71,7 @@ def mine_hard_negatives(pairs: PairData, *, by="bm25", count: int = 3, candidate
     stats = {"mined": 0, "false_negatives_left_out": 0, "anchors": len(anchors), "documents": len(corpus),
              "by": "bm25" if by == "bm25" else getattr(by, "source", type(by).__name__)}
     chunk = max(1, 2_000_000 // max(1, len(corpus)))
-    bar = tqdm(total=len(anchors), disable=not show_progress, desc="mining hard negatives", unit="query")
+    bar = progress_bar(total=len(anchors), disable=not show_progress, desc="mining hard negatives", unit="query")
     for start, scores in _first_stage_scores(by, anchors, corpus, chunk):
         depth = min(candidates + 1, len(corpus))
         top = np.argpartition(-scores, depth - 1, axis=1)[:, :depth] if depth < len(corpus) else \

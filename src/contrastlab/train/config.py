@@ -9,6 +9,7 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass, field, fields
 
 __all__ = ["TrainConfig", "parse_overrides", "OPTIMIZER_DEFAULTS"]
@@ -61,37 +62,57 @@ class TrainConfig:
     precision: str = "fp32"                  # fp32 | bf16 | fp16 (autocast; the logits stay fp32)
     compile: bool = False                    # torch.compile the method
     final_eval: bool = True
+    # tracking tools (`contrastlab.train.tracking`): "tensorboard", "mlflow"; settable as "tensorboard,mlflow"
+    log: tuple[str, ...] = ()
+    mlflow_uri: str | None = None            # None: MLFLOW_TRACKING_URI, else a local store RUN/mlflow/mlflow.db
     hyperparameters: dict = field(default_factory=dict)   # the method's own (temperature, queue_size, ...)
 
     def __post_init__(self):
         def need(cond, name, rule):
             if not cond:
                 raise ValueError(f"`{name}` must be {rule}, got {getattr(self, name)!r}")
+
+        def number(name, rule):                  # None, or a finite number obeying `rule` ("> 0" or ">= 0")
+            v = getattr(self, name)
+            if v is not None and (isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v)):
+                raise ValueError(f"`{name}` must be a finite number {rule}, got {v!r}")
+            need(v is None or (v > 0 if rule == "> 0" else v >= 0), name, rule)
         budgets = [k for k in ("epochs", "steps", "minutes") if getattr(self, k) is not None]
         if len(budgets) != 1:
             raise ValueError(f"give exactly one budget of `epochs`, `steps` or `minutes`, got {budgets or 'none'}")
-        need(self.epochs is None or self.epochs > 0, "epochs", "> 0")
+        number("epochs", "> 0")
         need(self.steps is None or (isinstance(self.steps, int) and self.steps > 0), "steps", "a positive int")
-        need(self.minutes is None or self.minutes > 0, "minutes", "> 0")
+        number("minutes", "> 0")
         need(isinstance(self.batch_size, int) and self.batch_size >= 2, "batch_size", "an int >= 2")
         need(self.optimizer in OPTIMIZER_DEFAULTS, "optimizer", f"one of {sorted(OPTIMIZER_DEFAULTS)}")
-        need(self.lr is None or self.lr > 0, "lr", "> 0")
-        need(self.weight_decay is None or self.weight_decay >= 0, "weight_decay", ">= 0")
+        number("lr", "> 0")
+        number("weight_decay", ">= 0")
         need(0 <= self.optimizer_momentum < 1, "optimizer_momentum", "in [0, 1)")
         need(0 <= self.warmup < 1, "warmup", "a fraction in [0, 1)")
         need(0 <= self.strength <= 2, "strength", "in [0, 2]")
-        need(self.image_size is None or self.image_size >= 4, "image_size", ">= 4")
+        if self.image_size is not None:
+            from ..data.limits import MAX_IMAGE_SIZE
+            need(isinstance(self.image_size, int) and 4 <= self.image_size <= MAX_IMAGE_SIZE, "image_size",
+                 f"an int in [4, {MAX_IMAGE_SIZE}]")
         for name in ("log_every", "probe_size", "monitor_bank"):
             need(isinstance(getattr(self, name), int) and getattr(self, name) >= 1, name, "a positive int")
-        for name in ("monitor_every", "checkpoint_every", "threads", "seed", "micro_batch"):
+        need(isinstance(self.seed, int) and not isinstance(self.seed, bool) and 0 <= self.seed <= 2 ** 63 - 1,
+             "seed", "an int in [0, 2**63-1]")
+        for name in ("monitor_every", "checkpoint_every", "threads", "micro_batch"):
             need(isinstance(getattr(self, name), int) and getattr(self, name) >= 0, name, "an int >= 0")
-        need(self.checkpoint_minutes > 0, "checkpoint_minutes", "> 0")
+        number("checkpoint_minutes", "> 0")
         need(self.precision in ("fp32", "bf16", "fp16"), "precision", "one of fp32, bf16, fp16")
         need(isinstance(self.compile, bool), "compile", "true or false")
         need(self.tokenizer in ("auto", "bpe", "words"), "tokenizer", "one of auto, bpe, words")
-        need(isinstance(self.vocab_size, int) and self.vocab_size >= 10, "vocab_size", "an int >= 10")
+        need(isinstance(self.vocab_size, int) and 10 <= self.vocab_size <= 1_000_000, "vocab_size",
+             "an int in [10, 1000000]")     # the tokenizers library aborts the process on absurd sizes
         need(isinstance(self.max_length, int) and self.max_length >= 1, "max_length", "a positive int")
         need(isinstance(self.mine_count, int) and self.mine_count >= 1, "mine_count", "a positive int")
+        from .tracking import parse_trackers
+        self.log = parse_trackers(self.log)
+        need(self.mlflow_uri is None or (isinstance(self.mlflow_uri, str) and self.mlflow_uri.strip()
+                                         and "mlflow" in self.log), "mlflow_uri",
+             "a tracking URI (e.g. http://host:5000) given with `log` including 'mlflow'")
 
     def budget(self) -> tuple[str, float]:
         return next((k, getattr(self, k)) for k in ("epochs", "steps", "minutes") if getattr(self, k) is not None)
@@ -103,7 +124,7 @@ class TrainConfig:
         return self.weight_decay if self.weight_decay is not None else OPTIMIZER_DEFAULTS[self.optimizer][1]
 
     def to_dict(self) -> dict:
-        return dataclasses.asdict(self)
+        return {**dataclasses.asdict(self), "log": list(self.log)}     # as JSON holds it (config.json = checkpoint)
 
     @classmethod
     def from_dict(cls, d: dict) -> "TrainConfig":

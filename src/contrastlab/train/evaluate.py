@@ -31,9 +31,12 @@ def evaluate(trainer: Trainer, *, parts=DEFAULT_PARTS, label_fractions=(0.01, 0.
     out: dict = {"method": cfg.method, "data": cfg.data, "step": trainer.step,
                  "evaluated": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"), "skipped": {}}
     needs_labels = {"knn", "linear", "label_fractions", "verification", "robustness", "pixels"}
+    classes = int(torch.unique(data.y).numel()) if labelled else 0
     for p in parts:
         if p in needs_labels and not labelled:
             out["skipped"][p] = "needs labelled train and test images"
+        elif p in needs_labels and classes < 2:
+            out["skipped"][p] = f"needs at least 2 classes, the labels hold {classes}"
         elif p == "label_fractions" and trainer.make_encoder is None:
             out["skipped"][p] = "a custom encoder: give Trainer(make_encoder=...) to train one from scratch"
     todo = [p for p in parts if p not in out["skipped"]]
@@ -80,7 +83,7 @@ def evaluate_run(run_dir, *, parts=None, label_fractions=(0.01, 0.1), k: int = 2
     from ..eval import format_report
     from ..io import read_json
     from .evaluate_text import TEXT_PARTS, evaluate_text, format_retrieval
-    trainer = Trainer.resume(run_dir, show_progress=False)
+    trainer = Trainer.resume(run_dir, show_progress=False, for_training=False)
     if trainer.task.modality == "image_text":
         from .evaluate_multimodal import evaluate_multimodal, format_cross_modal
         if parts is not None:

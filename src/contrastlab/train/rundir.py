@@ -1,7 +1,7 @@
 """The run directory: where training and the dashboard meet.
 
-    RUN/config.json               the full configuration (enough to rebuild and resume the run)
-    RUN/status.json               {"state", "step", "total_steps", "updated"}, rewritten atomically
+    RUN/config.json               the full configuration (enough to rebuild and resume the run) and the run's id
+    RUN/status.json               {"state", "step", "total_steps", "updated", "pid", "host"}, rewritten atomically
     RUN/metrics.jsonl             one JSON object per line: kind "train" (loss, lr, throughput) or "monitor"
     RUN/snapshots/probe.npz       ids, labels, thumbnails and class names of the fixed probe subset
     RUN/snapshots/step-XXXXXXXX.npz   L2-normalised probe embeddings at that step
@@ -17,14 +17,23 @@ from __future__ import annotations
 
 import io
 import json
+import os
+import shutil
+import socket
 import time
+import uuid
 from pathlib import Path
 
 import numpy as np
 
-from ..io import append_jsonl, atomic_write_bytes, read_json, read_jsonl, write_json
+from ..io import append_jsonl, atomic_write_bytes, read_json, read_jsonl, remove_stale_temporaries, write_json
+from ..processes import pid_alive
 
-__all__ = ["RunDir"]
+__all__ = ["RunDir", "RunInUse"]
+
+
+class RunInUse(RuntimeError):
+    """Another live process is training in this run directory."""
 
 
 class RunDir:
@@ -46,16 +55,71 @@ class RunDir:
     def metrics_file(self) -> Path:
         return self.path / "metrics.jsonl"
 
+    @property
+    def status_file(self) -> Path:
+        return self.path / "status.json"
+
     def exists(self) -> bool:
         return self.config_file.exists()
 
-    def create(self, config: dict) -> None:
+    def check_writable(self, what: str = "--run") -> None:
+        """A clear error where the run directory cannot be one (a file, or a folder under a file)."""
+        for p in (self.path, *self.path.parents):
+            if p.exists():
+                if not p.is_dir():
+                    raise ValueError(f"`{what}` must be a directory (or a path to create one), got {self.path}"
+                                     + ("" if p == self.path else f", which lies under the file {p}")
+                                     + (": it is a file" if p == self.path else ""))
+                return
+
+    def writer(self) -> int | None:
+        """The pid of the live process on this machine that last wrote the status, if it is still running."""
+        try:
+            status = json.loads(self.status_file.read_text())
+        except (OSError, ValueError):
+            return None
+        pid = status.get("pid") if isinstance(status, dict) else None
+        if not isinstance(pid, int) or status.get("host") != socket.gethostname() or pid == os.getpid():
+            return None
+        return pid if pid_alive(pid) and status.get("state") == "running" else None
+
+    def check_not_in_use(self) -> None:
+        pid = self.writer()
+        if pid is not None:
+            raise RunInUse(f"run directory {self.path} is being trained by process {pid} on this machine; stop it "
+                           f"(or let it finish) before resuming or restarting it")
+
+    def started(self) -> bool:
+        """Whether the run wrote a checkpoint: a run killed before its first one holds nothing worth keeping."""
+        return self.last_checkpoint.exists()
+
+    def create(self, config: dict) -> bool:
+        """Create the run directory with ``config`` (a new run id is added). A directory that holds a run which was
+        stopped before its first checkpoint is cleared and reused; returns True when that happened."""
+        replaced = False
         if self.exists():
-            raise FileExistsError(f"run directory {self.path} already holds a run; resume it with "
-                                  f"`contrastlab train --resume {self.path}` or choose another --run")
+            if self.started():
+                raise FileExistsError(f"run directory {self.path} already holds a run; resume it with "
+                                      f"`contrastlab train --resume {self.path}` or choose another --run")
+            self.check_not_in_use()
+            self.clear()
+            replaced = True
         self.snapshots.mkdir(parents=True, exist_ok=True)
         self.checkpoints.mkdir(parents=True, exist_ok=True)
-        write_json(self.config_file, config)
+        write_json(self.config_file, {**config, "run_id": uuid.uuid4().hex})
+        return replaced
+
+    def clear(self) -> None:
+        """Remove everything the trainer writes (a restart of a run that has no checkpoint)."""
+        for name in ("metrics.jsonl", "status.json", "eval.json", "config.json"):
+            (self.path / name).unlink(missing_ok=True)
+        shutil.rmtree(self.snapshots, ignore_errors=True)
+        shutil.rmtree(self.checkpoints, ignore_errors=True)
+        self.remove_temporaries()
+
+    def remove_temporaries(self) -> list[tuple[Path, int]]:
+        """The temporary files of writes killed midway (a checkpoint, a snapshot, the metrics), removed."""
+        return [r for d in (self.path, self.checkpoints, self.snapshots) for r in remove_stale_temporaries(d)]
 
     def config(self) -> dict:
         if not self.config_file.exists():
@@ -68,8 +132,26 @@ class RunDir:
         write_json(self.config_file, cfg)
 
     def status(self, state: str, *, step: int, total_steps: int | None, **extra) -> None:
-        write_json(self.path / "status.json",
-                   {"state": state, "step": step, "total_steps": total_steps, "updated": time.time(), **extra})
+        write_json(self.status_file,
+                   {"state": state, "step": step, "total_steps": total_steps, "updated": time.time(),
+                    "pid": os.getpid(), "host": socket.gethostname(), **extra})
+
+    def read_status(self) -> dict | None:
+        """status.json as written, except that a "running" run whose writer is known to be gone (same machine, no
+        such process) reads as "stopped", with the reason."""
+        try:
+            status = json.loads(self.status_file.read_text())
+        except (OSError, ValueError):
+            return None
+        if not isinstance(status, dict):
+            return None
+        pid = status.get("pid")
+        if (status.get("state") == "running" and isinstance(pid, int) and status.get("host") == socket.gethostname()
+                and pid != os.getpid() and not pid_alive(pid)):
+            status = {**status, "state": "stopped",
+                      "reason": f"the training process {pid} ended without a final status (killed?); resume with "
+                                f"`contrastlab train --resume {self.path}`"}
+        return status
 
     def append_metric(self, record: dict) -> None:
         append_jsonl(self.metrics_file, record)

@@ -14,6 +14,8 @@ kind of data or on the method.
 """
 from __future__ import annotations
 
+import functools
+
 import torch
 from torch import nn
 
@@ -23,6 +25,30 @@ __all__ = ["ImageTask", "TextTask", "ImageTextTask", "TASKS", "data_modality", "
 
 TASKS: dict[str, type] = {}
 _AUGMENT_FOR = {"fashion-mnist": "fashion-mnist", "digits": "digits"}   # other images: by channel count
+MIN_TRAIN_SIZE = 4             # pixels: crops, flips and blur of smaller images are meaningless (image_size >= 4 too)
+
+
+def _fits_in_memory(build):
+    """A task's `build`, where a failed allocation (a size setting far too large for memory: `queue_size`,
+    `proj_dim`, an encoder's width) is a clear ValueError instead of the allocator's traceback."""
+    @functools.wraps(build)
+    def checked(config, data, run_dir):
+        try:
+            return build(config, data, run_dir)
+        except (RuntimeError, MemoryError) as e:
+            if not isinstance(e, MemoryError) and "allocate" not in str(e):
+                raise
+            import re
+
+            from ..data.limits import format_bytes
+            sizes = {**config.encoder_options, **config.hyperparameters}
+            asked = re.search(r"allocate (\d+) bytes", str(e))
+            why = (f"one tensor alone needs {format_bytes(int(asked.group(1)))}" if asked
+                   else str(e).splitlines()[0][:160])
+            raise ValueError(f"method {config.method!r} with {sizes or 'its default sizes'} does not fit in memory "
+                             f"({why}); lower its size settings (queue_size, proj_dim, proj_hidden_dim, embed_dim, "
+                             f"...)") from None
+    return checked
 
 
 def register_task(modality: str):
@@ -50,9 +76,31 @@ def data_modality(spec: str) -> str:
     return "text"
 
 
+def _unknown_data(spec: str, method: str) -> None:
+    """When no registry claims `spec`, raise the error of the registry of the kind of data `method` trains on
+    (it lists that kind's datasets and path forms), so `train pairs --data garbage` lists the text datasets."""
+    from ..data.image_text import _resolve as resolve_image_text
+    from ..data.registry import _resolve as resolve_images
+    from ..data.text_registry import _resolve as resolve_text
+    from ..methods import METHODS
+    try:
+        resolve_images(spec)
+        return                                          # an image spec after all
+    except ValueError as e:
+        image_error = e
+    wants = getattr(METHODS.get(method), "modality", "image")
+    if wants == "text":
+        resolve_text(spec)
+    elif wants == "image_text":
+        resolve_image_text(spec)
+    raise image_error
+
+
 def load_data(config):
     """The data a configuration names, of any kind (image-text data: `image_size` is the loader's `size`)."""
     kind = data_modality(config.data)
+    if kind == "image":
+        _unknown_data(config.data, config.method)
     if kind == "image_text":
         from ..data.image_text import load_image_text
         options = dict(config.data_options)
@@ -117,9 +165,22 @@ def channel_stats(x: torch.Tensor) -> tuple[list[float], list[float]]:
 @register_task("image")
 class ImageTask(_Task):
     @staticmethod
+    @_fits_in_memory
     def build(config, data, run_dir):
         """(method, model_info, make_encoder) for image data."""
+        from ..data.limits import check_image_bytes
+        from ..methods import METHODS
         from ..models import create_encoder, feature_dim
+        h, w = data.image_size
+        if min(h, w) < MIN_TRAIN_SIZE:
+            raise ValueError(f"images must be at least {MIN_TRAIN_SIZE}x{MIN_TRAIN_SIZE} pixels to train on, got "
+                             f"{h}x{w} in {data.name} (random crops, flips and blur of smaller images are "
+                             f"meaningless); use larger images, or resize them with `--set image_size=N` (N >= "
+                             f"{MIN_TRAIN_SIZE}) where upsampling makes sense")
+        views = config.batch_size * getattr(METHODS.get(config.method), "n_views", 2)
+        check_image_bytes("`image_size`" if config.image_size is not None else f"{data.name}: the images",
+                          n=views, channels=data.channels, size=(h, w), bytes_per_value=4, what="views in a batch",
+                          setting="`image_size`")
         mean, std = channel_stats(data.x)
         name = "small_cnn" if config.encoder == "auto" else config.encoder
 
@@ -155,7 +216,8 @@ class ImageTask(_Task):
         if not on_test:
             bank = bank[~torch.isin(bank, probe)]
         bank = bank[: cfg.monitor_bank]
-        self._bank = (d.x[bank], d.y[bank] if d.y is not None else None)
+        # no test split and a probe of every image (labels all distinct, a small file): no bank, no online kNN
+        self._bank = (d.x[bank], d.y[bank] if d.y is not None and len(bank) else None)
         if not (t.run.snapshots / "probe.npz").exists():
             labels = self._probe[1] if self._probe[1] is not None else torch.full((len(probe),), -1)
             t.run.write_probe(ids=probe.numpy(), labels=labels.numpy(),
@@ -220,6 +282,7 @@ class TextTask(_Task):
         return dataclasses.replace(data, train=train, notes=list(data.notes) + [note])
 
     @staticmethod
+    @_fits_in_memory
     def build(config, data, run_dir):
         from ..models.text.external import TEXT_ENCODER_LOADERS
         from ..text.embedder import text_encoder_from_config
@@ -298,6 +361,7 @@ class ImageTextTask(_Task):
     held-out images for each held-out image (recall@1 / @10)."""
 
     @staticmethod
+    @_fits_in_memory
     def build(config, data, run_dir):
         from ..methods import TwoTowers, method_hyperparameters
         from ..models import create_encoder, feature_dim

@@ -22,7 +22,9 @@ directory; every rank loads the checkpoint on resume, also with another process 
 """
 from __future__ import annotations
 
+import contextlib
 import copy
+import json
 import math
 import statistics
 import sys
@@ -31,22 +33,25 @@ from datetime import datetime, timezone
 
 import torch
 from torch import nn
-from tqdm.auto import tqdm
 
 from .. import __version__
 from .. import distributed as dist
+from .. import faults
 from ..io import load_checkpoint, save_checkpoint
+from ..losses.validation import NonFiniteError
+from ..progress import bar as progress_bar
 from ..methods import Method, method_hyperparameters
 from ..optim import param_groups
 from .config import TrainConfig
 from .gradcache import grad_cache_step
 from .lars import LARS
 from .precision import MixedPrecision, fp32_loss, maybe_compile
-from .rundir import RunDir
+from .rundir import RunDir, RunInUse
 from .schedule import warmup_cosine
+from .tracking import Trackers
 from .tasks import TASKS, channel_stats, load_data, view_geometry
 
-__all__ = ["Trainer", "TrainingDiverged", "view_geometry", "channel_stats"]
+__all__ = ["Trainer", "TrainingDiverged", "RunInUse", "view_geometry", "channel_stats"]
 
 CHECKPOINT_FORMAT = 1
 MONITORS_PER_RUN = 20          # at most; with a minutes budget, monitoring takes at most MONITOR_SHARE of it
@@ -54,7 +59,24 @@ MONITOR_SHARE = 0.05
 
 
 class TrainingDiverged(RuntimeError):
-    """The loss became NaN or infinite."""
+    """The loss, or the weights, became NaN or infinite."""
+
+
+def _finite(module: nn.Module) -> bool:
+    """Whether every parameter and floating buffer is finite (one fused reduction per dtype)."""
+    ts = [t.detach() for t in [*module.parameters(), *module.buffers()] if t.is_floating_point() and t.numel()]
+    return all(bool(torch.isfinite(t).all()) for t in ts)
+
+
+_IDENTITY_KEYS = ("run_id",)
+
+
+def _config_differences(saved: dict, mine: dict) -> list[str]:
+    """Settings present in both configurations that differ (keys added by a later version are not differences;
+    values compare as JSON holds them, so a tuple equals the list it was saved as)."""
+    saved, mine = json.loads(json.dumps(saved)), json.loads(json.dumps(mine))
+    return [f"{k}: {saved[k]!r} in the checkpoint, {mine[k]!r} in the run" for k in sorted(set(saved) & set(mine))
+            if saved[k] != mine[k]]
 
 
 def _generator(*keys: int) -> torch.Generator:
@@ -133,12 +155,16 @@ class Trainer:
         self.monitor_every: int | None = None
         self.elapsed = 0.0                      # training seconds, summed over resumes
         self._perm_epoch, self._perm = -1, None
+        self.restarting = False                 # resumed a run that had no checkpoint: start it over in its folder
+        self._owns_run = False                  # this trainer created or resumed the run directory (it may write it)
+        self.trackers = Trackers(config)        # `log`: TensorBoard, MLflow (their packages are checked here)
 
     # -- construction from a configuration ------------------------------------------------------------------
     @classmethod
     def from_config(cls, config: TrainConfig, run_dir, *, show_progress: bool = True, data=None) -> "Trainer":
         dist.init_from_env()                       # joins torchrun's process group when WORLD_SIZE > 1
         _check_world(config.batch_size)            # before loading anything
+        RunDir(run_dir).check_writable()
         if config.threads:
             torch.set_num_threads(config.threads)
         unknown = sorted(set(config.hyperparameters) - set(method_hyperparameters(config.method)))
@@ -154,16 +180,38 @@ class Trainer:
                    make_encoder=make_encoder)
 
     @classmethod
-    def resume(cls, run_dir, *, show_progress: bool = True) -> "Trainer":
+    def resume(cls, run_dir, *, show_progress: bool = True, for_training: bool = True) -> "Trainer":
+        """Continue a run from its last checkpoint. For training, a run stopped before its first checkpoint is
+        started over in its own folder with its saved settings, and a run that a live process trains is refused;
+        ``for_training=False`` (evaluation) only loads the last checkpoint."""
         run = RunDir(run_dir)
         saved = run.config()
         if "train" not in saved:
             raise ValueError(f"{run.config_file} was not written by `contrastlab train` (no 'train' section)")
         config = TrainConfig.from_dict(saved["train"])
+        if for_training and dist.is_main():
+            run.check_not_in_use()
+        if for_training and not run.last_checkpoint.exists():
+            trainer = cls.from_config(config, run_dir, show_progress=show_progress)
+            trainer.restarting = trainer._owns_run = True
+            return trainer
         state = load_checkpoint(run.last_checkpoint, required=("format", "step", "method", "optimizer"))
         trainer = cls.from_config(config, run_dir, show_progress=show_progress)
+        trainer._check_identity(state, saved)
         trainer._load(state)
+        trainer._owns_run = for_training
         return trainer
+
+    def _check_identity(self, state: dict, saved: dict) -> None:
+        """A checkpoint copied in from another run (another seed, schedule or model) is refused, not resumed."""
+        path = self.run.last_checkpoint
+        mine_id, theirs_id = saved.get("run_id"), state.get("run_id")
+        diffs = _config_differences(state.get("config") or {}, saved["train"])
+        if diffs or (mine_id and theirs_id and mine_id != theirs_id):
+            why = "; ".join(diffs[:6]) + (f" (and {len(diffs) - 6} more)" if len(diffs) > 6 else "")
+            raise ValueError(f"checkpoint {path} belongs to another run (run id {theirs_id or 'unknown'}, this run "
+                             f"is {mine_id or 'unknown'}){': ' + why if why else ''}; put back this run's own "
+                             f"checkpoint, or start a new run")
 
     def _optimizer(self, method: nn.Module) -> torch.optim.Optimizer:
         cfg = self.config
@@ -181,8 +229,8 @@ class Trainer:
 
     # -- checkpoints ----------------------------------------------------------------------------------------
     def _state(self) -> dict:
-        return {"format": CHECKPOINT_FORMAT, "step": self.step, "total_steps": self.total_steps,
-                "monitor_every": self.monitor_every, "elapsed": self.elapsed, "method": self.method.state_dict(),
+        return {"format": CHECKPOINT_FORMAT, "run_id": self._run_id, "step": self.step,
+                "total_steps": self.total_steps, "monitor_every": self.monitor_every, "elapsed": self.elapsed, "method": self.method.state_dict(),
                 "optimizer": self.optimizer.state_dict(), "torch_rng": torch.get_rng_state(),
                 "precision": self.amp.state_dict(), "world_size": dist.world_size(),
                 "config": self.config.to_dict()}
@@ -202,8 +250,40 @@ class Trainer:
             self.amp.load_state_dict(state["precision"])
         torch.set_rng_state(state["torch_rng"])
 
+    @property
+    def _run_id(self) -> str | None:
+        if not hasattr(self, "_run_id_cache"):
+            self._run_id_cache = self.run.config().get("run_id") if self.run.exists() else None
+        return self._run_id_cache
+
     def save(self) -> None:
+        """Write the checkpoint (atomically). Weights that are no longer finite are never saved: the last
+        checkpoint stays the last good one."""
+        if not _finite(self.method):
+            raise TrainingDiverged(self._diverged_message("the weights became NaN or infinite"))
         save_checkpoint(self.run.last_checkpoint, self._state())
+        faults.point("after-checkpoint", self.step)
+        self.trackers.checkpoint(self.step)
+
+    def _diverged_message(self, what: str) -> str:
+        last = (f"the last good checkpoint is {self.run.last_checkpoint} (step "
+                f"{load_checkpoint(self.run.last_checkpoint).get('step')})" if self.run.last_checkpoint.exists()
+                else "no checkpoint was written")
+        return (f"training diverged: {what} at step {self.step}; {last}. Lower `lr` (now {self.config.base_lr():g}) "
+                f"or raise `temperature`, then resume or restart.")
+
+    @contextlib.contextmanager
+    def _diverged_on_error(self, method: nn.Module):
+        """A NaN check that fires inside a step or the monitor (a loss's own, say), or any error once the weights
+        are no longer finite, is the divergence it is, with the trainer's message."""
+        try:
+            yield
+        except NonFiniteError as e:
+            raise TrainingDiverged(self._diverged_message(f"the embeddings became NaN or infinite ({e})")) from None
+        except (ValueError, RuntimeError) as e:
+            if isinstance(e, TrainingDiverged) or _finite(method):
+                raise
+            raise TrainingDiverged(self._diverged_message(f"the weights became NaN or infinite ({e})")) from None
 
     # -- the data stream ------------------------------------------------------------------------------------
     def batch_indices(self, step: int) -> torch.Tensor:
@@ -273,7 +353,8 @@ class Trainer:
             times = []
             for s in range(4):
                 t0 = time.perf_counter()
-                self._train_step(trial, opt, s, amp=MixedPrecision("cpu", self.config.precision))
+                with self._diverged_on_error(trial):
+                    self._train_step(trial, opt, s, amp=MixedPrecision("cpu", self.config.precision))
                 times.append(time.perf_counter() - t0)
             t0 = time.perf_counter()
             if dist.is_main():                      # ... rank 0 alone monitors
@@ -298,25 +379,57 @@ class Trainer:
         record = {"kind": "monitor", "step": self.step, "time": round(self.elapsed, 3), **extra}
         if probe is not None:
             self.run.write_snapshot(self.step, probe.numpy(), elapsed=self.elapsed)
-        self.run.append_metric(record)
+            self.trackers.snapshot(self.step, probe.numpy())
+        self._append_metric(record)
         return record
+
+    def _append_metric(self, record: dict) -> None:
+        self.run.append_metric(record)
+        self.trackers.record(record)
 
     # -- the loop -------------------------------------------------------------------------------------------
     def _start_run_dir(self) -> None:
         cfg = self.config
         kind, value = cfg.budget()
-        self.run.create({
+        if self.restarting:                         # resumed before any checkpoint: the same settings, afresh
+            self.run.clear()
+        replaced = self.run.create({
             "method": cfg.method, "data": cfg.data, "seed": cfg.seed, "classes": list(self.data.classes or []) or None,
             "budget": {kind: value}, "hyperparameters": {**method_hyperparameters(cfg.method), **cfg.hyperparameters},
             "model": self.model_info, "data_notes": list(getattr(self.data, "notes", ())),
             "train": cfg.to_dict(), "contrastlab_version": __version__,
             "started": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
             "command": " ".join(sys.argv)})
+        self.__dict__.pop("_run_id_cache", None)
+        self._owns_run = True
+        self.run.status("running", step=0, total_steps=None)
+        if replaced or self.restarting:
+            print(f"note: {self.run.path} held a run that stopped before its first checkpoint; starting it over",
+                  file=sys.stderr)
+        faults.point("run-created")
 
     def fit(self) -> dict:
         """Train to the end of the budget (or continue a resumed run); returns the last monitor record."""
-        cfg = self.config
         main = dist.is_main()                       # only rank 0 writes; every rank trains
+        try:
+            return self._fit(main)
+        except KeyboardInterrupt:
+            if main and self._owns_run:
+                if self.total_steps is not None and _finite(self.method):
+                    self.save()
+                self.run.status("interrupted", step=self.step, total_steps=self.total_steps)
+            raise
+        except BaseException as e:                  # the status never stays "running" after the trainer stopped
+            if main and self._owns_run:
+                reason = str(e).splitlines()[0] if str(e) else type(e).__name__
+                self.run.status("failed", step=self.step, total_steps=self.total_steps,
+                                reason=reason if isinstance(e, TrainingDiverged) else f"{type(e).__name__}: {reason}")
+            raise
+        finally:
+            self.trackers.close(done=self.total_steps is not None and self.step >= self.total_steps)
+
+    def _fit(self, main: bool) -> dict:
+        cfg = self.config
         resumed = self.total_steps is not None
         if not resumed:
             if main:
@@ -326,24 +439,30 @@ class Trainer:
             if main:
                 self.run.update_config(total_steps=self.total_steps, monitor_every=self.monitor_every)
         elif main:
+            removed = self.run.remove_temporaries()
+            if removed:
+                print(f"note: removed {len(removed)} temporary file(s) ({sum(n for _, n in removed) / 2**20:.1f} MiB) "
+                      f"left by a write that was killed", file=sys.stderr)
             self.run.truncate_metrics(self.step)
             self.run.remove_snapshots_after(self.step)
+        if main:
+            self.trackers.start(self.run, step=self.step, resumed=resumed)
         total = self.total_steps
         every = self.monitor_every or cfg.monitor_every or max(1, total // MONITORS_PER_RUN)
         warmup = int(cfg.warmup * total)
         base_lr = cfg.base_lr()
-        if self.step == 0 and main:
+        if not resumed and main:
             self.monitor()
+            self.save()                             # the first checkpoint, before any step: always resumable
         if main:
             self.run.status("running", step=self.step, total_steps=total)
-        bar = tqdm(total=total, initial=self.step, disable=not (self.show_progress and main), unit="step",
-                   dynamic_ncols=True,
-                   desc=f"{cfg.method} on {cfg.data}")
+        bar = progress_bar(total=total, initial=self.step, disable=not (self.show_progress and main), unit="step",
+                           desc=f"{cfg.method} on {cfg.data}")
         last_ckpt = last_status = time.time()
         record = {}
         smooth = None
         self.method.train()
-        try:
+        with bar, self._diverged_on_error(self.method):       # a NaN check in the loss or the monitor, too
             while self.step < total:
                 t0 = time.perf_counter()
                 lr = warmup_cosine(self.step, total_steps=total, base_lr=base_lr, warmup_steps=warmup)
@@ -351,11 +470,7 @@ class Trainer:
                     group["lr"] = lr
                 loss, extra = self._train_step(self.method, self.optimizer, self.step)
                 if not math.isfinite(loss):         # the all-reduced loss: every rank stops here together
-                    if main:
-                        self.run.status("failed", step=self.step, total_steps=total, reason="loss is not finite")
-                    raise TrainingDiverged(
-                        f"the loss became {loss} at step {self.step}; the last good checkpoint is "
-                        f"{self.run.last_checkpoint}. Lower `lr` or raise `temperature` and resume or restart.")
+                    raise TrainingDiverged(self._diverged_message(f"the loss became {loss}"))
                 self.step += 1
                 self.method.after_step(step=self.step, total_steps=total)
                 dt = time.perf_counter() - t0
@@ -363,12 +478,13 @@ class Trainer:
                 smooth = loss if smooth is None else 0.9 * smooth + 0.1 * loss
                 throughput = cfg.batch_size * self.method.n_views / dt
                 if main and (self.step % cfg.log_every == 0 or self.step == total):
-                    self.run.append_metric({"kind": "train", "step": self.step,
-                                            "epoch": round(self.step / self.steps_per_epoch, 4),
-                                            "time": round(self.elapsed, 3), "loss": loss, "lr": lr,
-                                            "throughput": round(throughput, 1), **extra})
+                    self._append_metric({"kind": "train", "step": self.step,
+                                         "epoch": round(self.step / self.steps_per_epoch, 4),
+                                         "time": round(self.elapsed, 3), "loss": loss, "lr": lr,
+                                         "throughput": round(throughput, 1), **extra})
                 bar.update(1)
-                bar.set_postfix(loss=f"{smooth:.3f}", views_per_s=f"{throughput:.0f}", lr=f"{lr:.3g}", refresh=False)
+                bar.set_postfix(loss=f"{smooth:.3f}", views_per_s=f"{throughput:.0f}", lr=f"{lr:.3g}",
+                                refresh=False)
                 if main and (self.step % every == 0 or self.step == total):
                     record = self.monitor()
                     shown = {k: f"{record[k]:.3f}" for k in ("knn_top1", "recall@1") if k in record}
@@ -382,13 +498,7 @@ class Trainer:
                 if main and now - last_status > 5:
                     self.run.status("running", step=self.step, total_steps=total)
                     last_status = now
-        except KeyboardInterrupt:
-            if main:
-                self.save()
-                self.run.status("interrupted", step=self.step, total_steps=total)
-            bar.close()
-            raise
-        bar.close()
+                faults.point("after-step", self.step)
         if main:
             self.run.status("done", step=self.step, total_steps=total)
         dist.barrier()                              # the last checkpoint is on disk before any rank returns
