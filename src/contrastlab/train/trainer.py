@@ -230,7 +230,8 @@ class Trainer:
     # -- checkpoints ----------------------------------------------------------------------------------------
     def _state(self) -> dict:
         return {"format": CHECKPOINT_FORMAT, "run_id": self._run_id, "step": self.step,
-                "total_steps": self.total_steps, "monitor_every": self.monitor_every, "elapsed": self.elapsed, "method": self.method.state_dict(),
+                "total_steps": self.total_steps, "monitor_every": self.monitor_every, "elapsed": self.elapsed,
+                "method": self.method.state_dict(),
                 "optimizer": self.optimizer.state_dict(), "torch_rng": torch.get_rng_state(),
                 "precision": self.amp.state_dict(), "world_size": dist.world_size(),
                 "config": self.config.to_dict()}
