@@ -11,7 +11,7 @@ import torch
 import uvicorn
 
 from contrastlab.dashboard.app import create_app
-from contrastlab.dashboard.server import bind
+from contrastlab.dashboard.server import bind, server_config
 
 
 @pytest.fixture(autouse=True)
@@ -24,13 +24,19 @@ def one_torch_thread():
     torch.set_num_threads(before)
 
 
+SERVER_OPTIONS = ("head_timeout", "body_timeout", "write_timeout", "keep_alive_timeout")
+
+
 @contextmanager
-def live_server(run_dirs, **app_options):
-    """Serve ``create_app(run_dirs)`` on 127.0.0.1:<free port>; yields the base URL."""
+def live_server(run_dirs, **options):
+    """Serve ``create_app(run_dirs, **app options)`` on 127.0.0.1:<free port> under the dashboard's own
+    server configuration (``server_config(**server options)``); yields (base URL, app)."""
+    server_options = {k: options.pop(k) for k in SERVER_OPTIONS if k in options}
     sock = bind("127.0.0.1", 0)
     port = sock.getsockname()[1]
-    config = uvicorn.Config(create_app(list(run_dirs), **app_options), log_level="warning", access_log=False,
-                            lifespan="off", ws_max_size=64 * 1024, timeout_graceful_shutdown=1)
+    app = create_app(list(run_dirs), **options)
+    config = server_config(app, **server_options)
+    config.timeout_graceful_shutdown = 1
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
     thread.start()
@@ -40,7 +46,7 @@ def live_server(run_dirs, **app_options):
             raise RuntimeError("the test server did not start")
         time.sleep(0.02)
     try:
-        yield f"http://127.0.0.1:{port}"
+        yield f"http://127.0.0.1:{port}", app
     finally:
         server.should_exit = True
         thread.join(10)
@@ -49,15 +55,18 @@ def live_server(run_dirs, **app_options):
 
 @pytest.fixture
 def server_for():
-    """``server_for(run_dirs)`` -> base URL of a live server, stopped after the test."""
+    """``server_for(run_dirs, **options)`` -> base URL of a live server, stopped after the test; options are
+    ``create_app``'s and ``server_config``'s."""
     stack = []
 
     def start(run_dirs=(), **options):
         cm = live_server(run_dirs, **options)
-        url = cm.__enter__()
+        url, app = cm.__enter__()
         stack.append(cm)
+        start.apps.append(app)
         return url
 
+    start.apps = []                     # the app behind each URL, in order (its state: sessions, runs)
     yield start
     for cm in reversed(stack):
         cm.__exit__(None, None, None)

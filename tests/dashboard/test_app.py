@@ -211,7 +211,7 @@ def test_many_tabs_at_once_and_a_session_limit(runs):
 
 
 def test_an_engine_error_is_reported_and_the_server_lives_on(client, monkeypatch):
-    def broken(self, count=1):
+    def broken(self, count=1, **options):
         raise RuntimeError("kaboom")
     monkeypatch.setattr(live.Playground, "step", broken)
     with client.websocket_connect(WS) as ws:

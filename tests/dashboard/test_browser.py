@@ -264,3 +264,39 @@ def test_run_view_shows_an_image_text_run_with_lines_joining_the_pairs(page, ser
     wait_until(page, f"{pane}.scatter.selected === {image} && {pane}.scatter.partner === {name}")
     wait_until(page, "document.querySelectorAll('.neighbours figure').length === 9")
     assert "its name is ringed" in page.locator(".neighbours .title").inner_text()
+
+
+@pytest.mark.filterwarnings("ignore:precomputed_knn")                   # we give UMAP its neighbours, no index
+def test_run_view_offers_tsne_and_umap_and_draws_them(page, server_for, tmp_path):
+    run = write_synthetic_run(tmp_path / "tiny", points=150, dim=16, classes=3, snapshots=3)
+    base = server_for([run])
+    page.goto(base + "/#runs")
+    pane = "window.__runview.panes[0]"
+    wait_until(page, f"{pane} && {pane}.index === 2 && {pane}.drawnMethod === 'pca' && {pane}.scatter.from === null")
+    select = page.locator(".pane >> nth=0 >> .method")
+    assert select.locator("option").all_inner_texts() == ["PCA", "t-SNE", "UMAP"]
+    assert select.locator("option[disabled]").count() == 0
+    for method in ("tsne", "umap"):
+        before = page.evaluate(f"[{pane}.scatter.draws, {pane}.progressUpdates]")
+        select.select_option(method)
+        # the first answer is always "computing" (202): the page shows the progress, then draws the map
+        wait_until(page, f"{pane}.progressUpdates > {before[1]}")
+        wait_until(page, f"{pane}.drawnMethod === '{method}' && {pane}.computing === null && {pane}.index === 2 "
+                         f"&& {pane}.scatter.draws > {before[0]}", timeout=180)
+        assert page.locator(".pane >> nth=0 >> .computing").is_hidden()
+        shown = np.array(page.evaluate(f"Array.from({pane}.scatter.shown)"), np.float32)
+        with urllib.request.urlopen(f"{base}/api/runs/0/snapshots/2/map?method={method}") as r:
+            assert r.status == 200
+            np.testing.assert_allclose(shown, np.frombuffer(r.read(), "<f4"), atol=1e-6)   # that map is drawn
+        assert shown.shape == (300,) and np.isfinite(shown).all() and shown.reshape(150, 2).std(0).min() > 0
+        inside = page.evaluate(f"""(() => {{ const s = {pane}.scatter, c = s.canvas; let n = 0;
+            for (let i = 0; i < s.shown.length; i += 2) {{ const [x, y] = s.toScreen(s.shown[i], s.shown[i + 1]);
+              if (x >= 0 && y >= 0 && x <= c.clientWidth && y <= c.clientHeight) n++; }} return n; }})()""")
+        assert inside == 150                                                 # framed: every point is on the canvas
+        ink = page.evaluate("""(() => { const c = document.querySelector('.pane canvas.map');
+            const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
+            let n = 0; for (let i = 0; i < d.length; i += 4) if (d[i] < 250 || d[i + 1] < 250 || d[i + 2] < 250) n++;
+            return n; })()""")
+        assert ink > 150                                                     # and drawn: coloured pixels
+    assert "not installed" not in page.locator("body").inner_text()
+    assert "not installed" not in page.content()

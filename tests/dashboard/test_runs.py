@@ -3,6 +3,9 @@ projections against scikit-learn's PCA."""
 
 import json
 import os
+import socket
+import subprocess
+import sys
 import time
 
 import numpy as np
@@ -34,6 +37,12 @@ def test_states_from_status_and_stale_runs(tmp_path):
     assert s["probe"]["count"] == 20 and s["probe"]["labelled"] and s["probe"]["thumbnail_shape"] == (16, 16, 1)
     (run / "status.json").write_text(json.dumps({"state": "running", "step": 5, "updated": time.time() - 3600}))
     assert any("no status update" in n for n in RunDir(run).summary()["notes"])
+    gone = subprocess.Popen([sys.executable, "-c", "pass"])                  # a trainer process that has ended
+    gone.wait()
+    (run / "status.json").write_text(json.dumps({"state": "running", "step": 5, "updated": time.time(),
+                                                 "pid": gone.pid, "host": socket.gethostname()}))
+    s = RunDir(run).summary()
+    assert s["state"] == "stopped" and any("ended without a final status" in n for n in s["notes"])
     (run / "status.json").write_text('{"state": "runn')                      # half-written
     assert RunDir(run).summary()["state"] == "unknown"
     (run / "config.json").write_text("{not json")

@@ -26,8 +26,8 @@ from fastapi.staticfiles import StaticFiles
 from starlette.middleware.trustedhost import TrustedHostMiddleware
 
 from .. import __version__
-from .live import PlaygroundSessions
-from .projection import METHODS, available_methods
+from .live import IDLE_TIMEOUT, SEND_TIMEOUT, PlaygroundSessions
+from .projection import LABELS, METHODS, available_methods
 from .runs import RunDir
 
 __all__ = ["create_app", "STATIC_DIR", "LOCAL_HOSTS"]
@@ -47,7 +47,8 @@ def _binary(array: np.ndarray, headers: dict) -> Response:
 
 
 def create_app(run_dirs: list[Path], *, playground: bool = True, allowed_hosts: list[str] | None = None,
-               max_sessions: int = 16) -> FastAPI:
+               max_sessions: int = 16, send_timeout: float = SEND_TIMEOUT,
+               idle_timeout: float = IDLE_TIMEOUT) -> FastAPI:
     """The dashboard as an ASGI app.
 
     Args:
@@ -55,12 +56,15 @@ def create_app(run_dirs: list[Path], *, playground: bool = True, allowed_hosts: 
         playground: serve the playground WebSocket (``/ws/playground``).
         allowed_hosts: accepted ``Host`` header names (default: loopback names; ``["*"]`` for any).
         max_sessions: most playground connections at once (each trains its own points).
+        send_timeout: seconds a playground send may wait for a client that does not read; then its
+            session ends.
+        idle_timeout: seconds a playground session may go without a message from its client.
     """
     runs = [RunDir(Path(p)) for p in run_dirs]
     app = FastAPI(title="contrastlab dashboard", version=__version__, docs_url=None, redoc_url=None,
                   openapi_url=None)
     app.add_middleware(TrustedHostMiddleware, allowed_hosts=allowed_hosts or LOCAL_HOSTS)
-    sessions = PlaygroundSessions(max_sessions=max_sessions)
+    sessions = PlaygroundSessions(max_sessions=max_sessions, send_timeout=send_timeout, idle_timeout=idle_timeout)
     app.state.sessions = sessions
     app.state.runs = runs
 
@@ -86,7 +90,7 @@ def create_app(run_dirs: list[Path], *, playground: bool = True, allowed_hosts: 
     @app.get("/api/info")
     def info():
         return {"version": __version__, "playground": playground, "runs": len(runs),
-                "projections": available_methods(), "projection_packages": METHODS}
+                "projections": available_methods(), "projection_packages": METHODS, "projection_labels": LABELS}
 
     @app.get("/api/runs")
     def list_runs():
@@ -114,13 +118,17 @@ def create_app(run_dirs: list[Path], *, playground: bool = True, allowed_hosts: 
         if not available_methods()[method]:
             raise HTTPException(422, f"`method` {method!r} needs the package {METHODS[method]!r}, not installed")
         r = run(rid)
-        if not 0 <= index < len(r.snapshot_files()):
+        got = r.map_status(index, method=method)
+        if got is None:
             raise HTTPException(404, f"no snapshot {index}")
-        got = r.projection(index, method=method)
-        if got is None:                                  # listed but partial: "not yet", not an error
+        if got.state == "unreadable":                     # listed but partial: "not yet", not an error
             return Response(status_code=204, headers={"X-Reason": "snapshot not readable yet",
                                                       "Cache-Control": "no-store"})
-        step, t, xy = got
+        if got.state == "computing":                      # t-SNE / UMAP in the background: the page shows this
+            return JSONResponse(got.to_json(), status_code=202, headers={"Cache-Control": "no-store"})
+        if got.state == "error":
+            raise HTTPException(422, got.message)
+        step, t, xy = got.step, got.time, got.xy
         headers = {"X-Step": step, "X-Time": t, "X-Count": xy.shape[0]}
         cos = r.pair_cosine(index)                       # two-modality runs: how close each image is to its name
         if cos is not None:

@@ -193,13 +193,17 @@ class Playground:
                           "pull": pull, "push": push}
         return self._analysis
 
-    def step(self, count: int = 1) -> float:
+    def step(self, count: int = 1, *, should_stop=None) -> float | None:
         """Run ``count`` optimisation steps; returns the last loss.
 
-        The frame after a step shows the pull and push of that step's batch, the forces that made
-        the move."""
+        ``should_stop``, if given, is called before each step: when it returns True no more steps are
+        taken (``step_count`` says how many were). The frame after a step shows the pull and push of
+        that step's batch, the forces that made the move."""
         s = self._settings
+        start = self.step_count
         for _ in range(count):
+            if should_stop is not None and should_stop():
+                break
             self._resample_batch()
             an = self._analyse()
             rows, g = an["rows"], an["grad"]
@@ -211,7 +215,8 @@ class Playground:
             self._w[rows] = torch.nn.functional.normalize(z + move, dim=1)
             self.step_count += 1
             self._last_loss = an["loss"]
-        self._record()
+        if self.step_count > start:
+            self._record()
         return self._last_loss
 
     def _metrics(self) -> dict:

@@ -37,7 +37,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .projection import project
+from ..train.rundir import RunDir as TrainingRun
+from .maps import MapChains, MapStatus
 
 __all__ = ["RunDir", "Probe", "SNAPSHOT_PATTERN", "STALE_SECONDS", "pair_cosine"]
 
@@ -143,10 +144,9 @@ class RunDir:
         self.path = Path(path).expanduser().absolute()
         self.name = self.path.name or str(self.path)
         self._lock = threading.RLock()                           # small caches
-        self._map_lock = threading.Lock()                        # the projection chain (may be slow)
         self._probe: tuple | None = None                         # ((mtime, size), Probe | None, note)
         self._embeddings: OrderedDict = OrderedDict()            # (file, mtime, size) -> (step, time, array)
-        self._maps: dict = {}                                    # (method, file) -> (P, 2) float32
+        self.maps = MapChains(self.snapshot_files, self._snapshot_key, self._load_snapshot)   # the 2-D maps
         self._thumbs = None                                      # (key, array)
         self._pair_cos: dict = {}                                # (file, mtime, size) -> mean pair cosine
 
@@ -168,7 +168,7 @@ class RunDir:
                 "eval": None, "probe": None, "metrics_bytes": 0}
         notes = []
         config = _read_json(self.path / "config.json")
-        status = _read_json(self.path / "status.json")
+        status = TrainingRun(self.path).read_status()          # a dead trainer's "running" reads as "stopped"
         evaluation = _read_json(self.path / "eval.json")
         snaps = self.snapshot_files()
         try:
@@ -183,6 +183,8 @@ class RunDir:
             updated = status.get("updated")
             if state == "running" and isinstance(updated, (int, float)) and time.time() - updated > STALE_SECONDS:
                 notes.append(f"no status update for {time.time() - updated:.0f} s: the trainer may have stopped")
+            elif state == "stopped":
+                notes.append(status["reason"])
         elif config is None and not snaps and metrics_bytes == 0 and probe is None:
             state = "empty"
             notes.append("the directory has no run files yet")
@@ -327,6 +329,14 @@ class RunDir:
             return None
         return self._load_snapshot(files[index])
 
+    def _snapshot_key(self, entry) -> tuple | None:
+        """(name, mtime, size) of a snapshot entry: a rewritten file gets a new key; None if it is gone."""
+        try:
+            st = (self.path / "snapshots" / entry[1]).stat()
+        except OSError:
+            return None
+        return (entry[1], st.st_mtime_ns, st.st_size)
+
     def _load_snapshot(self, entry) -> tuple[int, float, np.ndarray] | None:
         step, name = entry
         path = self.path / "snapshots" / name
@@ -360,28 +370,20 @@ class RunDir:
 
     def projection(self, index: int, *, method: str = "pca") -> tuple[int, float, np.ndarray] | None:
         """(step, time, 2-D map (P, 2) float32) of snapshot ``index``, aligned with the maps of the
-        snapshots before it (computed in order once, then cached)."""
-        files = self.snapshot_files()
-        if not 0 <= index < len(files):
+        snapshots before it (computed in order once, then cached); None if it cannot be read yet.
+        Waits for a slow method (see :meth:`map_status` for one that does not); raises ValueError when
+        the projection fails."""
+        status = self.maps.status(index, method, wait=True)
+        if status is None or status.state == "unreadable":
             return None
-        with self._map_lock:
-            previous = None
-            result = None
-            for i, entry in enumerate(files[:index + 1]):
-                key = (method, entry[1])
-                cached = self._maps.get(key)
-                if cached is None:
-                    snap = self._load_snapshot(entry)
-                    if snap is None:
-                        if i == index:
-                            return None
-                        continue                                            # unreadable: skip in the chain
-                    step, t, emb = snap
-                    cached = (step, t, project(emb, method=method, previous=previous))
-                    self._maps[key] = cached
-                previous = cached[2]
-                result = cached
-            return result
+        if status.state == "error":
+            raise ValueError(status.message)
+        return status.step, status.time, status.xy
+
+    def map_status(self, index: int, *, method: str = "pca") -> MapStatus | None:
+        """The map of snapshot ``index`` if it is ready, else its progress (t-SNE and UMAP are computed in
+        the background); None if there is no such snapshot."""
+        return self.maps.status(index, method)
 
     def pair_cosine(self, index: int) -> float | None:
         """The mean cosine between the embeddings of each image and its name in snapshot ``index``

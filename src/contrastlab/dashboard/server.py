@@ -20,12 +20,32 @@ import torch
 import uvicorn
 
 from .app import LOCAL_HOSTS, create_app
+from .timeouts import guarded_protocols
 
-__all__ = ["serve", "dashboard", "url_for", "bind"]
+__all__ = ["serve", "dashboard", "url_for", "bind", "server_config"]
 
 #: Largest WebSocket message the server reads at all (bigger: the connection is closed with 1009);
 #: below it, messages over the protocol's 4 KiB limit get an error reply.
 WS_MAX_BYTES = 64 * 1024
+#: Seconds a connection has for a complete request head (from opening, or from the last response).
+HEAD_TIMEOUT = 10.0
+#: Seconds from a request's head to the end of its body (the dashboard takes no bodies).
+BODY_TIMEOUT = 30.0
+#: Seconds our send buffer may stay full (the peer reads nothing) before the connection is dropped.
+WRITE_TIMEOUT = 30.0
+#: Seconds an idle keep-alive connection stays open after a response.
+KEEP_ALIVE_TIMEOUT = 5
+
+
+def server_config(app, *, head_timeout: float = HEAD_TIMEOUT, body_timeout: float = BODY_TIMEOUT,
+                  write_timeout: float = WRITE_TIMEOUT, keep_alive_timeout: int = KEEP_ALIVE_TIMEOUT) -> uvicorn.Config:
+    """The uvicorn configuration the dashboard runs under: quiet logs, the WebSocket message limit, and
+    deadlines on every connection (see :mod:`.timeouts`); idle, slow-header, slow-body and non-reading
+    connections are closed."""
+    http, ws = guarded_protocols(head_timeout=head_timeout, body_timeout=body_timeout, write_timeout=write_timeout)
+    return uvicorn.Config(app, log_level="warning", access_log=False, ws_max_size=WS_MAX_BYTES,
+                          timeout_graceful_shutdown=2, lifespan="off", http=http, ws=ws or "auto",
+                          timeout_keep_alive=keep_alive_timeout)
 
 
 def url_for(host: str, port: int) -> str:
@@ -83,9 +103,7 @@ def serve(run_dirs: list[Path], *, host: str = "127.0.0.1", port: int = 8765, op
     torch.set_num_threads(1)
     threading.Thread(target=_warm_up, daemon=True).start()
     app = create_app(runs, playground=playground, allowed_hosts=_allowed_hosts(host))
-    config = uvicorn.Config(app, log_level="warning", access_log=False, ws_max_size=WS_MAX_BYTES,
-                            timeout_graceful_shutdown=2, lifespan="off")
-    server = uvicorn.Server(config)
+    server = uvicorn.Server(server_config(app))
     print(f"contrastlab dashboard on {url}  (Ctrl-C to stop)", flush=True)
     for i, r in enumerate(runs):
         print(f"  run {i}: {r}" + ("" if r.exists() else "  (does not exist yet: shown as missing)"), flush=True)

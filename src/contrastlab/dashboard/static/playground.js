@@ -5,6 +5,7 @@ import { buildControls, haveControls, setControlValues } from "./pgcontrols.js";
 import { drawBars, drawCharts, drawHeatmap, drawPoints } from "./pgdraw.js";
 
 const HEADER = 8;
+const KEEPALIVE_MS = 30000;        // a ping this often keeps the session open (live.py IDLE_TIMEOUT is minutes)
 const state = {                    // read by the browser tests and the benchmark
   connected: false, frames: 0, received: 0, seq: 0, step: 0, epoch: 0, running: true,
   settings: null, anchor: null, metrics: null, errors: [], fps: 0, drawnSeq: 0, drawnSettings: null,
@@ -177,9 +178,15 @@ function connect() {
   const url = `${location.protocol === "https:" ? "wss" : "ws"}://${location.host}/ws/playground`;
   ws = new WebSocket(url);
   ws.binaryType = "arraybuffer";
-  ws.onopen = () => { state.connected = true; dom.conn.textContent = "connected"; dom.conn.className = "ok"; };
+  let keepalive = null;
+  ws.onopen = () => {
+    state.connected = true; dom.conn.textContent = "connected"; dom.conn.className = "ok";
+    // the server ends a session that sends nothing for minutes; a tab in the background draws (and acks) nothing
+    keepalive = setInterval(() => send({ type: "ping", id: "keepalive" }), KEEPALIVE_MS);
+  };
   ws.onmessage = onMessage;
   ws.onclose = () => {
+    clearInterval(keepalive);
     state.connected = false;
     dom.conn.textContent = "disconnected: retrying";
     dom.conn.className = "bad";

@@ -9,8 +9,9 @@ import { Scatter } from "./scatter.js";
 
 const POLL_MS = 1500;
 const PLAY_MS = 650;
+const COMPUTE_POLL_MS = 400;        // while the server computes a t-SNE / UMAP map: how often to ask for it
 const ATLAS_MAX = 20000;            // more image points than this: no thumbnails on the map (hover still shows them)
-const rv = { panes: [], runs: [], projections: {}, link: true };
+const rv = { panes: [], runs: [], projections: {}, labels: {}, packages: {}, link: true };
 window.__runview = rv;
 
 class Pane {
@@ -32,6 +33,9 @@ class Pane {
     this.pairs = null;                 // image-text runs: {modality, pair, thumbRow, texts}
     this.pairCos = null;               // the mean cosine between partners in the snapshot shown
     this.closed = false;
+    this.computing = null;             // the server's progress while it computes the map asked for, else null
+    this.progressUpdates = 0;          // progress messages shown (read by the tests)
+    this.drawnMethod = null;           // the method of the map drawn
     this._build(host);
     this.poll();
   }
@@ -44,6 +48,8 @@ class Pane {
       el("div", { class: "mapwrap" },
         el("canvas", { class: "map" }),
         el("div", { class: "empty", text: "no snapshot yet" }),
+        el("div", { class: "computing", hidden: true, role: "status" },
+          el("span", { class: "what" }), el("progress", { max: 1, value: 0 })),
         el("div", { class: "tooltip", hidden: true }, el("img", { alt: "" }), el("span"))),
       el("div", { class: "pairbar", hidden: true },
         el("span", { class: "paircos" }),
@@ -72,7 +78,7 @@ class Pane {
     host.append(this.root);
     this.dom = {
       name: $(".name"), state: $(".state"), progress: $(".progress"), notes: $(".notes"), canvas: $(".map"),
-      empty: $(".empty"), tooltip: $(".tooltip"), legend: $(".legend"), play: $(".play"), scrubber: $(".scrubber"),
+      empty: $(".empty"), computing: $(".computing"), tooltip: $(".tooltip"), legend: $(".legend"), play: $(".play"), scrubber: $(".scrubber"),
       steplabel: $(".steplabel"), follow: $(".follow"), method: $(".method"), fit: $(".fit"),
       pairbar: $(".pairbar"), paircos: $(".paircos"), showlines: $(".showlines"),
       neighbours: $(".neighbours"), config: $(".config pre"), eval: $(".eval pre"), evalBox: $(".eval"),
@@ -83,14 +89,14 @@ class Pane {
       onHover: (i, x, y) => this.hover(i, x, y), onClick: (i) => this.select(i) });
     const d = this.dom;
     for (const [m, ok] of Object.entries(rv.projections)) {
-      const pkg = { tsne: "openTSNE", umap: "umap-learn" }[m];
+      const label = rv.labels[m] || m.toUpperCase();
+      const pkg = { openTSNE: "openTSNE", umap: "umap-learn" }[rv.packages[m]] || rv.packages[m];
       d.method.append(el("option", { value: m, disabled: !ok,
-        text: ok ? m.toUpperCase() : `${m.toUpperCase()} (needs ${pkg}: not installed)` }));
+        text: ok ? label : `${label} (unavailable: pip install ${pkg})` }));
     }
     d.method.addEventListener("change", () => {
       this.method = d.method.value;
-      this.maps.clear();
-      this.show(this.index, false);
+      this.show(this.index, false).catch(() => { this.loading = null; });
     });
     d.scrubber.addEventListener("input", () => {
       this.follow = false; d.follow.checked = false;
@@ -145,7 +151,10 @@ class Pane {
     d.empty.hidden = this.snapshots.length > 0;
     if (!this.snapshots.length) d.empty.textContent = s.state === "missing" ? "no run directory (yet)" : "no snapshot yet";
     const last = this.snapshots.length - 1;              // retried each poll until it can be read
-    if (last >= 0 && this.loading === null && (this.index < 0 || (this.follow && this.index !== last))) await this.show(last);
+    // not awaited: a t-SNE map may take a while, and the state, notes and curves keep updating meanwhile
+    if (last >= 0 && this.loading === null && (this.index < 0 || (this.follow && this.index !== last))) {
+      this.show(last).catch(() => { this.loading = null; });
+    }
   }
 
   async loadLabels(probe) {
@@ -231,16 +240,44 @@ class Pane {
       "in the snapshot shown: 1 when every image sits on its name";
   }
 
-  async fetchMap(k) {
-    const key = `${this.method}:${k}`;
+  // The map of snapshot k; while the server computes it (202, t-SNE / UMAP) the pane shows the progress and asks
+  // again. undefined: the request was superseded (another snapshot or method was asked for meanwhile).
+  async fetchMap(k, token) {
+    const method = this.method;
+    const key = `${method}:${k}`;
     if (this.maps.has(key)) return this.maps.get(key);
-    const r = await fetch(`${this.base}/snapshots/${k}/map?method=${this.method}`, { cache: "no-store" });
-    if (!r.ok || r.status === 204) return null;              // 204: listed but not readable yet
-    const cos = r.headers.get("X-Pair-Cosine");
-    const item = { xy: new Float32Array(await r.arrayBuffer()), step: Number(r.headers.get("X-Step")),
-                   pairCos: cos === null ? null : Number(cos) };
-    this.maps.set(key, item);
-    return item;
+    for (;;) {
+      const r = await fetch(`${this.base}/snapshots/${k}/map?method=${method}`, { cache: "no-store" });
+      if (this.closed || this.loading !== token) return undefined;
+      if (r.status === 202) {
+        this.showComputing(await r.json());
+        await new Promise((wake) => setTimeout(wake, COMPUTE_POLL_MS));
+        if (this.closed || this.loading !== token) return undefined;
+        continue;
+      }
+      this.showComputing(null);
+      if (r.status === 422) {                                   // the projection failed: say why
+        const body = await r.json().catch(() => ({}));
+        return { error: body.error || "the map could not be computed" };
+      }
+      if (!r.ok || r.status === 204) return null;              // 204: listed but not readable yet
+      const cos = r.headers.get("X-Pair-Cosine");
+      const item = { xy: new Float32Array(await r.arrayBuffer()), step: Number(r.headers.get("X-Step")),
+                     pairCos: cos === null ? null : Number(cos), method };
+      this.maps.set(key, item);
+      return item;
+    }
+  }
+
+  showComputing(p) {
+    const box = this.dom.computing;
+    this.computing = p;
+    box.hidden = !p;
+    if (!p) return;
+    this.progressUpdates++;
+    const value = p.total ? Math.min(1, (p.done + p.fraction) / p.total) : 0;
+    box.querySelector(".what").textContent = `${p.message}… ${Math.round(100 * value)}%`;
+    box.querySelector("progress").value = value;
   }
 
   // Show snapshot k; `propagate` (user actions) moves linked panes to the same step.
@@ -248,18 +285,21 @@ class Pane {
     if (k < 0 || k >= this.snapshots.length) return;
     const token = {};
     this.loading = token;
-    const item = await this.fetchMap(k);
+    const item = await this.fetchMap(k, token);
     if (this.loading !== token) return;
     this.loading = null;
-    if (!item) {
-      this.dom.steplabel.textContent = `snapshot ${k + 1}/${this.snapshots.length}: not readable yet`;
+    if (!item || item.error) {
+      this.dom.steplabel.textContent = `snapshot ${k + 1}/${this.snapshots.length}: ` +
+        (item ? item.error : "not readable yet");
       return;
     }
     this.index = k;
     this.step = item.step;
     this.dom.scrubber.value = String(k);
     this.dom.steplabel.textContent = `snapshot ${k + 1}/${this.snapshots.length} · step ${item.step}`;
-    this.scatter.setData(item.xy, { animate });
+    const refit = this.drawnMethod !== null && this.drawnMethod !== item.method;   // t-SNE and UMAP have their own scale
+    this.scatter.setData(item.xy, { animate: animate && !refit, refit });
+    this.drawnMethod = item.method;
     this.pairCos = item.pairCos;
     this.showPairCos();
     if (this.firstDrawMs === null) {
@@ -412,6 +452,8 @@ function layout() {
 export async function startRunView() {
   const info = await fetchJSON("/api/info");
   rv.projections = info.projections;
+  rv.labels = info.projection_labels || {};
+  rv.packages = info.projection_packages || {};
   rv.runs = await fetchJSON("/api/runs");
   const a = document.getElementById("rv-run-a"), b = document.getElementById("rv-run-b");
   const none = document.getElementById("rv-none");

@@ -63,7 +63,8 @@ export class Scatter {
 
   setAtlas(atlas) { this.atlas = atlas; this.request(); }
 
-  setData(xy, { animate = true } = {}) {
+  // New coordinates; `refit`: frame them afresh (another projection: another scale).
+  setData(xy, { animate = true, refit = false } = {}) {
     const first = !this.xy || this.xy.length !== xy.length;
     this.from = !first && animate ? (this.shown || this.xy).slice() : null;
     this.xy = xy;
@@ -71,7 +72,7 @@ export class Scatter {
       this.colours = new Uint32Array(xy.length / 2).fill(packedColour("#7f8a96"));
     }
     this.tween.start = performance.now();
-    if (first) this.fit();
+    if (first || refit) this.fit();
     this.request();
   }
 
