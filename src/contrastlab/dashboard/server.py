@@ -19,8 +19,8 @@ from pathlib import Path
 import torch
 import uvicorn
 
+from ..serving import guarded_protocols
 from .app import LOCAL_HOSTS, create_app
-from .timeouts import guarded_protocols
 
 __all__ = ["serve", "dashboard", "url_for", "bind", "server_config"]
 
@@ -40,9 +40,10 @@ KEEP_ALIVE_TIMEOUT = 5
 def server_config(app, *, head_timeout: float = HEAD_TIMEOUT, body_timeout: float = BODY_TIMEOUT,
                   write_timeout: float = WRITE_TIMEOUT, keep_alive_timeout: int = KEEP_ALIVE_TIMEOUT) -> uvicorn.Config:
     """The uvicorn configuration the dashboard runs under: quiet logs, the WebSocket message limit, and
-    deadlines on every connection (see :mod:`.timeouts`); idle, slow-header, slow-body and non-reading
+    deadlines on every connection (see :mod:`contrastlab.serving`); idle, slow-header, slow-body and non-reading
     connections are closed."""
-    http, ws = guarded_protocols(head_timeout=head_timeout, body_timeout=body_timeout, write_timeout=write_timeout)
+    http, ws = guarded_protocols(head_timeout=head_timeout, body_timeout=body_timeout, write_timeout=write_timeout,
+                                 name="dashboard")
     return uvicorn.Config(app, log_level="warning", access_log=False, ws_max_size=WS_MAX_BYTES,
                           timeout_graceful_shutdown=2, lifespan="off", http=http, ws=ws or "auto",
                           timeout_keep_alive=keep_alive_timeout)

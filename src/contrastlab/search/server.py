@@ -2,9 +2,11 @@
 
 Binds 127.0.0.1 by default (this machine only); port 0 picks a free port. Prints the URL once it listens.
 
-Slow or stalled clients are cut off: a request head must arrive within `head_timeout` seconds (from when the
-connection opens or the previous response went out) and be at most `max_head_bytes`; its body within
-`body_timeout` seconds (else 408); an idle keep-alive connection is closed after `keep_alive_timeout` seconds.
+Slow or stalled clients are cut off (see `contrastlab.serving`): a request head must arrive within `head_timeout`
+seconds (from when the connection opens or the previous response went out) and be at most `max_head_bytes`; its
+body within `body_timeout` seconds (the app answers 408); an idle keep-alive connection is closed after
+`keep_alive_timeout` seconds, and one whose client reads nothing of a response for `write_timeout` seconds is
+dropped.
 
 Example (not run here: it serves until Ctrl-C)::
 
@@ -18,8 +20,8 @@ from typing import Callable
 
 import uvicorn
 
+from ..serving import guarded_protocols, seconds
 from .api import LOCAL_HOSTS, create_search_app
-from .connections import head_deadline_protocol
 from .index import VectorIndex
 from .multimodal import ImageTextIndex
 
@@ -53,16 +55,16 @@ def listen(host: str, port: int) -> socket.socket:
 
 def make_server(index: VectorIndex | ImageTextIndex, embedder, *, host: str = "127.0.0.1", port: int = 8000,
                 head_timeout: float = 10.0, keep_alive_timeout: float = 5.0, max_head_bytes: int = 16384,
-                **app_options) -> tuple[uvicorn.Server, socket.socket, str]:
+                write_timeout: float = 30.0, **app_options) -> tuple[uvicorn.Server, socket.socket, str]:
     """A configured uvicorn server, its listening socket and URL (for callers that run it in a thread).
-    `head_timeout`, `keep_alive_timeout` (seconds) and `max_head_bytes` guard against slow clients (see above);
+    `head_timeout`, `keep_alive_timeout`, `write_timeout` (seconds) and `max_head_bytes` guard against slow clients
+    (see above);
     `app_options` go to `create_search_app` (body_timeout, max_batch, max_wait_ms, max_k, max_body_bytes, ...)."""
-    if isinstance(keep_alive_timeout, bool) or not isinstance(keep_alive_timeout, (int, float)) \
-            or not 0 < keep_alive_timeout < 1e6:
-        raise ValueError(f"`keep_alive_timeout` must be a number of seconds in (0, 1e6), got {keep_alive_timeout!r}")
+    seconds("keep_alive_timeout", keep_alive_timeout)
     if isinstance(max_head_bytes, bool) or not isinstance(max_head_bytes, int) or max_head_bytes < 1024:
         raise ValueError(f"`max_head_bytes` must be an int of at least 1024, got {max_head_bytes!r}")
-    protocol = head_deadline_protocol(head_timeout)
+    # no body deadline at the connection: the app times the body itself, to answer 408 (a protocol can only close)
+    protocol, _ = guarded_protocols(head_timeout=head_timeout, write_timeout=write_timeout, name="search")
     hosts = ["*"] if host in ("0.0.0.0", "::", "") else sorted(set(LOCAL_HOSTS) | {host})
     app = create_search_app(index, embedder, allowed_hosts=hosts, **app_options)
     sock = listen(host, port)
@@ -79,8 +81,8 @@ def _say(message: str) -> None:
 def serve_index(index: VectorIndex | ImageTextIndex, embedder, *, host: str = "127.0.0.1", port: int = 8000,
                 log: Callable[[str], None] = _say, **app_options) -> None:
     """Serve `POST /search` and `GET /health` over `index` until Ctrl-C (or SIGTERM); then stop cleanly.
-    `app_options` go to `make_server` (head_timeout, keep_alive_timeout, max_head_bytes) and `create_search_app`
-    (body_timeout, max_batch, max_wait_ms, max_k, max_body_bytes, faiss_threads)."""
+    `app_options` go to `make_server` (head_timeout, keep_alive_timeout, write_timeout, max_head_bytes) and
+    `create_search_app` (body_timeout, max_batch, max_wait_ms, max_k, max_body_bytes, faiss_threads)."""
     server, sock, url = make_server(index, embedder, host=host, port=port, **app_options)
     if isinstance(index, ImageTextIndex):
         log(f"contrastlab search: {index.summary()} on {url}  (POST {url}/search with 'query' or 'image', "
