@@ -101,6 +101,9 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                        help="trainer or method setting, e.g. --set batch_size=512 --set temperature=0.5")
     train.add_argument("--resume", type=Path, metavar="RUN", help="continue RUN from its last checkpoint")
+    train.add_argument("--device", metavar="DEVICE",
+                       help="auto (default: this process's GPU when there is one, else the CPU), cpu, cuda, cuda:N "
+                            "or mps (same as --set device=...; with --resume, where the run continues)")
     train.add_argument("--no-eval", action="store_true", help="skip the evaluation after training")
     train.add_argument("--quiet", action="store_true", help="no progress bar")
     train.add_argument("--log", type=_trackers, metavar="TRACKERS",
@@ -116,6 +119,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     ev = sub.add_parser("eval", help="evaluate a run's encoder (writes RUN/eval.json)")
     ev.add_argument("run", type=Path)
+    ev.add_argument("--device", metavar="DEVICE", help="where to embed: auto, cpu, cuda, cuda:N or mps (default: "
+                                                        "the run's own setting)")
     ev.add_argument("--knn", action="store_true", help="weighted kNN top-1")
     ev.add_argument("--linear", action="store_true", help="linear probe top-1")
     ev.add_argument("--label-fractions", type=_fractions, metavar="F1,F2",
@@ -147,6 +152,7 @@ def _relaunch(parser, args) -> int:
                      "--nproc-per-node sets the number)")
     if args.resume is not None:
         run, cmd = args.resume, ["--resume", str(args.resume)]
+        cmd += ["--device", args.device] if args.device is not None else []
     else:
         if args.method is None:
             parser.error("give a method (one of the choices) or --resume RUN")
@@ -160,6 +166,7 @@ def _relaunch(parser, args) -> int:
         cmd = [args.method, "--data", args.data, "--run", str(run), "--seed", str(args.seed), *budget[0]]
         cmd += ["--corpus", str(args.corpus)] if args.corpus is not None else []
         cmd += ["--log", ",".join(args.log) or "none"] if args.log is not None else []
+        cmd += ["--device", args.device] if args.device is not None else []
         for item in args.overrides:
             cmd += ["--set", item]
     cmd = [str(c) for c in cmd] + (["--no-eval"] if args.no_eval else []) + (["--quiet"] if args.quiet else [])
@@ -206,7 +213,7 @@ def _train(parser, args) -> int:
         if main_rank:
             print(f"restart {os.environ['TORCHELASTIC_RESTART_COUNT']}: resuming {args.run} from its last checkpoint")
         try:
-            trainer = Trainer.resume(args.run, show_progress=not args.quiet)
+            trainer = Trainer.resume(args.run, show_progress=not args.quiet, device=args.device)
         except (FileNotFoundError, CheckpointError, ValueError, RunInUse) as e:
             parser.exit(2, f"contrastlab train (restart): {e}\n")
     elif args.resume is not None:
@@ -217,7 +224,7 @@ def _train(parser, args) -> int:
         if given:
             parser.error(f"--resume continues a run with its saved settings; do not also give {', '.join(given)}")
         try:
-            trainer = Trainer.resume(args.resume, show_progress=not args.quiet)
+            trainer = Trainer.resume(args.resume, show_progress=not args.quiet, device=args.device)
         except (FileNotFoundError, CheckpointError, ValueError, RunInUse) as e:
             parser.exit(2, f"contrastlab train --resume: {e}\n")
         if main_rank:
@@ -239,6 +246,10 @@ def _train(parser, args) -> int:
                 if "log" in trainer_keys:
                     parser.error("give --log or --set log=..., not both")
                 trainer_keys["log"] = args.log
+            if args.device is not None:
+                if "device" in trainer_keys:
+                    parser.error("give --device or --set device=..., not both")
+                trainer_keys["device"] = args.device
             config = TrainConfig(method=args.method, data=args.data, seed=args.seed, hyperparameters=method_keys,
                                  **budget, **{**trainer_keys, **({"final_eval": False} if args.no_eval else {})})
             trainer = Trainer.from_config(config, run, show_progress=not args.quiet)
@@ -268,7 +279,7 @@ def _train(parser, args) -> int:
     print(f"trained {trainer.step} steps in {trainer.elapsed / 60:.1f} min; checkpoint {trainer.run.last_checkpoint}")
     if trainer.config.final_eval and not args.no_eval:
         with quiet(args.quiet):
-            results = evaluate_run(trainer.run.path)
+            results = evaluate_run(trainer.run.path, device=trainer.config.device)
         log_eval(trainer.run.path, results)
     return 0
 
@@ -286,7 +297,8 @@ def _eval(parser, args) -> int:
     parts = parts or None                  # the run's default parts (images or text)
     try:
         results = evaluate_run(args.run, parts=parts, label_fractions=args.label_fractions or (0.01, 0.1),
-                               k=args.k, knn_temperature=args.knn_temperature, finetune_steps=args.finetune_steps)
+                               k=args.k, knn_temperature=args.knn_temperature, finetune_steps=args.finetune_steps,
+                               device=args.device)
         log_eval(args.run, results)
     except (FileNotFoundError, CheckpointError, ValueError) as e:
         parser.exit(2, f"contrastlab eval: {e}\n")

@@ -32,6 +32,8 @@ from typing import Callable, Sequence
 import torch
 import torch.distributed as tdist
 
+from . import devices
+
 __all__ = ["is_distributed", "world_size", "rank", "local_rank", "is_main", "barrier", "init_from_env",
            "default_device", "gather_sizes", "all_gather_with_grad", "gather_no_grad", "all_reduce_sum",
            "all_reduce_mean", "average_gradients", "seed_for_rank", "free_port", "spawn_local"]
@@ -72,10 +74,9 @@ def barrier() -> None:
 
 
 def default_device() -> torch.device:
-    """``cuda:LOCAL_RANK`` when CUDA is present, else the CPU (each rank owns one accelerator)."""
-    if torch.cuda.is_available():
-        return torch.device("cuda", local_rank() % torch.cuda.device_count())
-    return torch.device("cpu")
+    """This rank's device: ``cuda:LOCAL_RANK`` when CUDA is present (each rank owns one accelerator), else what
+    :func:`contrastlab.devices.default_device` picks."""
+    return devices.default_device()
 
 
 def init_from_env(backend: str | None = None, *, timeout_s: float = 1800.0) -> bool:
@@ -93,11 +94,11 @@ def init_from_env(backend: str | None = None, *, timeout_s: float = 1800.0) -> b
         raise RuntimeError(f"WORLD_SIZE={os.environ['WORLD_SIZE']} but the environment variables {missing} are "
                            f"missing; launch with `torchrun --nproc-per-node N ...` or set all of {list(_ENV)}")
     if backend is None:
-        backend = "nccl" if torch.cuda.is_available() else "gloo"
+        backend = devices.default_backend()          # nccl only where the tensors are on CUDA
     if backend not in ("gloo", "nccl"):
         raise ValueError(f"`backend` must be 'gloo', 'nccl' or None, got {backend!r}")
     if backend == "nccl":
-        torch.cuda.set_device(default_device())
+        devices.set_current(default_device())
     timeout = datetime.timedelta(seconds=timeout_s)
     restart = os.environ.get("TORCHELASTIC_RESTART_COUNT")
     if restart is None:
@@ -116,7 +117,7 @@ def init_from_env(backend: str | None = None, *, timeout_s: float = 1800.0) -> b
 
 def _comm_device() -> torch.device:
     """The device collectives run on: the GPU for nccl, the CPU for gloo."""
-    return default_device() if tdist.get_backend() == "nccl" else torch.device("cpu")
+    return default_device() if tdist.get_backend() == "nccl" else devices.CPU
 
 
 # -- gathers --------------------------------------------------------------------------------------------------

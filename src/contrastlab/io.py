@@ -20,7 +20,7 @@ from typing import Any
 
 import torch
 
-from . import faults
+from . import devices, faults
 from .processes import pid_alive
 
 __all__ = ["atomic_write_bytes", "remove_stale_temporaries", "write_json", "read_json", "append_jsonl", "read_jsonl",
@@ -151,7 +151,7 @@ def load_checkpoint(path: str | os.PathLike, *, required: tuple[str, ...] = ()) 
         raise CheckpointError(f"checkpoint {path} ({path.stat().st_size} bytes) is truncated or corrupt: "
                               f"it is not a torch.save archive")
     try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
+        state = torch.load(path, map_location=devices.CPU, weights_only=True)   # a GPU's checkpoint loads anywhere
     except (RuntimeError, EOFError, zipfile.BadZipFile, OSError, ValueError, KeyError) as e:
         size = path.stat().st_size
         raise CheckpointError(

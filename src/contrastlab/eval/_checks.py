@@ -103,8 +103,5 @@ def same_rows(name_a: str, n_a: int, name_b: str, n_b: int) -> None:
 
 def module_device(m: nn.Module) -> torch.device:
     """Where a module's first parameter (or buffer) lives; CPU for a module with neither."""
-    for t in m.parameters():
-        return t.device
-    for t in m.buffers():
-        return t.device
-    return torch.device("cpu")
+    from ..devices import module_device
+    return module_device(m)

@@ -12,6 +12,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .. import devices
 from ..losses import validation as lcheck
 from ..optim import param_groups
 from . import _checks as check
@@ -38,7 +39,7 @@ class _Classifier(nn.Module):
 
 
 def _rng_devices() -> list[int]:
-    return list(range(torch.cuda.device_count())) if torch.cuda.is_available() else []
+    return devices.rng_devices()
 
 
 def _batches(n: int, batch_size: int, steps: int, generator: torch.Generator):

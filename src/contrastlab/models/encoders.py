@@ -15,6 +15,8 @@ from typing import Callable, Sequence
 import torch
 from torch import nn
 
+from ..devices import module_device
+
 __all__ = ["Standardize", "SmallCNN", "ResNet18", "ENCODERS", "register_encoder", "create_encoder",
            "list_encoders", "feature_dim"]
 
@@ -47,8 +49,7 @@ def feature_dim(encoder: nn.Module, *, in_channels: int, image_size: tuple[int, 
     was = encoder.training
     encoder.eval()
     with torch.no_grad():
-        p = next(encoder.parameters(), None)
-        out = encoder(torch.zeros(2, in_channels, *image_size, device=p.device if p is not None else "cpu"))
+        out = encoder(torch.zeros(2, in_channels, *image_size, device=module_device(encoder)))
     encoder.train(was)
     if out.ndim != 2:
         raise ValueError(f"`encoder` must return features of shape (B, F), got shape {tuple(out.shape)}")

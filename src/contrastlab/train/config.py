@@ -59,7 +59,8 @@ class TrainConfig:
     threads: int = 0                         # torch threads; 0: torch's default
     # scale: the batch is global (split over processes); micro_batch > 0 caches gradients (GradCache)
     micro_batch: int = 0                     # examples per encoder pass on each process; 0: the whole batch
-    precision: str = "fp32"                  # fp32 | bf16 | fp16 (autocast; the logits stay fp32)
+    precision: str = "auto"                  # auto | fp32 | bf16 | fp16 (auto: bf16 on GPUs that have it, else fp32)
+    device: str = "auto"                     # auto | cpu | cuda | cuda:N | mps (auto: this process's GPU, else CPU)
     compile: bool = False                    # torch.compile the method
     final_eval: bool = True
     # tracking tools (`contrastlab.train.tracking`): "tensorboard", "mlflow"; settable as "tensorboard,mlflow"
@@ -101,7 +102,10 @@ class TrainConfig:
         for name in ("monitor_every", "checkpoint_every", "threads", "micro_batch"):
             need(isinstance(getattr(self, name), int) and getattr(self, name) >= 0, name, "an int >= 0")
         number("checkpoint_minutes", "> 0")
-        need(self.precision in ("fp32", "bf16", "fp16"), "precision", "one of fp32, bf16, fp16")
+        need(self.precision in ("auto", "fp32", "bf16", "fp16"), "precision", "one of auto, fp32, bf16, fp16")
+        from .. import devices
+        need(isinstance(self.device, str) and devices.is_device_setting(self.device), "device",
+             f"one of {', '.join(devices.DEVICES)}")     # whether it exists here is checked when training starts
         need(isinstance(self.compile, bool), "compile", "true or false")
         need(self.tokenizer in ("auto", "bpe", "words"), "tokenizer", "one of auto, bpe, words")
         need(isinstance(self.vocab_size, int) and 10 <= self.vocab_size <= 1_000_000, "vocab_size",

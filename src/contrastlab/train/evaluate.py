@@ -11,7 +11,8 @@ from datetime import datetime, timezone
 
 import torch
 
-from .trainer import Trainer, _generator
+from .seeding import generator as _generator
+from .trainer import Trainer
 from .tasks import view_geometry
 
 __all__ = ["evaluate", "evaluate_run", "PARTS"]
@@ -77,13 +78,14 @@ def evaluate(trainer: Trainer, *, parts=DEFAULT_PARTS, label_fractions=(0.01, 0.
 
 
 def evaluate_run(run_dir, *, parts=None, label_fractions=(0.01, 0.1), k: int = 200,
-                 knn_temperature: float = 0.1, finetune_steps: int = 500, log=print) -> dict:
+                 knn_temperature: float = 0.1, finetune_steps: int = 500, log=print, device: str | None = None) -> dict:
     """Load the run's last checkpoint, evaluate, merge into `RUN/eval.json` and return the results. `parts` None:
-    the default parts of the run's kind of data (images: DEFAULT_PARTS; text: retrieval and baselines)."""
+    the default parts of the run's kind of data (images: DEFAULT_PARTS; text: retrieval and baselines). `device`
+    (auto | cpu | cuda | ...) replaces the run's own: a run trained on a GPU is evaluated on a CPU, and the reverse."""
     from ..eval import format_report
     from ..io import read_json
     from .evaluate_text import TEXT_PARTS, evaluate_text, format_retrieval
-    trainer = Trainer.resume(run_dir, show_progress=False, for_training=False)
+    trainer = Trainer.resume(run_dir, show_progress=False, for_training=False, device=device)
     if trainer.task.modality == "image_text":
         from .evaluate_multimodal import evaluate_multimodal, format_cross_modal
         if parts is not None:

@@ -29,6 +29,8 @@ from datetime import datetime, timezone
 import torch
 import torch.nn.functional as F
 
+from ..devices import to_host
+
 __all__ = ["evaluate_multimodal", "format_cross_modal", "zero_shot_prompts", "chance_recall"]
 
 KS = (1, 5, 10)
@@ -134,7 +136,7 @@ def evaluate_multimodal(trainer, *, language: str = "en", pairs=(("es", "ja"), (
     idx, names = data.pairs(language, test=True)                                 # (N,), N names
     n = len(names)
     log(f"cross-modal evaluation on {n} held-out images")
-    images = embed(_Features(method), data.images[idx], normalize=True)         # (N, E)
+    images = to_host(embed(_Features(method), data.images[idx], normalize=True))  # (N, E), embedded on the device
     texts = method.embed_texts(names)                                           # (N, E)
     rel = _same(names)
     out: dict = {}

@@ -39,6 +39,8 @@ from typing import Callable, Sequence
 import torch
 from torch import nn
 
+from .. import devices
+
 __all__ = ["grad_cache_step", "split_batch"]
 
 
@@ -78,18 +80,13 @@ def _as_tuple(out, where: str) -> tuple:
 
 
 def _rng_state(generators: Sequence[torch.Generator]) -> dict:
-    state = {"cpu": torch.get_rng_state(), "gens": [g.get_state() for g in generators]}
-    if torch.cuda.is_available() and torch.cuda.is_initialized():
-        state["cuda"] = torch.cuda.get_rng_state_all()
-    return state
+    return {"global": devices.rng_state(), "gens": [g.get_state() for g in generators]}
 
 
 def _set_rng_state(state: dict, generators: Sequence[torch.Generator]) -> None:
-    torch.set_rng_state(state["cpu"])
+    devices.set_rng_state(state["global"])
     for g, s in zip(generators, state["gens"]):
         g.set_state(s)
-    if "cuda" in state:
-        torch.cuda.set_rng_state_all(state["cuda"])
 
 
 def _replay_gap(first: torch.Tensor, again: torch.Tensor) -> float:

@@ -12,9 +12,10 @@ in float32 when given fp16/bf16 embeddings).
 Example::
 
     >>> import torch
+    >>> from contrastlab import devices
     >>> from contrastlab.losses import nt_xent
     >>> net = torch.nn.Linear(8, 4)
-    >>> amp = MixedPrecision("cpu", "bf16")
+    >>> amp = MixedPrecision(devices.CPU, "bf16")
     >>> with amp.autocast():
     ...     z_a, z_b = net(torch.randn(6, 8)), net(torch.randn(6, 8))
     ...     loss = fp32_loss(nt_xent)(z_a, z_b, temperature=0.1)
@@ -33,6 +34,8 @@ from typing import Callable
 import torch
 from torch import nn
 
+from .. import devices
+
 __all__ = ["PRECISIONS", "check_precision", "autocast_context", "fp32_loss", "grad_scaler", "MixedPrecision",
            "maybe_compile"]
 
@@ -40,29 +43,13 @@ PRECISIONS = ("fp32", "bf16", "fp16")
 _DTYPE = {"bf16": torch.bfloat16, "fp16": torch.float16}
 
 
-def _device(device) -> torch.device:
-    try:
-        dev = torch.device(device)
-    except (RuntimeError, TypeError):
-        raise ValueError(f"`device` must be a torch device or a name like 'cpu' or 'cuda:0', got {device!r}") from None
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(f"`device` {str(dev)!r} is not available: this torch build or machine has no CUDA")
-    return dev
-
-
 def check_precision(device, precision: str) -> torch.device:
-    """Validate a (device, precision) pair; returns the device. Raises a clear error where it is unsupported."""
+    """Validate a (device, precision) pair; returns the device. Raises a clear error where it is unsupported (the
+    rules per device live in :mod:`contrastlab.devices`). ``precision`` is resolved already: fp32 | bf16 | fp16."""
     if precision not in PRECISIONS:
         raise ValueError(f"`precision` must be one of {list(PRECISIONS)}, got {precision!r}")
-    dev = _device(device)
-    if precision == "fp32":
-        return dev
-    if not torch.amp.autocast_mode.is_autocast_available(dev.type):
-        raise ValueError(f"`precision` {precision!r} needs autocast, which torch does not offer on {dev.type!r}; "
-                         f"use 'fp32'")
-    if precision == "bf16" and dev.type == "cuda" and not torch.cuda.is_bf16_supported():
-        raise ValueError(f"`precision` 'bf16' is not supported by {torch.cuda.get_device_name(dev)}; "
-                         f"use 'fp16' (with its gradient scaler) or 'fp32'")
+    dev = devices.check_device(device)
+    devices.check_precision(dev, precision)
     return dev
 
 
@@ -84,7 +71,7 @@ def _to_fp32(value):
 
 def _autocast_off():
     stack = contextlib.ExitStack()
-    for kind in ("cpu", "cuda") if torch.cuda.is_available() else ("cpu",):
+    for kind in devices.autocast_types():
         stack.enter_context(torch.autocast(kind, enabled=False))
     return stack
 

@@ -19,7 +19,9 @@ import functools
 import torch
 from torch import nn
 
+from ..devices import to_host
 from ..methods import create_method
+from .seeding import generator as _generator
 
 __all__ = ["ImageTask", "TextTask", "ImageTextTask", "TASKS", "data_modality", "load_data"]
 
@@ -205,7 +207,6 @@ class ImageTask(_Task):
 
     def _setup_probe(self) -> None:
         from ..data import probe_subset, thumbnails
-        from .trainer import _generator
         t = self.trainer
         d, cfg = t.data, t.config
         on_test = d.x_test is not None
@@ -236,7 +237,6 @@ class ImageTask(_Task):
     def monitor(self, method) -> tuple[dict, torch.Tensor]:
         """Online kNN of the probe against the bank, and view geometry; returns (record, probe embeddings)."""
         from ..eval import knn_top1
-        from .trainer import _generator
         probe, bank = self.monitor_features(method)
         record = {}
         if bank is not None and self._probe[1] is not None:
@@ -305,7 +305,6 @@ class TextTask(_Task):
     def _setup_probe(self) -> None:
         """Probe: up to `probe_size` test queries (a fixed sample); their relevant documents plus up to
         `monitor_bank` other test documents are the candidates."""
-        from .trainer import _generator
         t = self.trainer
         test, cfg = t.data.test, t.config
         if test is None:
@@ -439,4 +438,4 @@ class ImageTextTask(_Task):
             return {}, None
         m = retrieval_metrics(rank(images, texts, k=10), self._probe[2], ks=(1, 10))
         return {"recall@1": m["recall@1"], "recall@10": m["recall@10"],
-                "temperature": method.scale.temperature}, torch.cat([images, texts])   # (2P, E): images, names
+                "temperature": method.scale.temperature}, torch.cat([to_host(images), to_host(texts)])  # (2P, E)

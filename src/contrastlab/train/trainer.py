@@ -13,6 +13,13 @@ ranks after each backward (``distributed.average_gradients``), so the update is 
 global batch. Batch-norm statistics are per rank, as with DistributedDataParallel. Only rank 0 writes the run
 directory; every rank loads the checkpoint on resume, also with another process count that divides the batch.
 
+Devices (``device`` = auto | cpu | cuda | cuda:N | mps, resolved by :mod:`contrastlab.devices`): the method (encoders,
+heads, momentum encoder, queue) is moved there before the optimizer is built; each batch's images are copied there
+(pinned, non_blocking for CUDA) before the views are made, so the augmentation runs on the device, while every
+random draw still comes from the step's CPU generator (the same seed gives the same views on every device, and
+bit-identical runs on the CPU). Checkpoints load on any device, and the device is not part of a run's identity:
+``Trainer.resume(run, device=...)`` continues a GPU run on a CPU. Snapshots and metrics are numpy / floats.
+
 >>> import tempfile
 >>> cfg = TrainConfig(method="simclr", data="digits", steps=3, batch_size=32, final_eval=False,
 ...                   hyperparameters={"proj_hidden_dim": 32, "proj_dim": 16})
@@ -35,6 +42,7 @@ import torch
 from torch import nn
 
 from .. import __version__
+from .. import devices
 from .. import distributed as dist
 from .. import faults
 from ..io import load_checkpoint, save_checkpoint
@@ -48,6 +56,7 @@ from .lars import LARS
 from .precision import MixedPrecision, fp32_loss, maybe_compile
 from .rundir import RunDir, RunInUse
 from .schedule import warmup_cosine
+from .seeding import generator as _generator, views_generator
 from .tracking import Trackers
 from .tasks import TASKS, channel_stats, load_data, view_geometry
 
@@ -69,21 +78,26 @@ def _finite(module: nn.Module) -> bool:
 
 
 _IDENTITY_KEYS = ("run_id",)
+_WHERE_KEYS = ("device",)       # where a run trains, not what it is: a run may resume on another device
 
 
 def _config_differences(saved: dict, mine: dict) -> list[str]:
     """Settings present in both configurations that differ (keys added by a later version are not differences;
-    values compare as JSON holds them, so a tuple equals the list it was saved as)."""
+    values compare as JSON holds them, so a tuple equals the list it was saved as; the device is no difference)."""
     saved, mine = json.loads(json.dumps(saved)), json.loads(json.dumps(mine))
-    return [f"{k}: {saved[k]!r} in the checkpoint, {mine[k]!r} in the run" for k in sorted(set(saved) & set(mine))
-            if saved[k] != mine[k]]
+    return [f"{k}: {saved[k]!r} in the checkpoint, {mine[k]!r} in the run"
+            for k in sorted((set(saved) & set(mine)) - set(_WHERE_KEYS)) if saved[k] != mine[k]]
 
 
-def _generator(*keys: int) -> torch.Generator:
-    seed = 0
-    for k in keys:                                   # a fixed arithmetic mix (Python's hash() is salted per process)
-        seed = (seed * 1_000_003 + int(k) + 0x9E3779B9) % (2 ** 63 - 1)
-    return torch.Generator().manual_seed(seed)
+class _OnDevice:
+    """``augment`` run on ``device``: the images are copied there first (pinned, non_blocking for CUDA); the
+    random parameters still come from the step's CPU generator and are moved by the views code."""
+
+    def __init__(self, augment, device: torch.device):
+        self.augment, self.device = augment, device
+
+    def __call__(self, x, *, generator=None):
+        return self.augment(devices.to_device(x, self.device), generator=generator)
 
 
 def _sync_from_main(module: nn.Module) -> None:
@@ -128,6 +142,8 @@ class Trainer:
     def __init__(self, method: Method, data, config: TrainConfig, run_dir, *, augment=None,
                  show_progress: bool = True, model_info: dict | None = None, make_encoder=None):
         self.method, self.data, self.config = method, data, config
+        self.device = devices.resolve(config.device)     # a clear error when it is not available here
+        precision = devices.resolve_precision(config.precision, self.device)
         self.task = TASKS[getattr(data, "modality", "image")](self)
         self.run = RunDir(run_dir)
         self.show_progress = show_progress
@@ -146,8 +162,10 @@ class Trainer:
                              f"micro_batch=0), got micro_batch={config.micro_batch}")
         self.steps_per_epoch = n // b
         self.augment = augment if augment is not None else self.task.default_augment()
+        self._batch_augment = _OnDevice(self.augment, self.device) if self.augment is not None else None
+        method.to(self.device)                  # encoders, heads, momentum encoder, queue; before the optimizer
         _sync_from_main(method)
-        self.amp = MixedPrecision("cpu", config.precision)
+        self.amp = MixedPrecision(self.device, precision)
         self.model = maybe_compile(method, enabled=config.compile)   # forward only; state stays `method`'s
         self.optimizer = self._optimizer(method)
         self.step = 0
@@ -162,7 +180,8 @@ class Trainer:
     # -- construction from a configuration ------------------------------------------------------------------
     @classmethod
     def from_config(cls, config: TrainConfig, run_dir, *, show_progress: bool = True, data=None) -> "Trainer":
-        dist.init_from_env()                       # joins torchrun's process group when WORLD_SIZE > 1
+        device = devices.resolve(config.device)    # before loading anything: `--device cuda` without CUDA fails here
+        dist.init_from_env(devices.backend_for(device))   # joins torchrun's group (WORLD_SIZE > 1): NCCL for CUDA
         _check_world(config.batch_size)            # before loading anything
         RunDir(run_dir).check_writable()
         if config.threads:
@@ -180,15 +199,17 @@ class Trainer:
                    make_encoder=make_encoder)
 
     @classmethod
-    def resume(cls, run_dir, *, show_progress: bool = True, for_training: bool = True) -> "Trainer":
+    def resume(cls, run_dir, *, show_progress: bool = True, for_training: bool = True,
+               device: str | None = None) -> "Trainer":
         """Continue a run from its last checkpoint. For training, a run stopped before its first checkpoint is
         started over in its own folder with its saved settings, and a run that a live process trains is refused;
-        ``for_training=False`` (evaluation) only loads the last checkpoint."""
+        ``for_training=False`` (evaluation) only loads the last checkpoint. ``device`` (auto | cpu | cuda | ...)
+        replaces the saved one: a run trained on a GPU resumes or evaluates on a CPU, and the reverse."""
         run = RunDir(run_dir)
         saved = run.config()
         if "train" not in saved:
             raise ValueError(f"{run.config_file} was not written by `contrastlab train` (no 'train' section)")
-        config = TrainConfig.from_dict(saved["train"])
+        config = TrainConfig.from_dict({**saved["train"], **({"device": device} if device is not None else {})})
         if for_training and dist.is_main():
             run.check_not_in_use()
         if for_training and not run.last_checkpoint.exists():
@@ -217,6 +238,8 @@ class Trainer:
         cfg = self.config
         groups = param_groups(method, weight_decay=cfg.base_weight_decay())
         lr = cfg.base_lr()
+        if cfg.optimizer == "adamw" and not devices.fused_optimizers(devices.module_device(method)):
+            return torch.optim.AdamW(groups, lr=lr)
         if cfg.optimizer == "adamw":          # fused: one kernel per tensor, 5-8x faster on CPU for big tables
             try:
                 return torch.optim.AdamW(groups, lr=lr, fused=True)
@@ -233,6 +256,7 @@ class Trainer:
                 "total_steps": self.total_steps, "monitor_every": self.monitor_every, "elapsed": self.elapsed,
                 "method": self.method.state_dict(),
                 "optimizer": self.optimizer.state_dict(), "torch_rng": torch.get_rng_state(),
+                "device_rng": devices.accelerator_rng_state(),     # dropout drawn on a GPU
                 "precision": self.amp.state_dict(), "world_size": dist.world_size(),
                 "config": self.config.to_dict()}
 
@@ -247,9 +271,11 @@ class Trainer:
                              f"({str(e).splitlines()[0]})") from None
         self.step, self.total_steps, self.elapsed = state["step"], state["total_steps"], state["elapsed"]
         self.monitor_every = state.get("monitor_every")
-        if "precision" in state:
-            self.amp.load_state_dict(state["precision"])
+        saved_precision = (state.get("precision") or {}).get("precision")
+        if saved_precision is not None and (saved_precision == self.amp.precision or self.config.precision != "auto"):
+            self.amp.load_state_dict(state["precision"])   # `auto` may resolve otherwise on another device: no scaler
         torch.set_rng_state(state["torch_rng"])
+        devices.set_rng_state(state.get("device_rng", {}))       # where the same GPUs exist
 
     @property
     def _run_id(self) -> str | None:
@@ -301,14 +327,19 @@ class Trainer:
         return idx if dist.world_size() == 1 else idx.tensor_split(dist.world_size())[dist.rank()]
 
     def _views_generator(self, step: int) -> torch.Generator:
-        r = dist.rank()                             # rank 0 draws what one process draws
-        return _generator(self.config.seed, 2, step) if r == 0 else _generator(self.config.seed, 2, step, r)
+        return views_generator(self.config.seed, step, dist.rank())   # rank 0 draws what one process draws
+
+    def make_batch(self, method, step: int) -> dict:
+        """Step `step`'s batch on the trainer's device: the images copied there before the views are made (the
+        augmentation runs on the device), then every other tensor of the batch (labels, tokens, shuffles)."""
+        batch = method.make_batch(self.data, self.local_indices(step), self._batch_augment, self._views_generator(step))
+        return devices.to_device(batch, self.device)
 
     def _train_step(self, method, optimizer, step: int, *, amp: MixedPrecision | None = None,
                     model=None) -> tuple[float, dict]:
         amp = amp or self.amp
         model = model if model is not None else (self.model if method is self.method else method)
-        batch = method.make_batch(self.data, self.local_indices(step), self.augment, self._views_generator(step))
+        batch = self.make_batch(method, step)
         mb = self.config.micro_batch
         optimizer.zero_grad(set_to_none=True)
         if mb:                                      # GradCache: one micro-batch's activations at a time
@@ -350,18 +381,20 @@ class Trainer:
         else:                                       # every rank times the steps (they are collective) ...
             trial = copy.deepcopy(self.method)
             opt = self._optimizer(trial)
-            rng = torch.get_rng_state()
+            rng = devices.rng_state()               # the CPU's and any GPU's (dropout drawn there)
             times = []
-            for s in range(4):
+            for s in range(4):                      # on the trainer's device, in its precision
                 t0 = time.perf_counter()
                 with self._diverged_on_error(trial):
-                    self._train_step(trial, opt, s, amp=MixedPrecision("cpu", self.config.precision))
+                    self._train_step(trial, opt, s, amp=MixedPrecision(self.device, self.amp.precision))
+                devices.synchronize(self.device)
                 times.append(time.perf_counter() - t0)
             t0 = time.perf_counter()
             if dist.is_main():                      # ... rank 0 alone monitors
                 self.task.monitor_features(trial)
+                devices.synchronize(self.device)
             monitor_s = max(1.5 * (time.perf_counter() - t0), 1e-3)   # + kNN, geometry and the snapshot write
-            torch.set_rng_state(rng)
+            devices.set_rng_state(rng)
             del trial, opt
             step_s = statistics.median(times[1:])
             budget_s = value * 60 - self.elapsed
@@ -378,9 +411,10 @@ class Trainer:
         an embedding snapshot for the dashboard. Not the final evaluation."""
         extra, probe = self.task.monitor(self.method)
         record = {"kind": "monitor", "step": self.step, "time": round(self.elapsed, 3), **extra}
-        if probe is not None:
-            self.run.write_snapshot(self.step, probe.numpy(), elapsed=self.elapsed)
-            self.trackers.snapshot(self.step, probe.numpy())
+        if probe is not None:                       # snapshots are device-independent: numpy on the host
+            probe = devices.to_host(probe).numpy()
+            self.run.write_snapshot(self.step, probe, elapsed=self.elapsed)
+            self.trackers.snapshot(self.step, probe)
         self._append_metric(record)
         return record
 

@@ -23,6 +23,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from ..devices import CPU
 from . import validation as check
 from .blur import _separable, blur_kernel_size, gaussian_kernels
 from .color import _gray, color_jitter
@@ -103,7 +104,7 @@ class Augment(nn.Module):
     def sample(self, batch: int, channels: int, height: int, width: int, *,
                generator: torch.Generator | None = None) -> ViewParams:
         """Draw every random parameter for a batch, stage by stage, from ``generator`` (CPU default)."""
-        dev = generator.device if generator is not None else torch.device("cpu")
+        dev = generator.device if generator is not None else CPU
 
         def uniform(*shape, lo=0.0, hi=1.0):
             return torch.rand(*shape, generator=generator, device=dev) * (hi - lo) + lo

@@ -32,6 +32,7 @@ import math
 
 import torch
 
+from ..devices import CPU
 from . import validation as check
 
 __all__ = ["sample_crops", "resized_crop", "resize_matrix"]
@@ -54,7 +55,7 @@ def sample_crops(batch: int, height: int, width: int, *, scale=(0.08, 1.0), rati
     """
     lo, hi = check.interval("scale", scale, high=1.0)
     rlo, rhi = check.interval("ratio", ratio)
-    device = generator.device if generator is not None else torch.device("cpu")
+    device = generator.device if generator is not None else CPU
     u = torch.rand(batch, ATTEMPTS, 2, generator=generator, device=device)         # (B, T, 2)
     pos = torch.rand(batch, 2, generator=generator, device=device)                 # (B, 2)
     area = height * width * (lo + (hi - lo) * u[..., 0])                           # (B, T)

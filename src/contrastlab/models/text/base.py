@@ -21,6 +21,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ...devices import module_device
+
 __all__ = ["TextEncoder", "encode_texts"]
 
 
@@ -37,11 +39,7 @@ class TextEncoder(nn.Module):
 
 
 def _device_of(module: nn.Module) -> torch.device:
-    for p in module.parameters():
-        return p.device
-    for b in module.buffers():
-        return b.device
-    return torch.device("cpu")
+    return module_device(module)
 
 
 @torch.no_grad()

@@ -20,6 +20,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ...devices import CPU
 from .base import TextEncoder, encode_texts  # noqa: F401 (encode_texts: the examples use it)
 
 __all__ = ["mean_pool", "cls_pool", "POOLINGS", "WordLlamaEncoder", "HFTextEncoder", "SentenceTransformerEncoder",
@@ -186,7 +187,7 @@ class SentenceTransformerEncoder(TextEncoder):
         folder = _local_dir(path, "modules.json")
         from sentence_transformers import SentenceTransformer
 
-        self.model = SentenceTransformer(str(folder), device="cpu", local_files_only=True)
+        self.model = SentenceTransformer(str(folder), device=str(CPU), local_files_only=True)   # moved with the method
         if max_length is not None:
             self.model.max_seq_length = max_length
         dim_of = getattr(self.model, "get_embedding_dimension", None) or self.model.get_sentence_embedding_dimension
