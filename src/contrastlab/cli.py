@@ -261,7 +261,8 @@ def _train(parser, args) -> int:
             for note in getattr(trainer.data, "notes", ()):
                 print(f"  note: {note}")
     from .train import TrainingDiverged
-    from .train.tracking import TrackingError, log_eval
+    from .train.evaluate import log_eval
+    from .train.tracking import TrackingError
     try:
         with quiet(args.quiet):
             trainer.fit()
@@ -287,7 +288,7 @@ def _train(parser, args) -> int:
 def _eval(parser, args) -> int:
     from .io import CheckpointError
     from .train import evaluate_run
-    from .train.tracking import log_eval
+    from .train.evaluate import log_eval
     parts = [p for p, on in (("knn", args.knn), ("linear", args.linear),
                              ("label_fractions", args.label_fractions is not None)) if on]
     if args.retrieval:

@@ -6,16 +6,21 @@ fixed subset and is only a progress signal. Keys: `knn_top1`, `linear_top1`, `la
 """
 from __future__ import annotations
 
+import sys
 import time
 from datetime import datetime, timezone
 
 import torch
 
+from ..io import read_json
+from .config import TrainConfig
+from .rundir import RunDir
 from .seeding import generator as _generator
 from .trainer import Trainer
 from .tasks import view_geometry
+from .tracking import Trackers
 
-__all__ = ["evaluate", "evaluate_run", "PARTS"]
+__all__ = ["evaluate", "evaluate_run", "log_eval", "PARTS"]
 
 PARTS = ("knn", "linear", "label_fractions", "geometry", "verification", "robustness", "pixels")
 DEFAULT_PARTS = ("knn", "linear", "geometry", "verification", "robustness", "pixels")
@@ -83,7 +88,6 @@ def evaluate_run(run_dir, *, parts=None, label_fractions=(0.01, 0.1), k: int = 2
     the default parts of the run's kind of data (images: DEFAULT_PARTS; text: retrieval and baselines). `device`
     (auto | cpu | cuda | ...) replaces the run's own: a run trained on a GPU is evaluated on a CPU, and the reverse."""
     from ..eval import format_report
-    from ..io import read_json
     from .evaluate_text import TEXT_PARTS, evaluate_text, format_retrieval
     trainer = Trainer.resume(run_dir, show_progress=False, for_training=False, device=device)
     if trainer.task.modality == "image_text":
@@ -113,3 +117,20 @@ def evaluate_run(run_dir, *, parts=None, label_fractions=(0.01, 0.1), k: int = 2
     trainer.run.write_eval(merged)
     log(report(merged))
     return merged
+
+
+def log_eval(run_dir, results: dict | None = None) -> None:
+    """Send the run's evaluation (`results`, default RUN/eval.json) to the trackers of its `log` that keep one."""
+    run = RunDir(run_dir)
+    config = TrainConfig.from_dict(run.config()["train"])
+    if not config.log:
+        return
+    results = results if results is not None else read_json(run.path / "eval.json")
+    trackers = Trackers(config)
+    for tracker in trackers.open(run):
+        try:
+            tracker.evaluation(results)
+        except Exception as e:
+            print(f"contrastlab: `log` {tracker.name} could not record the evaluation ({type(e).__name__}: {e})",
+                  file=sys.stderr)
+    trackers.save()

@@ -39,7 +39,7 @@ import numpy as np
 from ...io import read_json, write_json
 from ..rundir import RunDir
 
-__all__ = ["TRACKERS", "Tracker", "Trackers", "TrackingError", "register_tracker", "parse_trackers", "log_eval",
+__all__ = ["TRACKERS", "Tracker", "Trackers", "TrackingError", "register_tracker", "parse_trackers",
            "TensorBoardTracker", "MlflowTracker"]
 
 TRACKERS: dict[str, type["Tracker"]] = {}
@@ -154,7 +154,7 @@ class Trackers:
     def _file(self) -> Path:
         return self.run.path / "tracking.json"
 
-    def _save(self) -> None:
+    def save(self) -> None:
         write_json(self._file(), self.state)
 
     def open(self, run: RunDir) -> list[Tracker]:
@@ -181,7 +181,7 @@ class Trackers:
                 raise TrackingError(f"`log`: {tracker.name} could not start in {run.path}: {type(e).__name__}: "
                                     f"{e}") from e
             self.active.append(tracker)
-        self._save()
+        self.save()
 
     def _replay(self, tracker: Tracker, since: int, kept: int) -> None:
         if since >= kept:
@@ -215,33 +215,15 @@ class Trackers:
         """Call after the checkpoint of `step` is on disk."""
         if self.active:
             self._each("checkpoint", step)
-            self._save()
+            self.save()
 
     def close(self, *, done: bool) -> None:
         """End the session; not done: "interrupted" during a KeyboardInterrupt, else "failed"."""
         status = "done" if done else ("interrupted" if isinstance(sys.exc_info()[1], KeyboardInterrupt) else "failed")
         self._each("close", status)
         if self.active:
-            self._save()
+            self.save()
         self.active = []
-
-
-def log_eval(run_dir, results: dict | None = None) -> None:
-    """Send the run's evaluation (`results`, default RUN/eval.json) to the trackers of its `log` that keep one."""
-    from ..config import TrainConfig
-    run = RunDir(run_dir)
-    config = TrainConfig.from_dict(run.config()["train"])
-    if not config.log:
-        return
-    results = results if results is not None else read_json(run.path / "eval.json")
-    trackers = Trackers(config)
-    for tracker in trackers.open(run):
-        try:
-            tracker.evaluation(results)
-        except Exception as e:
-            print(f"contrastlab: `log` {tracker.name} could not record the evaluation ({type(e).__name__}: {e})",
-                  file=sys.stderr)
-    trackers._save()
 
 
 def eval_table(results: dict) -> str:
