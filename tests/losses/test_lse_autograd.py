@@ -1,5 +1,7 @@
 """gradcheck of the tiled log-sum-exp's custom backward, in every mode, and its memory contract."""
 
+import math
+
 import pytest
 import torch
 
@@ -27,7 +29,10 @@ MODES = {
     "cross, diagonal out": lambda x, y, ids: tiled_lse(x, y[: len(x)], scale=3.0, exclude_diag=True),
     "cross, rows and columns": lambda x, y, ids: torch.cat(tiled_lse(x, y, scale=3.0, columns=True)),
     "cross, ids out": lambda x, y, ids: tiled_lse(x, y, scale=3.0, ids=(ids[: len(x)], ids)),
-    "underflow fallback": lambda x, y, ids: tiled_lse(x, y, scale=250.0),
+    "running max, cross": lambda x, y, ids: tiled_lse(x, y, scale=250.0),
+    "running max, symmetric": lambda x, y, ids: tiled_lse(x, scale=90.0, exclude_diag=True),
+    "running max, rows and columns": lambda x, y, ids: torch.cat(tiled_lse(x, y, scale=70.0, columns=True)),
+    "running max, ids out": lambda x, y, ids: tiled_lse(x, ids=ids[: len(x)], scale=90.0),
 }
 
 
@@ -56,8 +61,8 @@ def test_ids_of_the_wrong_length_are_refused():
         tiled_lse(x, ids=torch.arange(3))
 
 
-def test_fallback_is_exact_where_the_shift_underflows():
-    """scale 400: rows whose best neighbour is far below the bound would underflow without the fallback."""
+def test_running_max_is_exact_where_a_constant_shift_would_underflow():
+    """scale 400: rows whose best neighbour is far below the Cauchy-Schwarz bound would underflow it."""
     x = _unit(50, 3, seed=3)
     y = _unit(40, 3, seed=4)
     plain = (400.0 * x @ y.T).logsumexp(1)
@@ -82,3 +87,47 @@ def test_memory_grows_linearly(monkeypatch):
     b = torch.randn(n, 16, requires_grad=True)
     nt_xent(a, b).backward()
     assert max(largest) <= 64 * 64
+
+
+def test_float32_sums_do_not_overflow_below_the_no_shift_bound():
+    """8000 identical unit vectors at scale 59.9 (no shift): each exp is e^59.9, their sum ~1e30, finite."""
+    z = torch.ones(8000, 2) / 2 ** 0.5
+    for scale in (59.9, 79.9):                         # 79.9: past the bound, the running maximum
+        out = tiled_lse(z, scale=scale, exclude_diag=True)
+        torch.testing.assert_close(out, torch.full_like(out, scale + float(torch.log(torch.tensor(7999.0)))))
+
+
+def test_log1p_exp_is_exact_in_float64_past_softplus_threshold():
+    x = torch.tensor([-800.0, -30.0, 0.0, 25.0, 800.0], dtype=torch.float64, requires_grad=True)
+    want = torch.tensor([0.0, math.log1p(math.exp(-30.0)), math.log(2.0), 25.0 + math.log1p(math.exp(-25.0)), 800.0],
+                        dtype=torch.float64)
+    out = lse_mod.log1p_exp(x)
+    torch.testing.assert_close(out, want, rtol=1e-15, atol=1e-300)
+    (g,) = torch.autograd.grad(out.sum(), x)
+    torch.testing.assert_close(g, torch.sigmoid(x.detach()), rtol=1e-15, atol=1e-300)
+
+
+@pytest.mark.parametrize("min_period", [1, 64], ids=["diagonals", "as-ids"])
+@pytest.mark.parametrize("scale", [2.0, 90.0], ids=["no-shift", "running-max"])
+@pytest.mark.parametrize("period", [2, 3, 4, 9])
+@pytest.mark.parametrize("cross", [False, True])
+def test_period_leaves_out_the_same_entries_as_ids(tiling, monkeypatch, min_period, scale, period, cross):
+    monkeypatch.setattr(lse_mod, "_MIN_PERIOD", min_period)
+    x = _unit(8, 4, seed=5).requires_grad_()
+    y = _unit(8, 4, seed=6).requires_grad_() if cross else None
+    ids = torch.arange(8) % period
+    w = torch.arange(1.0, 9.0, dtype=torch.float64)
+
+    def value_and_grads(**kw):
+        out = tiled_lse(x, y, scale=scale, **kw)
+        return (out, *torch.autograd.grad((w * out).sum(), [x] + ([y] if cross else [])))
+
+    got = value_and_grads(exclude_diag=True, period=period)
+    want = value_and_grads(ids=(ids, ids) if cross else ids)
+    for g, v in zip(got, want):
+        torch.testing.assert_close(g, v, rtol=1e-12, atol=1e-12)
+
+
+def test_period_needs_exclude_diag():
+    with pytest.raises(ValueError, match=r"`period` must be an int >= 0, used with `exclude_diag`, got 2"):
+        tiled_lse(_unit(4, 3), period=2)

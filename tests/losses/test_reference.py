@@ -516,6 +516,6 @@ def test_tiled_lse_analytic():
     e, s = onehots(4, 4), 2.5  # orthonormal: e^s once, e^0 three times
     close(tiled_lse(e, e, scale=s), torch.full((4,), math.log(math.exp(s) + 3), dtype=F64))
     assert torch.isneginf(tiled_lse(e, ids=torch.zeros(4, dtype=torch.long))).all()  # nothing allowed: -inf
-    x = unit(rand(4, 6, 3))  # unit rows, scale 300: rows with no near neighbour underflow the constant shift
+    x = unit(rand(4, 6, 3))  # unit rows, scale 300: rows far below the Cauchy-Schwarz bound (running max)
     for y in (None, unit(rand(5, 7, 3))):
         close(tiled_lse(x, y, scale=300.0, exclude_diag=y is None), lse_ref(x, y, 300.0, y is None, None)[0])

@@ -9,7 +9,7 @@ from torch import nn
 from torch.utils.checkpoint import checkpoint
 
 from . import validation as check
-from .lse import TILE, tiled_lse
+from .lse import TILE, log1p_exp, tiled_lse
 
 __all__ = ["clip_loss", "logistic", "LearnableTemperature"]
 
@@ -45,13 +45,17 @@ def clip_loss(a: torch.Tensor, b: torch.Tensor, *, logit_scale) -> torch.Tensor:
     x, y = _two_towers("clip_loss", ("a", "b"), a, b)
     s = check.positive_number("logit_scale", logit_scale, allow_tensor=True)
     x = x * (s.to(x.dtype).reshape(()) if torch.is_tensor(s) else s)            # scale folded into one side
-    rows, cols = tiled_lse(x, y, scale=1.0, columns=True)                      # (B,), (B,)
+    rows, cols = tiled_lse(x, y, scale=1.0, columns=True, exclude_diag=True)   # (B,), (B,) negatives only
     pos = (x * y).sum(1)                                                       # (B,)
-    return ((rows.sum() + cols.sum()) / 2 - pos.sum()).div(a.shape[0]).to(a.dtype)
+    per = log1p_exp(rows - pos) + log1p_exp(cols - pos)                          # log(1 + sum_k e^{l_k - l+}), twice
+    return (per.sum() / 2).div(a.shape[0]).to(a.dtype)
 
 
-def _softplus_block(x_r, y, inv_t, bias):
-    return torch.nn.functional.softplus(x_r @ y.t() * inv_t + bias).sum()
+def _softplus_block(x_r, y, inv_t, bias, r0):
+    """sum of softplus(logit) over rows r0.. of the negatives (the diagonal, global i == j, left out)."""
+    logits = x_r @ y.t() * inv_t + bias                                        # (T, B)
+    logits.diagonal(r0).fill_(float("-inf"))                                   # softplus(-inf) = 0
+    return torch.nn.functional.softplus(logits).sum()
 
 
 def logistic(z_a: torch.Tensor, z_b: torch.Tensor, *, temperature=0.1, bias=-10.0) -> torch.Tensor:
@@ -83,14 +87,14 @@ def logistic(z_a: torch.Tensor, z_b: torch.Tensor, *, temperature=0.1, bias=-10.
     if torch.is_tensor(bias):
         bias = bias.to(x.dtype).reshape(())
     pos = (x * y).sum(1) * inv_t + bias                                        # (B,) diagonal logits
-    total = -pos.sum()                     # log sigmoid(l) = -softplus(l) + l on the diagonal
+    total = log1p_exp(-pos).sum()           # -log sigmoid(l) on the diagonal, exact where l >> 0
     track = torch.is_grad_enabled() and any(torch.is_tensor(v) and v.requires_grad for v in (x, y, inv_t, bias))
     for r0 in range(0, x.shape[0], TILE):
         x_r = x[r0:r0 + TILE]
         if track:
-            total = total + checkpoint(_softplus_block, x_r, y, inv_t, bias, use_reentrant=False)
+            total = total + checkpoint(_softplus_block, x_r, y, inv_t, bias, r0, use_reentrant=False)
         else:
-            total = total + _softplus_block(x_r, y, inv_t, bias)
+            total = total + _softplus_block(x_r, y, inv_t, bias, r0)
     return (total / x.shape[0]).to(z_a.dtype)
 
 

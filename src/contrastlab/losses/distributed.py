@@ -97,11 +97,12 @@ def global_info_nce(query: torch.Tensor, positive: torch.Tensor, negatives: torc
     if dist.world_size() == 1:
         if negatives is None:
             return info_nce(query, positive, temperature=temperature)
-        return info_nce_rows(query, positive, positive, negatives, temperature=temperature)
+        return info_nce_rows(query, positive, positive, negatives, temperature=temperature, offset=0)
     dt = check.compute_dtype(query, positive)
     p = check.normalize(positive, dt)                                         # (b, D)
-    keys = dist.all_gather_with_grad(p)                                       # (N, D)
-    share = info_nce_rows(query, p, keys, negatives, temperature=temperature)
+    sizes = dist.gather_sizes(p.shape[0])
+    keys = dist.all_gather_with_grad(p, sizes=sizes)                          # (N, D)
+    share = info_nce_rows(query, p, keys, negatives, temperature=temperature, offset=sum(sizes[: dist.rank()]))
     return (share * dist.world_size()).to(query.dtype)
 
 
@@ -114,8 +115,8 @@ def global_clip_loss(a: torch.Tensor, b: torch.Tensor, *, logit_scale) -> torch.
     if dist.world_size() == 1:
         return clip_loss(a, b, logit_scale=logit_scale)
     check.pair("a", a, "b", b)
-    x, y, ka, kb, _ = _gather_pair(a, b)
-    return (clip_loss_rows(x, y, ka, kb, logit_scale=logit_scale) * dist.world_size()).to(a.dtype)
+    x, y, ka, kb, off = _gather_pair(a, b)
+    return (clip_loss_rows(x, y, ka, kb, logit_scale=logit_scale, offset=off) * dist.world_size()).to(a.dtype)
 
 
 def global_multiple_negatives_ranking(query: torch.Tensor, document: torch.Tensor,
@@ -156,7 +157,7 @@ def global_multiple_negatives_ranking(query: torch.Tensor, document: torch.Tenso
             neg = neg.detach().requires_grad_()                                 # collective: every rank joins
         extra = dist.all_gather_with_grad(neg)                                  # (M, D) every rank's
         extra = extra if extra.shape[0] else None
-    row_ids = col_ids = None
+    row_ids = col_ids = None                                                    # None: the positive is column off + i
     if document_ids is not None:
         ids = check.labels(document_ids, x.shape[0], name="document_ids").to(x.device)
         local = ids - ids.min()                                                 # equal ids stay equal
@@ -164,7 +165,7 @@ def global_multiple_negatives_ranking(query: torch.Tensor, document: torch.Tenso
         row_ids = local + width * dist.rank()                                   # distinct across ranks
         col_ids = dist.gather_no_grad(row_ids)                                  # (N,)
     l_pos = (x * y).sum(1) * scale                                              # (b,)
-    per = _direction(x.to(dt), kd.to(dt), extra, l_pos, scale, row_ids, col_ids)
+    per = _direction(x.to(dt), kd.to(dt), extra, l_pos, scale, row_ids, col_ids, offset=off)
     if symmetric:
-        per = 0.5 * (per + _direction(y, kq, None, l_pos, scale, row_ids, col_ids))
+        per = 0.5 * (per + _direction(y, kq, None, l_pos, scale, row_ids, col_ids, offset=off))
     return (per.sum() / n * dist.world_size()).to(query.dtype)

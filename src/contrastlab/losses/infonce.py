@@ -3,6 +3,11 @@
 Every loss here is ``mean_i [ log(denominator_i) - positive_logit_i ]`` over cosine similarities
 divided by a temperature. The positive terms cost O(N D); the denominators go through
 :func:`contrastlab.losses.lse.tiled_lse`, which never materialises the N x N logits matrix.
+
+Where the positive is in the denominator, it is left out of the log-sum-exp and added back as
+``log1p_exp(lse_negatives - l_pos) = log(1 + sum_k exp(l_k - l_pos))``: never negative, and exact in
+float32 on a solved batch (value and gradient ~exp(-gap)), where ``lse_all - l_pos`` would subtract two
+large, nearly equal numbers.
 """
 
 from __future__ import annotations
@@ -12,7 +17,7 @@ import math
 import torch
 
 from . import validation as check
-from .lse import tiled_lse
+from .lse import log1p_exp, tiled_lse
 
 __all__ = ["info_nce", "debiased_info_nce", "nt_xent", "supcon"]
 
@@ -99,11 +104,8 @@ def info_nce(query: torch.Tensor, positive: torch.Tensor, negatives: torch.Tenso
     """
     q, p, n, scale = _pairs("info_nce", query, positive, negatives, temperature, reduction, hard_negative_beta)
     l_pos = (q * p).sum(1) * scale                                           # (B,)
-    if n is None and not decoupled and hard_negative_beta == 0:
-        per = tiled_lse(q, p, scale=scale) - l_pos                         # denominator includes s+
-    else:
-        log_neg, _ = _log_negative_mass(q, p, n, scale, float(hard_negative_beta))
-        per = (log_neg if decoupled else torch.logaddexp(l_pos, log_neg)) - l_pos
+    log_neg, _ = _log_negative_mass(q, p, n, scale, float(hard_negative_beta))
+    per = log_neg - l_pos if decoupled else log1p_exp(log_neg - l_pos)      # log(1 + sum_k e^{l_k - l+})
     return _reduce(per, reduction).to(query.dtype)
 
 
@@ -143,7 +145,7 @@ def debiased_info_nce(query: torch.Tensor, positive: torch.Tensor, negatives: to
         gap = torch.where(above, b - log_neg, torch.full_like(b, -1.0))      # -1: any finite stand-in where unused
         raw = log_neg + torch.log(-torch.expm1(gap)) - math.log(1.0 - tp)    # log(NegSum - tau+ K e^{s+/t}) ...
         log_ng = torch.where(above, torch.clamp(raw, min=floor), torch.full_like(raw, floor))
-    per = torch.logaddexp(l_pos, log_ng) - l_pos
+    per = log1p_exp(log_ng - l_pos)                                           # log(1 + N_g e^{-l+})
     return _reduce(per, reduction).to(query.dtype)
 
 
@@ -173,13 +175,9 @@ def nt_xent(z_a: torch.Tensor, z_b: torch.Tensor, *, temperature: float = 0.5,
         raise ValueError("`nt_xent` needs a batch of at least 2 pairs (in-batch negatives), got B=1")
     dt = check.compute_dtype(z_a, z_b)
     z = check.normalize(torch.cat([z_a, z_b]), dt)                            # (2B, D)
-    pos = (z[:b] * z[b:]).sum(1) * scale                                       # (B,)
-    if decoupled:
-        ids = torch.arange(b, device=z.device).repeat(2)
-        lse = tiled_lse(z, scale=scale, ids=ids)                               # (2B,) negatives only
-    else:
-        lse = tiled_lse(z, scale=scale, exclude_diag=True)                     # (2B,) all but self
-    return (lse.sum() - 2 * pos.sum()).div(2 * b).to(z_a.dtype)
+    pos = ((z[:b] * z[b:]).sum(1) * scale).repeat(2)                           # (2B,)
+    gap = tiled_lse(z, scale=scale, exclude_diag=True, period=b) - pos         # (2B,) negatives only
+    return (gap if decoupled else log1p_exp(gap)).mean().to(z_a.dtype)
 
 
 def supcon(views: torch.Tensor, labels: torch.Tensor | None = None, *, temperature: float = 0.1) -> torch.Tensor:
@@ -214,8 +212,8 @@ def supcon(views: torch.Tensor, labels: torch.Tensor | None = None, *, temperatu
     if b * v < 2:
         raise ValueError("`supcon` needs at least 2 views in the batch, got 1")
     dt = check.compute_dtype(views)
-    z = check.normalize(views, dt).reshape(b * v, d)                           # (N, D), row = b * V + v
-    _, cls = torch.unique(ids.repeat_interleave(v), return_inverse=True)      # (N,) compact class ids
+    z = check.normalize(views, dt).transpose(0, 1).reshape(v * b, d)           # (N, D), row = v * B + b
+    _, cls = torch.unique(ids.repeat(v), return_inverse=True)                  # (N,) compact class ids
     k = int(cls.max()) + 1
     class_sum = z.new_zeros(k, d).index_add(0, cls, z)                         # (K, D)
     n_pos = torch.bincount(cls, minlength=k)[cls] - 1                          # (N,)
@@ -223,6 +221,23 @@ def supcon(views: torch.Tensor, labels: torch.Tensor | None = None, *, temperatu
     has = n_pos > 0
     if not bool(has.any()):
         return (z.sum() * 0.0).to(views.dtype)
-    lse = tiled_lse(z, scale=scale, exclude_diag=True)                         # (N,)
-    per = lse - pos_sum / n_pos.clamp(min=1)
+    single = n_pos == 1             # an anchor with one positive leaves it out of its sum (and only then)
+    if labels is None and v == 2:                                              # all single: NT-Xent's exclusion
+        lse = tiled_lse(z, scale=scale, exclude_diag=True, period=b)
+    elif bool(single.any()):
+        lse = tiled_lse(z, scale=scale, ids=_exclusion_ids(cls, single, k, torch.arange(z.shape[0], device=z.device)))
+    else:
+        lse = tiled_lse(z, scale=scale, exclude_diag=True)                     # (N,) all but self
+    per = _supcon_terms(lse, pos_sum, n_pos, single)
     return per[has].mean().to(views.dtype)
+
+
+def _exclusion_ids(cls, single, k, position):
+    """Ids for :func:`tiled_lse`: a view with a single positive shares its class id with that positive
+    (both left out of each other's sums); every other view gets its own id (only itself left out)."""
+    return torch.where(single, cls, k + position)
+
+
+def _supcon_terms(lse, pos_sum, n_pos, single):
+    """Per anchor: ``lse - mean positive logit``; with one positive (left out of ``lse``), ``softplus``."""
+    return torch.where(single, log1p_exp(lse - pos_sum), lse - pos_sum / n_pos.clamp(min=1))

@@ -7,7 +7,7 @@ decoupled and hard-negative variants, uniformity) reduces to one quadratic-cost 
 
 plus terms that cost O(N D). :func:`tiled_lse` computes it tile by tile with a custom autograd
 function, so peak memory grows as O((N + M) D) plus a fixed tile budget, and the value and the
-gradient equal the plain formula.
+gradient equal the plain formula to float rounding, at any scale.
 
 Example::
 
@@ -18,19 +18,29 @@ Example::
     >>> torch.allclose(tiled_lse(z, scale=2.0, exclude_diag=True), plain)
     True
 
-How it is fast:
+How it is fast and exact:
 
 * **Symmetric mode** (``y is None``, the NT-Xent / SupCon case): only tiles on and above the
   diagonal are computed; each gives row sums and, transposed, column sums. The backward uses
-  ``dL/dz = scale * Q z`` with ``Q = E * (w_i + w_j)``, so forward + backward cost two products of
-  size N x N x D instead of the four a plain implementation needs.
-* **Constant shift** instead of a running max: for any inputs, ``scale * <x_i, y_j>`` is at most
-  ``|scale| * max|x| * max|y|`` (Cauchy-Schwarz), so ``exp(logit - shift)`` never overflows and the
-  tile needs no max pass. A row whose sum would underflow (possible only when ``scale`` is large,
-  e.g. temperature < 0.025, and the row has no near neighbour) is recomputed exactly with its own
-  row maximum, so the result stays exact.
+  ``dL/dz = scale * Q z`` with ``Q = P * w_i + P^T * w_j``, so forward + backward cost two products
+  of size N x N x D instead of the four a plain implementation needs.
+* **No shift where none is needed**: when ``|scale| * max|x| * max|y|`` (Cauchy-Schwarz) is below
+  60, every logit lies in [-60, 60], so ``exp(logit)`` neither overflows a sum nor leaves the normal
+  float32 range, and the tile needs no max pass (the usual temperatures, >= 1/60 for unit vectors).
+* **Running row maximum** otherwise (low temperature): each row's sum is kept relative to the
+  largest logit seen so far and rescaled when a tile raises it, as ``log_softmax`` does with the
+  row maximum, so no row ever underflows or overflows. Symmetric and two-sided tiles exponentiate
+  twice, once against the rows' maxima and once against the columns'.
+* **Weights from the sums**: the backward's softmax weights are ``E_ij / s_i`` with the row sums
+  ``s_i`` kept from the forward, never ``exp(shift - lse_i)``, which would put the rounding of a
+  large ``lse`` into every weight of the row.
 * **Tile cache**: the forward keeps as many tiles as fit in :data:`CACHE_BYTES` and the backward
   recomputes only the others. Small problems are never recomputed.
+
+A loss whose positive sits inside the sum should leave it out (``exclude_diag`` or ``ids``) and add
+it back as ``log1p_exp(lse_negatives - l_pos)`` = ``log(1 + sum_k exp(l_k - l_pos))``: that form is
+never negative, and on a solved batch its gradient is the exact ``~exp(-gap)``, where subtracting
+``l_pos`` after the log-sum-exp leaves the rounding of two large, nearly equal numbers.
 
 Double backward is not supported (the function is ``once_differentiable``).
 """
@@ -40,17 +50,18 @@ from __future__ import annotations
 import torch
 from torch.autograd.function import once_differentiable
 
-__all__ = ["tiled_lse", "TILE", "CACHE_BYTES"]
+__all__ = ["tiled_lse", "log1p_exp", "TILE", "CACHE_BYTES"]
 
 #: Side of a square tile of the similarity matrix.
 TILE = 1024
 #: Up to this many bytes of tiles are kept between forward and backward (the rest is recomputed).
-#: A constant, so peak memory stays O((N + M) D) plus this budget plus two tiles.
+#: A constant, so peak memory stays O((N + M) D) plus this budget plus a few tiles.
 CACHE_BYTES = 512 * 2**20
-#: When every logit is below this bound, exp() needs no shift (fp32 overflows past ~88).
-_NO_SHIFT_BOUND = 80.0
-#: Rows whose shifted sum falls below exp(_UNDERFLOW_LOG) are recomputed with their exact maximum.
-_UNDERFLOW_LOG = -60.0
+#: Below this bound on |logit| exp() needs no shift: a sum of < 3e12 terms of at most e^60 cannot
+#: overflow float32 (3.4e38), and e^-60 is far above its smallest normal number (e^-87).
+_NO_SHIFT_BOUND = 60.0
+#: A shorter ``period`` puts more than TILE / 32 diagonals in a tile: ids are then cheaper.
+_MIN_PERIOD = 64
 
 
 def _tiles(n: int, m: int, tile: int, symmetric: bool):
@@ -71,51 +82,88 @@ def _for_tiles(tiles, body, state):
     return state
 
 
+def _safe(r):
+    """A running maximum as a shift: -inf (nothing allowed yet) becomes 0, so exp(-inf - 0) = 0."""
+    return torch.where(torch.isneginf(r), torch.zeros_like(r), r)
+
+
+def _raise_max(r, s, a, b, tile_max):
+    """Lift the running maxima r[a:b] to include ``tile_max``, rescaling the sums s[a:b]; the new shift."""
+    old = r[a:b]
+    new = torch.maximum(old, tile_max)
+    s[a:b].mul_(torch.where(new == old, torch.ones_like(old), torch.exp(old - new)))   # -inf == -inf: 1
+    r[a:b] = new
+    return _safe(new)
+
+
 class _TiledLSE(torch.autograd.Function):
     """Row (and optionally column) log-sum-exp of ``scale * x @ y.T`` with exclusions.
 
-    ``y is None`` selects the symmetric mode (y = x). ``shift`` is a float, or a (N,) tensor of
-    per-row shifts (cross mode, rows only). Excluded entries: the diagonal (``exclude_diag``), or
+    ``y is None`` selects the symmetric mode (y = x). ``track_max`` keeps a running maximum per row
+    (and per column side) as the shift; otherwise the shift is 0. Excluded entries: with
+    ``exclude_diag = p > 0``, every (i, j) with j - i a multiple of p (p >= N: the diagonal only), or
     every (i, j) with ``row_ids[i] == col_ids[j]``.
     """
 
     @staticmethod
-    def forward(ctx, x, y, scale, shift, exclude_diag, row_ids, col_ids, want_cols):
+    def forward(ctx, x, y, scale, track_max, exclude_diag, row_ids, col_ids, want_cols):
         symmetric = y is None
         yy = x if symmetric else y
         n, m = x.shape[0], yy.shape[0]
         xs = x * scale                                                     # (N, D)
-        neg_shift = -shift if isinstance(shift, float) else (-shift).unsqueeze(1)
         tiles = list(_tiles(n, m, TILE, symmetric))
         budget, keep = CACHE_BYTES // x.element_size(), []                 # cache the first tiles that fit
         for r0, r1, c0, c1 in tiles:
-            keep.append((r1 - r0) * (c1 - c0) <= budget)
-            budget -= (r1 - r0) * (c1 - c0) if keep[-1] else 0
+            size = (r1 - r0) * (c1 - c0) * (2 if track_max and _col_side(symmetric, want_cols, r0, c0) else 1)
+            keep.append(size <= budget)
+            budget -= size if keep[-1] else 0
         cache = [None] * len(tiles)
         full = min(TILE, n) * min(TILE, m)
-
+        row_s, col_s = x.new_zeros(n), (x.new_zeros(m) if want_cols else None)
+        row_r = x.new_full((n,), float("-inf")) if track_max else None
+        col_r = x.new_full((m,), float("-inf")) if track_max and want_cols else None
+        # the column side of a tile adds to the rows' state in symmetric mode, to the columns' otherwise
+        side_s, side_r = (row_s, row_r) if symmetric else (col_s, col_r)
 
         def body(k, tile, st):
             r0, r1, c0, c1 = tile
+            shape = (r1 - r0, c1 - c0)
+            cols = _col_side(symmetric, want_cols, r0, c0)
             if keep[k]:
-                out = x.new_empty(r1 - r0, c1 - c0)
+                out, out2 = x.new_empty(shape), None
             else:
-                st["buf"] = x.new_empty(full) if st["buf"] is None else st["buf"]
-                out = st["buf"][: (r1 - r0) * (c1 - c0)].view(r1 - r0, c1 - c0)
-            e = _tile_exp(xs, yy, r0, r1, c0, c1, neg_shift, out, exclude_diag, row_ids, col_ids)
-            st["row"][r0:r1] += e.sum(1)
-            if symmetric and c0 != r0:
-                st["row"][c0:c1] += e.sum(0)
-            if want_cols:
-                st["col"][c0:c1] += e.sum(0)
-            cache[k] = e if keep[k] else None
+                out = _scratch(st, "buf", x, full, shape)
+                out2 = _scratch(st, "buf2", x, full, shape) if track_max and cols else None
+            if not track_max:
+                e = _tile_exp(xs, yy, r0, r1, c0, c1, out, exclude_diag, row_ids, col_ids)
+                row_s[r0:r1] += e.sum(1)
+                if cols:
+                    side_s[c0:c1] += e.sum(0)
+                cache[k] = (e, None) if keep[k] else None
+                return
+            logits = _tile_logits(xs, yy, r0, r1, c0, c1, out, exclude_diag, row_ids, col_ids)
+            ref_r = _raise_max(row_r, row_s, r0, r1, logits.amax(1))
+            ref_c = _raise_max(side_r, side_s, c0, c1, logits.amax(0)) if cols else None
+            if keep[k]:                                                    # exponentiated once every max is known
+                cache[k] = logits
+                return
+            _exp_and_sum(logits, out2, ref_r, ref_c, row_s, side_s, r0, r1, c0, c1)
 
-        st = _for_tiles(tiles, body, {"buf": None, "row": x.new_zeros(n), "col": x.new_zeros(m) if want_cols else None})
-        row_lse = st["row"].log_().add_(shift)
-        col_lse = st["col"].log_().add_(shift) if want_cols else x.new_empty(0)
-        ctx.save_for_backward(x, y, row_lse, col_lse, row_ids, col_ids,
-                              shift if torch.is_tensor(shift) else None)
-        ctx.scale, ctx.shift_value, ctx.exclude_diag, ctx.want_cols = scale, shift, exclude_diag, want_cols
+        _for_tiles(tiles, body, {"buf": None, "buf2": None})
+        if track_max:                   # cached tiles against the final maxima: as the backward recomputes them
+            for k, (r0, r1, c0, c1) in enumerate(tiles):
+                if keep[k]:
+                    cols = _col_side(symmetric, want_cols, r0, c0)
+                    out2 = x.new_empty(r1 - r0, c1 - c0) if cols else None
+                    cache[k] = _exp_and_sum(cache[k], out2, _safe(row_r[r0:r1]),
+                                            _safe(side_r[c0:c1]) if cols else None, row_s, side_s, r0, r1, c0, c1)
+        row_lse = row_s.log() if row_r is None else row_s.log().add_(row_r)
+        if want_cols:
+            col_lse = col_s.log() if col_r is None else col_s.log().add_(col_r)
+        else:
+            col_lse = x.new_empty(0)
+        ctx.save_for_backward(x, y, row_ids, col_ids, row_s, row_r, col_s, col_r)
+        ctx.scale, ctx.track_max, ctx.exclude_diag, ctx.want_cols = scale, track_max, exclude_diag, want_cols
         ctx.cache = cache
         if not want_cols:
             ctx.mark_non_differentiable(col_lse)
@@ -124,41 +172,61 @@ class _TiledLSE(torch.autograd.Function):
     @staticmethod
     @once_differentiable
     def backward(ctx, g_row, g_col):
-        x, y, row_lse, col_lse, row_ids, col_ids, shift_t = ctx.saved_tensors
-        shift = shift_t if shift_t is not None else ctx.shift_value
-        symmetric = y is None
+        x, y, row_ids, col_ids, row_s, row_r, col_s, col_r = ctx.saved_tensors
+        symmetric, track_max = y is None, ctx.track_max
         yy = x if symmetric else y
         n, m = x.shape[0], yy.shape[0]
-        w = _weights(g_row, row_lse, shift)                                # (N,)
-        v = _weights(g_col, col_lse, shift) if ctx.want_cols else None     # (M,)
+        w = _weights(g_row, row_s)                                         # (N,) g_i / s_i
+        v = _weights(g_col, col_s) if ctx.want_cols else None              # (M,)
+        side_w, side_r = (w, row_r) if symmetric else (v, col_r)
         need_x = ctx.needs_input_grad[0]
         need_y = (not symmetric) and ctx.needs_input_grad[1]
         xs = x * ctx.scale
-        neg_shift = -shift if isinstance(shift, float) else (-shift).unsqueeze(1)
         tiles = list(_tiles(n, m, TILE, symmetric))
         cache = ctx.cache if ctx.cache is not None else [None] * len(tiles)   # None after a first backward
         full = min(TILE, n) * min(TILE, m)
-        two_sided = symmetric or v is not None                             # Q = E * (w_i + w_j)
-
+        safe_r = _safe(row_r) if track_max else None
+        safe_side = _safe(side_r) if track_max and side_r is not None else None
 
         def body(k, tile, st):
             r0, r1, c0, c1 = tile
             shape = (r1 - r0, c1 - c0)
-            size = shape[0] * shape[1]
-            e = cache[k]
-            scratch = e is None
-            if scratch:
-                st["e"] = x.new_empty(full) if st["e"] is None else st["e"]
-                e = _tile_exp(xs, yy, r0, r1, c0, c1, neg_shift, st["e"][:size].view(shape),
-                              ctx.exclude_diag, row_ids, col_ids)
-            if two_sided:
-                cw = w[r0:r1] if (symmetric and c0 == r0) else (w[c0:c1] if symmetric else v[c0:c1])
-                q = torch.add(w[r0:r1].unsqueeze(1), cw.unsqueeze(0), out=st["q"][:size].view(shape))
-                q.mul_(e)
-            elif scratch:
-                q = e.mul_(w[r0:r1].unsqueeze(1))                          # E is scratch: reuse it
+            cols = _col_side(symmetric, ctx.want_cols, r0, c0)
+            diag_tile = symmetric and c0 == r0
+            hit = cache[k]
+            scratch = hit is None
+            wr = w[r0:r1]
+            wc = side_w[c0:c1] if cols else None
+            if not track_max:
+                if scratch:
+                    e = _tile_exp(xs, yy, r0, r1, c0, c1, _scratch(st, "e", x, full, shape),
+                                  ctx.exclude_diag, row_ids, col_ids)
+                else:
+                    e = hit[0]
+                if cols or diag_tile:                                      # Q = E * (w_i + w_j)
+                    cw = wr if diag_tile else wc
+                    q = torch.add(wr.unsqueeze(1), cw.unsqueeze(0), out=_scratch(st, "q", x, full, shape))
+                    q.mul_(e)
+                elif scratch:
+                    q = e.mul_(wr.unsqueeze(1))                            # E is scratch: reuse it
+                else:
+                    q = e * wr.unsqueeze(1)                                # keep the cached tile intact
             else:
-                q = e * w[r0:r1].unsqueeze(1)                              # keep the cached tile intact
+                if scratch:                                                # against the final maxima, as cached
+                    logits = _tile_logits(xs, yy, r0, r1, c0, c1, _scratch(st, "e", x, full, shape),
+                                          ctx.exclude_diag, row_ids, col_ids)
+                    e2 = None
+                    if cols:
+                        e2 = torch.sub(logits, safe_side[c0:c1].unsqueeze(0),
+                                       out=_scratch(st, "e2", x, full, shape)).exp_()
+                    e = logits.sub_(safe_r[r0:r1].unsqueeze(1)).exp_()
+                else:
+                    e, e2 = hit
+                q = torch.mul(e, wr.unsqueeze(1), out=_scratch(st, "q", x, full, shape))
+                if cols:
+                    q.addcmul_(e2, wc.unsqueeze(0))
+                elif diag_tile:                                            # its transpose is its own column side
+                    q = q + q.t()
             gx, gy = st["gx"], st["gy"]
             if symmetric:
                 gx[r0:r1].addmm_(q, x[c0:c1])
@@ -170,7 +238,7 @@ class _TiledLSE(torch.autograd.Function):
                 if need_y:
                     gy[c0:c1].addmm_(q.t(), x[r0:r1])
 
-        st = _for_tiles(tiles, body, {"e": None, "q": x.new_empty(full) if two_sided else None,
+        st = _for_tiles(tiles, body, {"e": None, "e2": None, "q": None,
                                       "gx": torch.zeros_like(x), "gy": torch.zeros_like(yy) if need_y else None})
         ctx.cache = None
         grad_x = st["gx"].mul_(ctx.scale) if need_x else None
@@ -178,77 +246,80 @@ class _TiledLSE(torch.autograd.Function):
         return grad_x, grad_y, None, None, None, None, None, None
 
 
-def _tile_exp(xs, y, r0, r1, c0, c1, neg_shift, out, exclude_diag, row_ids, col_ids):
-    """exp(scale * x_r @ y_c.T - shift) for one tile, with excluded entries set to zero."""
-    bias = neg_shift if isinstance(neg_shift, float) else neg_shift[r0:r1]
-    if isinstance(bias, float):
-        torch.mm(xs[r0:r1], y[c0:c1].t(), out=out)                       # (Tr, Tc)
-        if bias != 0.0:
-            out.add_(bias)
-    else:
-        torch.addmm(bias, xs[r0:r1], y[c0:c1].t(), out=out)
+def _exp_and_sum(logits, out2, ref_r, ref_c, row_s, side_s, r0, r1, c0, c1):
+    """exp of a logits tile against the rows' shifts (in place) and, given ``ref_c``, the columns' (into
+    ``out2``), each added to its sums; returns the pair (the second None without ``ref_c``)."""
+    e2 = None
+    if ref_c is not None:
+        e2 = torch.sub(logits, ref_c.unsqueeze(0), out=out2).exp_()
+        side_s[c0:c1] += e2.sum(0)
+    e = logits.sub_(ref_r.unsqueeze(1)).exp_()
+    row_s[r0:r1] += e.sum(1)
+    return e, e2
+
+
+def _col_side(symmetric, want_cols, r0, c0):
+    """Whether a tile also feeds sums along its columns (off-diagonal symmetric tiles, or ``columns``)."""
+    return want_cols or (symmetric and c0 != r0)
+
+
+def _scratch(st, key, x, full, shape):
+    """A reusable (shape) view of one tile-sized scratch buffer."""
+    if st[key] is None:
+        st[key] = x.new_empty(full)
+    return st[key][: shape[0] * shape[1]].view(shape)
+
+
+def _tile_exp(xs, y, r0, r1, c0, c1, out, exclude_diag, row_ids, col_ids):
+    """exp(scale * x_r @ y_c.T) for one tile, with excluded entries set to zero."""
+    torch.mm(xs[r0:r1], y[c0:c1].t(), out=out)                           # (Tr, Tc)
     out.exp_()
     if row_ids is not None:
         out.masked_fill_(row_ids[r0:r1].unsqueeze(1) == col_ids[c0:c1].unsqueeze(0), 0.0)
-    elif exclude_diag and r0 < c1 and c0 < r1:
-        out.diagonal(r0 - c0).zero_()                                    # global i == j
+    elif exclude_diag:
+        for k in _diagonals(r0, r1, c0, c1, exclude_diag):
+            out.diagonal(k).zero_()                                      # global j - i = multiple of p
     return out
 
 
-def _weights(g, lse, shift):
-    """w_i = g_i * exp(shift_i - lse_i): the softmax weights' row factor, 0 where unused."""
-    if g is None:
-        return torch.zeros_like(lse)
-    ok = (g != 0) & torch.isfinite(lse)
-    return torch.where(ok, g * torch.exp(torch.where(ok, shift - lse, torch.zeros_like(lse))), torch.zeros_like(lse))
-
-
-def _allowed_counts(n, m, exclude_diag, row_ids, col_ids):
-    """How many entries of each row are not excluded."""
+def _tile_logits(xs, y, r0, r1, c0, c1, out, exclude_diag, row_ids, col_ids):
+    """scale * x_r @ y_c.T for one tile, with excluded entries set to -inf."""
+    torch.mm(xs[r0:r1], y[c0:c1].t(), out=out)                           # (Tr, Tc)
     if row_ids is not None:
-        uniq, counts = torch.unique(col_ids, return_counts=True)
-        pos = torch.searchsorted(uniq, row_ids).clamp_(max=uniq.numel() - 1)
-        same = torch.where(uniq[pos] == row_ids, counts[pos], torch.zeros_like(counts[pos]))
-        return m - same
-    return torch.full((n,), m - 1 if exclude_diag else m, dtype=torch.long)
+        out.masked_fill_(row_ids[r0:r1].unsqueeze(1) == col_ids[c0:c1].unsqueeze(0), float("-inf"))
+    elif exclude_diag:
+        for k in _diagonals(r0, r1, c0, c1, exclude_diag):
+            out.diagonal(k).fill_(float("-inf"))
+    return out
 
 
-@torch.no_grad()
-def _exact_row_max(xs, y, row_ids, col_ids):
-    """Max over allowed entries of each row of xs @ y.T, by column tiles (rows are few)."""
-    best = xs.new_full((xs.shape[0],), float("-inf"))
-    for c0 in range(0, y.shape[0], TILE):
-        s = xs @ y[c0:c0 + TILE].t()
-        s.masked_fill_(row_ids.unsqueeze(1) == col_ids[c0:c0 + TILE].unsqueeze(0), float("-inf"))
-        best = torch.maximum(best, s.amax(1))
-    return best
+def _diagonals(r0, r1, c0, c1, period):
+    """Local diagonal offsets of a tile on which the global j - i is a multiple of ``period``."""
+    lo, hi = c0 - (r1 - 1), (c1 - 1) - r0                                # the tile's range of j - i
+    first = -(-lo // period) * period
+    return [d + r0 - c0 for d in range(first, hi + 1, period)]
 
 
-def _fix_underflow(lse, x, y, scale, shift, exclude_diag, row_ids, col_ids):
-    """Recompute, with each row's exact maximum as its shift, the rows whose sum underflowed.
+def _weights(g, s):
+    """w_i = g_i / s_i: the softmax weights' row factor (0 where unused or where nothing is allowed)."""
+    if g is None:
+        return torch.zeros_like(s)
+    ok = (g != 0) & (s > 0)
+    return torch.where(ok, g / torch.where(ok, s, torch.ones_like(s)), torch.zeros_like(s))
 
-    The common case (no row below the threshold) costs one comparison; ids and counts are built only
-    when some row is a candidate.
+
+def log1p_exp(x: torch.Tensor) -> torch.Tensor:
+    """``log(1 + exp(x))`` (softplus), exact at any x in float32 and float64, with gradient sigmoid(x).
+
+    ``torch.nn.functional.softplus`` returns x itself past x = 20, off by up to e^-20 = 2e-9.
+
+    Shape: any; the output has the input's shape.
     """
-    low = lse < shift + _UNDERFLOW_LOG
-    if not bool(low.any()):
-        return lse
-    n, m, dev = x.shape[0], y.shape[0], x.device
-    if row_ids is None:                                                    # express the exclusion as ids
-        row_ids = torch.arange(n, device=dev) if exclude_diag else torch.full((n,), -2, device=dev)
-        col_ids = torch.arange(m, device=dev) if exclude_diag else torch.full((m,), -1, device=dev)
-    allowed = _allowed_counts(n, m, False, row_ids, col_ids).to(dev)
-    idx = (low & (allowed > 0)).nonzero().squeeze(1)                      # rows with nothing allowed stay -inf
-    if idx.numel() == 0:
-        return lse
-    sub_ids = row_ids[idx]
-    row_shift = _exact_row_max(x[idx].detach() * scale, y.detach(), sub_ids, col_ids)
-    fixed, _ = _TiledLSE.apply(x[idx], y, scale, row_shift, False, sub_ids, col_ids, False)
-    return lse.index_put((idx,), fixed)
+    return torch.logaddexp(x, torch.zeros_like(x))
 
 
 def tiled_lse(x: torch.Tensor, y: torch.Tensor | None = None, *, scale: float = 1.0,
-              exclude_diag: bool = False, ids: torch.Tensor | tuple | None = None,
+              exclude_diag: bool = False, period: int = 0, ids: torch.Tensor | tuple | None = None,
               columns: bool = False):
     """Log-sum-exp over the rows (and optionally the columns) of ``scale * x @ y.T``.
 
@@ -259,6 +330,9 @@ def tiled_lse(x: torch.Tensor, y: torch.Tensor | None = None, *, scale: float = 
     Args:
         scale: multiplies every logit (1 / temperature). A float; fold a learnable scale into ``x``.
         exclude_diag: leave out entries i == j (needs N == M).
+        period: with ``exclude_diag``, also leave out the entries whose j - i is a multiple of
+            ``period``: for V views stacked view-major (row ``v * B + b``, ``period=B``), each view's
+            other views, e.g. NT-Xent's positives (cheaper than the equivalent ``ids``).
         ids: leave out entries whose ids match: a (N,) tensor in symmetric mode (the diagonal is then
             left out too), or a pair ((N,), (M,)) of row and column ids.
         columns: also return the column log-sum-exp (cross mode only).
@@ -272,23 +346,22 @@ def tiled_lse(x: torch.Tensor, y: torch.Tensor | None = None, *, scale: float = 
         raise ValueError("`columns` is redundant in symmetric mode: the column values equal the rows'")
     if exclude_diag and n != m:
         raise ValueError(f"`exclude_diag` needs a square matrix, got {n} rows and {m} columns")
+    if not isinstance(period, int) or isinstance(period, bool) or period < 0 or (period and not exclude_diag):
+        raise ValueError(f"`period` must be an int >= 0, used with `exclude_diag`, got {period!r}")
     if ids is not None:
         row_ids, col_ids = (ids, ids) if torch.is_tensor(ids) else ids
         for what, got, want in (("row", row_ids, n), ("column", col_ids, m)):
             if got.dim() != 1 or got.shape[0] != want:
                 raise ValueError(f"`ids` must hold one id per {what} ({want}), got {got.shape[0] if got.dim() else 0}")
         exclude_diag = False
+    elif exclude_diag and 0 < period < _MIN_PERIOD and period < n:           # many diagonals a tile: ids instead
+        row_ids = torch.arange(n, device=x.device) % period
+        col_ids, exclude_diag = (row_ids if symmetric else torch.arange(m, device=x.device) % period), False
     else:
         row_ids = col_ids = None
+    exclude_diag = (period or n) if exclude_diag else 0                        # the kernel's form: a period
     with torch.no_grad():
         bound = abs(scale) * float(x.norm(dim=1).max()) * float(yy.norm(dim=1).max()) if n and m else 0.0
-    shift = 0.0 if bound < _NO_SHIFT_BOUND else float(bound)                 # exp(logit) is safe unshifted
-    row_lse, col_lse = _TiledLSE.apply(x, None if symmetric else y, float(scale), shift,
+    row_lse, col_lse = _TiledLSE.apply(x, None if symmetric else y, float(scale), bound >= _NO_SHIFT_BOUND,
                                        exclude_diag, row_ids, col_ids, columns)
-    # exact recomputation of rows (and columns) whose shifted sum underflowed
-    row_lse = _fix_underflow(row_lse, x, yy, float(scale), shift, exclude_diag, row_ids, col_ids)
-    if not columns:
-        return row_lse
-    col_lse = _fix_underflow(col_lse, yy, x, float(scale), shift, exclude_diag, col_ids, row_ids)
-    return row_lse, col_lse
-
+    return (row_lse, col_lse) if columns else row_lse

@@ -7,7 +7,7 @@ from typing import Callable
 import torch
 
 from . import validation as check
-from .lse import tiled_lse
+from .lse import log1p_exp, tiled_lse
 
 __all__ = ["triplet", "margin_contrastive", "n_pair", "DISTANCES", "MINERS", "pairwise_distance"]
 
@@ -183,7 +183,7 @@ def n_pair(anchors: torch.Tensor, positives: torch.Tensor, *, l2_reg: float = 0.
     reg = check.positive_number("l2_reg", l2_reg, allow_zero=True)
     dt = check.compute_dtype(anchors, positives)
     a, p = anchors.to(dt), positives.to(dt)
-    per = tiled_lse(a, p, scale=1.0) - (a * p).sum(1)                          # (B,) = log(1 + sum ...)
+    per = log1p_exp(tiled_lse(a, p, scale=1.0, exclude_diag=True) - (a * p).sum(1))  # (B,) log(1 + sum ...)
     loss = per.mean()
     if reg:
         loss = loss + reg * ((a * a).sum(1) + (p * p).sum(1)).mean()

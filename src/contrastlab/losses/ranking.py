@@ -22,20 +22,28 @@ from __future__ import annotations
 import torch
 
 from . import validation as check
-from .lse import tiled_lse
+from .lse import log1p_exp, tiled_lse
 
 __all__ = ["multiple_negatives_ranking"]
 
 
-def _direction(rows, cols, extra, l_pos, scale, row_ids, col_ids):
-    """Per row: log-sum-exp over `cols` (+ `extra`) with same-id columns left out, plus the positive once."""
+def _direction(rows, cols, extra, l_pos, scale, row_ids, col_ids, offset=0):
+    """Per row: the cross-entropy over `cols` (+ `extra`), the positive being column ``offset + i``.
+
+    The negatives' log-sum-exp leaves out the positive (and, with ids, every same-id column); the positive is
+    counted once as ``log1p_exp(lse_neg - l_pos) = log(1 + sum_k exp(l_k - l_pos))``, exact in float32.
+    """
     keys = cols if extra is None else torch.cat([cols, extra])
-    if row_ids is None:
-        return tiled_lse(rows, keys, scale=scale) - l_pos
+    if row_ids is None and extra is None and offset == 0 and cols.shape[0] == rows.shape[0]:
+        return log1p_exp(tiled_lse(rows, keys, scale=scale, exclude_diag=True) - l_pos)
+    if row_ids is None:                                       # ids = positions: the positive is left out
+        row_ids = offset + torch.arange(rows.shape[0], device=rows.device)
+        col_ids = torch.arange(cols.shape[0], device=rows.device)
     if extra is not None:                                     # extra negatives never share an id with a document
-        col_ids = torch.cat([col_ids, -1 - torch.arange(extra.shape[0], device=col_ids.device)])
+        below = int(torch.minimum(row_ids.min(), col_ids.min())) if col_ids.numel() else 0
+        col_ids = torch.cat([col_ids, below - 1 - torch.arange(extra.shape[0], device=col_ids.device)])
     rest = tiled_lse(rows, keys, scale=scale, ids=(row_ids, col_ids))
-    return torch.logaddexp(l_pos, rest) - l_pos
+    return log1p_exp(rest - l_pos)
 
 
 def multiple_negatives_ranking(query: torch.Tensor, document: torch.Tensor, negatives: torch.Tensor | None = None,

@@ -26,7 +26,8 @@ from __future__ import annotations
 import torch
 
 from . import validation as check
-from .lse import tiled_lse
+from .infonce import _exclusion_ids, _supcon_terms
+from .lse import log1p_exp, tiled_lse
 
 __all__ = ["nt_xent_rows", "supcon_rows", "info_nce_rows", "clip_loss_rows"]
 
@@ -53,7 +54,8 @@ def nt_xent_rows(z_a: torch.Tensor, z_b: torch.Tensor, keys_a: torch.Tensor, key
     """These rows' share of NT-Xent (SimCLR, Chen et al. 2020) over the whole batch.
 
     Anchors: the 2b local views. Candidates: all 2N views; the anchor's own copy is left out at its global
-    position (``offset + i`` for view a, ``N + offset + i`` for view b), and with ``decoupled`` its positive too.
+    position (``offset + i`` for view a, ``N + offset + i`` for view b), and so is its positive, which counts
+    as ``log1p_exp(lse_negatives - l_pos)`` (and not at all with ``decoupled``).
 
     Shape:
         z_a, z_b: (b, D) local views; keys_a, keys_b: (N, D) the whole batch, with ``keys_a[offset + i]``
@@ -69,13 +71,10 @@ def nt_xent_rows(z_a: torch.Tensor, z_b: torch.Tensor, keys_a: torch.Tensor, key
     q = check.normalize(torch.cat([z_a, z_b]), dt)                            # (2b, D)
     k = check.normalize(torch.cat([keys_a, keys_b]), dt)                      # (2N, D)
     local = torch.arange(off, off + b, device=q.device)                       # (b,) global example index
-    if decoupled:                                                             # leave out self and positive
-        ids = (local.repeat(2), torch.arange(n, device=q.device).repeat(2))
-    else:                                                                     # leave out self only
-        ids = (torch.cat([local, local + n]), torch.arange(2 * n, device=q.device))
-    lse = tiled_lse(q, k, scale=scale, ids=ids)                               # (2b,)
-    pos = (q[:b] * q[b:]).sum(1) * scale                                      # (b,)
-    return ((lse.sum() - 2 * pos.sum()) / (2 * n)).to(z_a.dtype)
+    ids = (local.repeat(2), torch.arange(n, device=q.device).repeat(2))       # leave out self and positive
+    pos = ((q[:b] * q[b:]).sum(1) * scale).repeat(2)                          # (2b,)
+    gap = tiled_lse(q, k, scale=scale, ids=ids) - pos                         # (2b,) negatives only
+    return ((gap if decoupled else log1p_exp(gap)).sum() / (2 * n)).to(z_a.dtype)
 
 
 def supcon_rows(views: torch.Tensor, labels: torch.Tensor | None, keys: torch.Tensor,
@@ -121,15 +120,21 @@ def supcon_rows(views: torch.Tensor, labels: torch.Tensor | None, keys: torch.Te
     n_pos = count[row_cls] - 1                                                # (bV,)
     anchors = int((count[col_cls] > 1).sum())                                 # whole-batch anchors with a positive
     pos_sum = ((class_sum[row_cls] - z) * z).sum(1) * scale                   # (bV,) sum of positive logits
-    rows = torch.arange(off * v, (off + b) * v, device=dev)
-    lse = tiled_lse(z, kz, scale=scale, ids=(rows, torch.arange(n * v, device=dev)))   # (bV,) all but self
+    rows, cols = torch.arange(off * v, (off + b) * v, device=dev), torch.arange(n * v, device=dev)
+    single = n_pos == 1                                                       # those leave their positive out
+    if bool((count == 2).any()):
+        ids = (_exclusion_ids(row_cls, single, k, rows), _exclusion_ids(col_cls, count[col_cls] == 2, k, cols))
+    else:
+        ids = (rows, cols)
+    lse = tiled_lse(z, kz, scale=scale, ids=ids)                              # (bV,) all but self (and single positive)
     has = n_pos > 0
-    per = lse - pos_sum / n_pos.clamp(min=1)
+    per = _supcon_terms(lse, pos_sum, n_pos, single)
     return (per[has].sum() / max(anchors, 1)).to(views.dtype)                 # 0, still on the graph, if none
 
 
 def info_nce_rows(query: torch.Tensor, positive: torch.Tensor, keys: torch.Tensor,
-                  negatives: torch.Tensor | None = None, *, temperature: float = 0.1) -> torch.Tensor:
+                  negatives: torch.Tensor | None = None, *, temperature: float = 0.1,
+                  offset: int | None = None) -> torch.Tensor:
     """These queries' share of InfoNCE (van den Oord et al. 2018) with in-batch negatives from the whole batch.
 
     Query i's candidates are every positive in the whole batch (its own included, once) plus, if given, its own
@@ -137,7 +142,14 @@ def info_nce_rows(query: torch.Tensor, positive: torch.Tensor, keys: torch.Tenso
 
     Shape:
         query, positive: (b, D) local pairs; keys: (N, D) the whole batch's positives (containing the local
-        ones); negatives: None or (b, M, D). Output: scalar, ``sum over the b queries / N``.
+        ones, ``keys[offset + i]`` being ``positive[i]``); negatives: None or (b, M, D). Output: scalar,
+        ``sum over the b queries / N``.
+
+    Args:
+        offset: where the local positives start in ``keys``. Given, the positive is left out of the
+            log-sum-exp and counted as ``log1p_exp(lse_negatives - l_pos)``, exact in float32 at any
+            temperature; None subtracts it after a log-sum-exp over every key, which at low temperature is
+            only as exact as the rounding of two large numbers (clamped at 0, a cross-entropy's minimum).
     """
     check.pair("query", query, "positive", positive)
     check.embeddings("keys", keys, 2, shape_hint="(N, D)")
@@ -146,7 +158,13 @@ def info_nce_rows(query: torch.Tensor, positive: torch.Tensor, keys: torch.Tenso
     n = _keys("info_nce_rows", query.shape[0], keys)
     dt = check.compute_dtype(query, positive, keys)
     q, p, k = (check.normalize(t, dt) for t in (query, positive, keys))
-    lse = tiled_lse(q, k, scale=scale)                                        # (b,) over the batch's positives
+    b = q.shape[0]
+    if offset is None:
+        lse = tiled_lse(q, k, scale=scale)                                    # (b,) over the batch's positives
+    else:
+        off = _offset(offset, b, n)
+        ids = (torch.arange(off, off + b, device=q.device), torch.arange(n, device=q.device))
+        lse = tiled_lse(q, k, scale=scale, ids=ids)                           # (b,) the other positives
     if negatives is not None:
         check.embeddings("negatives", negatives, 3, shape_hint="(b, M, D)")
         if negatives.shape[0] != query.shape[0]:
@@ -158,19 +176,24 @@ def info_nce_rows(query: torch.Tensor, positive: torch.Tensor, keys: torch.Tenso
             l_neg = torch.einsum("bd,bmd->bm", q, neg) * scale                 # (b, M)
         lse = torch.logaddexp(lse, l_neg.logsumexp(1))
     l_pos = (q * p).sum(1) * scale                                            # (b,)
-    return ((lse - l_pos).sum() / n).to(query.dtype)
+    per = (lse - l_pos).clamp(min=0.0) if offset is None else log1p_exp(lse - l_pos)
+    return (per.sum() / n).to(query.dtype)
 
 
 def clip_loss_rows(a: torch.Tensor, b: torch.Tensor, keys_a: torch.Tensor, keys_b: torch.Tensor, *,
-                   logit_scale) -> torch.Tensor:
+                   logit_scale, offset: int | None = None) -> torch.Tensor:
     """These pairs' share of CLIP's symmetric loss (Radford et al. 2021) over the whole batch.
 
     Row direction: each local ``a`` against every ``b`` in the batch; column direction: each local ``b``
     against every ``a``. ``logit_scale`` may be a learnable scalar tensor (its gradient is exact too).
 
     Shape:
-        a, b: (b, D) local pairs; keys_a, keys_b: (N, D) the whole batch (containing the local pairs).
-        Output: scalar, ``sum over the b pairs of (row + column cross-entropy) / 2 / N``.
+        a, b: (b, D) local pairs; keys_a, keys_b: (N, D) the whole batch (containing the local pairs at
+        ``offset``). Output: scalar, ``sum over the b pairs of (row + column cross-entropy) / 2 / N``.
+
+    Args:
+        offset: where the local pairs start in the keys; as in :func:`info_nce_rows`, given it makes the
+            positive's term exact in float32 (left out of the log-sum-exp, added as a softplus).
     """
     check.pair("a", a, "b", b)
     check.pair("keys_a", keys_a, "keys_b", keys_b)
@@ -181,7 +204,15 @@ def clip_loss_rows(a: torch.Tensor, b: torch.Tensor, keys_a: torch.Tensor, keys_
     x, y, ka, kb = (check.normalize(t, dt) for t in (a, b, keys_a, keys_b))
     s = s.to(dt).reshape(()) if torch.is_tensor(s) else s
     xs, ys = x * s, y * s                                                     # scale folded into the local side
-    rows = tiled_lse(xs, kb, scale=1.0)                                       # (b,) a_i against every b
-    cols = tiled_lse(ys, ka, scale=1.0)                                       # (b,) b_i against every a
+    ids = None
+    if offset is not None:                                                    # leave the positive out
+        off = _offset(offset, x.shape[0], n)
+        ids = (torch.arange(off, off + x.shape[0], device=x.device), torch.arange(n, device=x.device))
+    rows = tiled_lse(xs, kb, scale=1.0, ids=ids)                              # (b,) a_i against every b
+    cols = tiled_lse(ys, ka, scale=1.0, ids=ids)                              # (b,) b_i against every a
     pos = (xs * y).sum(1)                                                     # (b,)
-    return (((rows.sum() + cols.sum()) / 2 - pos.sum()) / n).to(a.dtype)
+    if offset is None:
+        per = (rows - pos).clamp(min=0.0) + (cols - pos).clamp(min=0.0)
+    else:
+        per = log1p_exp(rows - pos) + log1p_exp(cols - pos)
+    return (per.sum() / 2 / n).to(a.dtype)
