@@ -131,3 +131,51 @@ def test_period_leaves_out_the_same_entries_as_ids(tiling, monkeypatch, min_peri
 def test_period_needs_exclude_diag():
     with pytest.raises(ValueError, match=r"`period` must be an int >= 0, used with `exclude_diag`, got 2"):
         tiled_lse(_unit(4, 3), period=2)
+
+
+TARGET_CLS = torch.tensor([0, 0, 0, 1, 1, 2, 2, 2, 2])      # sorted target ids, classes of 3, 2 and 4
+
+
+def _with_targets(x, y, scale, symmetric, ids):
+    """lse_i - a_i * (sum of the allowed same-class logits), its value from the plain matrix."""
+    n = len(x)
+    rt = TARGET_CLS[:n]
+    ct = rt if symmetric else TARGET_CLS
+    a = torch.linspace(0.2, 0.9, n, dtype=x.dtype)
+    with torch.no_grad():
+        yy = x if symmetric else y
+        same = rt[:, None] == ct[None, :]
+        same &= ~torch.eye(n, len(yy), dtype=torch.bool) if ids is None else ids[:n, None] != ids[None, :len(yy)]
+        s = torch.where(same, scale * x @ yy.T, 0.0).sum(1)
+    kw = {"exclude_diag": True} if ids is None else {"ids": ids[:n] if symmetric else (ids[:n], ids)}
+    return tiled_lse(x, None if symmetric else y, scale=scale, targets=(rt, ct, a, s), **kw)
+
+
+@pytest.mark.parametrize("dense", [False, True], ids=["blocks", "dense"])
+@pytest.mark.parametrize("scale", [2.0, 90.0], ids=["no-shift", "running-max"])
+@pytest.mark.parametrize("mode", ["symmetric, diagonal out", "symmetric, ids out", "cross, ids out"])
+def test_gradcheck_with_targets(tiling, monkeypatch, mode, scale, dense):
+    if dense:
+        monkeypatch.setattr(lse_mod, "_MAX_BLOCKS", 0)
+    x = _unit(7, 4, seed=1).requires_grad_()
+    y = (_unit(9, 4, seed=2) * 1.3).requires_grad_()
+    ids = torch.tensor([0, 1, 0, 2, 1, 0, 3, 2, 1]) if "ids" in mode else None
+    symmetric = mode.startswith("symmetric")
+
+    def fn(a, b):
+        return _with_targets(a, b, scale, symmetric, ids)
+
+    with torch.no_grad():                                        # the value: lse - a s, on the plain matrix
+        n, yy = len(x), (x if symmetric else y)
+        allowed = ~torch.eye(n, len(yy), dtype=torch.bool) if ids is None else ids[:n, None] != ids[None, :len(yy)]
+        plain = (scale * x @ yy.T).masked_fill(~allowed, float("-inf")).logsumexp(1)
+        rt, ct = TARGET_CLS[:n], (TARGET_CLS[:n] if symmetric else TARGET_CLS)
+        s = torch.where(allowed & (rt[:, None] == ct[None, :]), scale * x @ yy.T, 0.0).sum(1)
+        torch.testing.assert_close(fn(x, y), plain - torch.linspace(0.2, 0.9, n, dtype=x.dtype) * s)
+    assert torch.autograd.gradcheck(fn, (x, y), eps=1e-6, atol=1e-6)
+
+
+def test_targets_ids_must_be_sorted():
+    x = _unit(4, 3)
+    with pytest.raises(ValueError, match="must be sorted"):
+        tiled_lse(x, exclude_diag=True, targets=(torch.tensor([0, 1, 0, 1]), None, torch.ones(4), torch.zeros(4)))

@@ -215,20 +215,26 @@ def supcon(views: torch.Tensor, labels: torch.Tensor | None = None, *, temperatu
     z = check.normalize(views, dt).transpose(0, 1).reshape(v * b, d)           # (N, D), row = v * B + b
     _, cls = torch.unique(ids.repeat(v), return_inverse=True)                  # (N,) compact class ids
     k = int(cls.max()) + 1
-    class_sum = z.new_zeros(k, d).index_add(0, cls, z)                         # (K, D)
     n_pos = torch.bincount(cls, minlength=k)[cls] - 1                          # (N,)
-    pos_sum = ((class_sum[cls] - z) * z).sum(1) * scale                        # (N,) sum of positive logits
     has = n_pos > 0
     if not bool(has.any()):
         return (z.sum() * 0.0).to(views.dtype)
     single = n_pos == 1             # an anchor with one positive leaves it out of its sum (and only then)
+    multi = bool((n_pos > 1).any())
+    if multi:                       # classes contiguous: the kernel subtracts the targets block by block
+        cls, order = torch.sort(cls, stable=True)
+        z, n_pos, single, has = z[order], n_pos[order], single[order], has[order]
+    class_sum = z.new_zeros(k, d).index_add(0, cls, z)                         # (K, D)
+    pos_sum = ((class_sum[cls] - z) * z).sum(1) * scale                        # (N,) sum of positive logits
+    targets = _targets(cls, cls, n_pos, pos_sum) if multi else None
     if labels is None and v == 2:                                              # all single: NT-Xent's exclusion
         lse = tiled_lse(z, scale=scale, exclude_diag=True, period=b)
     elif bool(single.any()):
-        lse = tiled_lse(z, scale=scale, ids=_exclusion_ids(cls, single, k, torch.arange(z.shape[0], device=z.device)))
+        lse = tiled_lse(z, scale=scale, targets=targets,
+                        ids=_exclusion_ids(cls, single, k, torch.arange(z.shape[0], device=z.device)))
     else:
-        lse = tiled_lse(z, scale=scale, exclude_diag=True)                     # (N,) all but self
-    per = _supcon_terms(lse, pos_sum, n_pos, single)
+        lse = tiled_lse(z, scale=scale, exclude_diag=True, targets=targets)    # (N,) all but self
+    per = _supcon_terms(lse, pos_sum, single)
     return per[has].mean().to(views.dtype)
 
 
@@ -238,6 +244,14 @@ def _exclusion_ids(cls, single, k, position):
     return torch.where(single, cls, k + position)
 
 
-def _supcon_terms(lse, pos_sum, n_pos, single):
-    """Per anchor: ``lse - mean positive logit``; with one positive (left out of ``lse``), ``softplus``."""
-    return torch.where(single, log1p_exp(lse - pos_sum), lse - pos_sum / n_pos.clamp(min=1))
+def _targets(row_cls, col_cls, n_pos, pos_sum):
+    """:func:`tiled_lse` targets for SupCon: an anchor with several positives subtracts their mean logit
+    (weight 1 / |P| on each), its gradient taken on the logits, where it cancels the softmax weights."""
+    a = torch.where(n_pos > 1, 1.0 / n_pos.clamp(min=1).to(pos_sum.dtype), torch.zeros_like(pos_sum))
+    return (row_cls, col_cls, a, pos_sum)
+
+
+def _supcon_terms(lse, pos_sum, single):
+    """Per anchor: with one positive (left out of ``lse``), ``softplus(lse - l_pos)``; with several, ``lse``
+    already holds ``lse - mean positive logit`` (the kernel's ``targets``)."""
+    return torch.where(single, log1p_exp(lse - pos_sum), lse)

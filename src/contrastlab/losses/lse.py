@@ -106,7 +106,7 @@ class _TiledLSE(torch.autograd.Function):
     """
 
     @staticmethod
-    def forward(ctx, x, y, scale, track_max, exclude_diag, row_ids, col_ids, want_cols):
+    def forward(ctx, x, y, scale, track_max, exclude_diag, row_ids, col_ids, want_cols, targets):
         symmetric = y is None
         yy = x if symmetric else y
         n, m = x.shape[0], yy.shape[0]
@@ -164,7 +164,7 @@ class _TiledLSE(torch.autograd.Function):
             col_lse = x.new_empty(0)
         ctx.save_for_backward(x, y, row_ids, col_ids, row_s, row_r, col_s, col_r)
         ctx.scale, ctx.track_max, ctx.exclude_diag, ctx.want_cols = scale, track_max, exclude_diag, want_cols
-        ctx.cache = cache
+        ctx.cache, ctx.targets = cache, targets
         if not want_cols:
             ctx.mark_non_differentiable(col_lse)
         return row_lse, col_lse
@@ -187,6 +187,11 @@ class _TiledLSE(torch.autograd.Function):
         full = min(TILE, n) * min(TILE, m)
         safe_r = _safe(row_r) if track_max else None
         safe_side = _safe(side_r) if track_max and side_r is not None else None
+        tg = None
+        if ctx.targets is not None and g_row is not None:                  # -g_i a_i on each target logit
+            row_tid, col_tid, a, blocks = ctx.targets
+            ga = g_row * a
+            tg = (row_tid, col_tid, ga, ga if symmetric else None, blocks)
 
         def body(k, tile, st):
             r0, r1, c0, c1 = tile
@@ -227,6 +232,8 @@ class _TiledLSE(torch.autograd.Function):
                     q.addcmul_(e2, wc.unsqueeze(0))
                 elif diag_tile:                                            # its transpose is its own column side
                     q = q + q.t()
+            if tg is not None:
+                _subtract_targets(q, tg, r0, r1, c0, c1, cols or diag_tile, ctx.exclude_diag, row_ids, col_ids)
             gx, gy = st["gx"], st["gy"]
             if symmetric:
                 gx[r0:r1].addmm_(q, x[c0:c1])
@@ -243,7 +250,41 @@ class _TiledLSE(torch.autograd.Function):
         ctx.cache = None
         grad_x = st["gx"].mul_(ctx.scale) if need_x else None
         grad_y = st["gy"].mul_(ctx.scale) if need_y else None
-        return grad_x, grad_y, None, None, None, None, None, None
+        return grad_x, grad_y, None, None, None, None, None, None, None
+
+
+#: A tile meeting more target blocks than this subtracts them through one dense class comparison instead.
+_MAX_BLOCKS = 16
+
+
+def _subtract_targets(q, tg, r0, r1, c0, c1, col_side, exclude_diag, row_ids, col_ids):
+    """q_ij -= ga_i (+ ga_j on a column side) where row i and column j share a target id and (i, j) is allowed.
+
+    The ids are sorted, so a tile's targets are the rectangles where a row class meets the same column class;
+    the subtraction is on the logits' gradient, where the softmax weights and the targets' 1 / |P| cancel.
+    """
+    row_tid, col_tid, ga_r, ga_c, (row_blocks, col_blocks) = tg
+    hits = []
+    for t, (a0, a1) in row_blocks.items():
+        if a1 <= r0 or a0 >= r1 or t not in col_blocks:
+            continue
+        b0, b1 = col_blocks[t]
+        if b1 > c0 and b0 < c1:
+            hits.append((max(a0, r0), min(a1, r1), max(b0, c0), min(b1, c1)))
+    if not hits:
+        return
+    dense = len(hits) > _MAX_BLOCKS                                        # many small classes: one dense pass
+    for a0, a1, b0, b1 in [(r0, r1, c0, c1)] if dense else hits:
+        sub = ga_r[a0:a1].unsqueeze(1).expand(a1 - a0, b1 - b0)
+        sub = sub + ga_c[b0:b1].unsqueeze(0) if col_side else sub.clone()
+        if dense:
+            sub.masked_fill_(row_tid[a0:a1].unsqueeze(1) != col_tid[b0:b1].unsqueeze(0), 0.0)
+        if row_ids is not None:
+            sub.masked_fill_(row_ids[a0:a1].unsqueeze(1) == col_ids[b0:b1].unsqueeze(0), 0.0)
+        elif exclude_diag:
+            for k in _diagonals(a0, a1, b0, b1, exclude_diag):
+                sub.diagonal(k).zero_()
+        q[a0 - r0:a1 - r0, b0 - c0:b1 - c0].sub_(sub)
 
 
 def _exp_and_sum(logits, out2, ref_r, ref_c, row_s, side_s, r0, r1, c0, c1):
@@ -320,7 +361,7 @@ def log1p_exp(x: torch.Tensor) -> torch.Tensor:
 
 def tiled_lse(x: torch.Tensor, y: torch.Tensor | None = None, *, scale: float = 1.0,
               exclude_diag: bool = False, period: int = 0, ids: torch.Tensor | tuple | None = None,
-              columns: bool = False):
+              columns: bool = False, targets: tuple | None = None):
     """Log-sum-exp over the rows (and optionally the columns) of ``scale * x @ y.T``.
 
     Shape:
@@ -336,6 +377,13 @@ def tiled_lse(x: torch.Tensor, y: torch.Tensor | None = None, *, scale: float = 
         ids: leave out entries whose ids match: a (N,) tensor in symmetric mode (the diagonal is then
             left out too), or a pair ((N,), (M,)) of row and column ids.
         columns: also return the column log-sum-exp (cross mode only).
+        targets: ``(row_tid, col_tid, a, s)`` returns ``lse_i - a_i s_i`` instead, where ``s_i`` (computed by
+            the caller in O(N D), e.g. from class sums; its gradient is not used) is the sum of the allowed
+            logits of row i whose column has ``col_tid == row_tid[i]``. The gradient of that term is taken on
+            the tiles, subtracted from the softmax weights before they multiply the vectors: where they cancel
+            (SupCon's ``softmax - 1 / |P|`` on collapsed classes) the result is as exact as ``log_softmax``'s,
+            not one rounding of the gradient's size. ``row_tid`` and ``col_tid`` (integers) must be sorted;
+            symmetric mode takes ``col_tid = row_tid``; not with ``columns``.
 
     A row with nothing allowed gets ``-inf``. The inputs must be float32 or float64.
     """
@@ -360,8 +408,29 @@ def tiled_lse(x: torch.Tensor, y: torch.Tensor | None = None, *, scale: float = 
     else:
         row_ids = col_ids = None
     exclude_diag = (period or n) if exclude_diag else 0                        # the kernel's form: a period
+    tg, sub = None, None
+    if targets is not None:
+        row_tid, col_tid, a, s = targets
+        if columns:
+            raise ValueError("`targets` is not supported with `columns`")
+        col_tid = row_tid if symmetric else col_tid
+        tg = (row_tid, col_tid, a.detach().to(x.dtype), (_blocks(row_tid, n), _blocks(col_tid, m)))
+        sub = a.detach().to(x.dtype) * s.detach().to(x.dtype)
     with torch.no_grad():
         bound = abs(scale) * float(x.norm(dim=1).max()) * float(yy.norm(dim=1).max()) if n and m else 0.0
     row_lse, col_lse = _TiledLSE.apply(x, None if symmetric else y, float(scale), bound >= _NO_SHIFT_BOUND,
-                                       exclude_diag, row_ids, col_ids, columns)
+                                       exclude_diag, row_ids, col_ids, columns, tg)
+    if sub is not None:
+        row_lse = row_lse - sub
     return (row_lse, col_lse) if columns else row_lse
+
+
+def _blocks(tid, n):
+    """{id: (start, end)} of a sorted id vector of length n."""
+    if tid.dim() != 1 or tid.shape[0] != n:
+        raise ValueError(f"`targets` ids must hold one id per row/column ({n}), got shape {tuple(tid.shape)}")
+    if n > 1 and bool((tid[1:] < tid[:-1]).any()):
+        raise ValueError("`targets` ids must be sorted")
+    vals, counts = torch.unique_consecutive(tid, return_counts=True)
+    ends = counts.cumsum(0).tolist()
+    return {int(v): (e - c, e) for v, c, e in zip(vals.tolist(), counts.tolist(), ends)}

@@ -26,7 +26,7 @@ from __future__ import annotations
 import torch
 
 from . import validation as check
-from .infonce import _exclusion_ids, _supcon_terms
+from .infonce import _exclusion_ids, _supcon_terms, _targets
 from .lse import log1p_exp, tiled_lse
 
 __all__ = ["nt_xent_rows", "supcon_rows", "info_nce_rows", "clip_loss_rows"]
@@ -115,20 +115,27 @@ def supcon_rows(views: torch.Tensor, labels: torch.Tensor | None, keys: torch.Te
     _, cls = torch.unique(torch.cat([col_lab, row_lab]), return_inverse=True)
     col_cls, row_cls = cls[: n * v], cls[n * v:]
     k = int(cls.max()) + 1
-    class_sum = kz.new_zeros(k, d).index_add(0, col_cls, kz)                  # (K, D) over the whole batch
     count = torch.bincount(col_cls, minlength=k)                              # (K,)
     n_pos = count[row_cls] - 1                                                # (bV,)
     anchors = int((count[col_cls] > 1).sum())                                 # whole-batch anchors with a positive
-    pos_sum = ((class_sum[row_cls] - z) * z).sum(1) * scale                   # (bV,) sum of positive logits
     rows, cols = torch.arange(off * v, (off + b) * v, device=dev), torch.arange(n * v, device=dev)
+    multi = bool((n_pos > 1).any())
+    if multi:                       # classes contiguous on both sides: the kernel subtracts targets by blocks
+        row_cls, r_order = torch.sort(row_cls, stable=True)
+        col_cls, c_order = torch.sort(col_cls, stable=True)
+        z, n_pos, rows = z[r_order], n_pos[r_order], rows[r_order]
+        kz, cols = kz[c_order], cols[c_order]
+    class_sum = kz.new_zeros(k, d).index_add(0, col_cls, kz)                  # (K, D) over the whole batch
+    pos_sum = ((class_sum[row_cls] - z) * z).sum(1) * scale                   # (bV,) sum of positive logits
     single = n_pos == 1                                                       # those leave their positive out
     if bool((count == 2).any()):
         ids = (_exclusion_ids(row_cls, single, k, rows), _exclusion_ids(col_cls, count[col_cls] == 2, k, cols))
     else:
         ids = (rows, cols)
-    lse = tiled_lse(z, kz, scale=scale, ids=ids)                              # (bV,) all but self (and single positive)
+    targets = _targets(row_cls, col_cls, n_pos, pos_sum) if multi else None
+    lse = tiled_lse(z, kz, scale=scale, ids=ids, targets=targets)             # (bV,) all but self (and single positive)
     has = n_pos > 0
-    per = _supcon_terms(lse, pos_sum, n_pos, single)
+    per = _supcon_terms(lse, pos_sum, single)
     return (per[has].sum() / max(anchors, 1)).to(views.dtype)                 # 0, still on the graph, if none
 
 
