@@ -253,7 +253,7 @@ def _train(parser, args) -> int:
             config = TrainConfig(method=args.method, data=args.data, seed=args.seed, hyperparameters=method_keys,
                                  **budget, **{**trainer_keys, **({"final_eval": False} if args.no_eval else {})})
             trainer = Trainer.from_config(config, run, show_progress=not args.quiet)
-        except (ValueError, FileNotFoundError, FileExistsError, OSError) as e:
+        except (ValueError, FileNotFoundError, FileExistsError, OSError, RunInUse) as e:
             parser.exit(2, f"contrastlab train: {e}\n")
         if distributed.is_main():
             procs = f" in {distributed.world_size()} processes" if distributed.world_size() > 1 else ""

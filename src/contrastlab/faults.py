@@ -13,7 +13,8 @@ environment variable ``CONTRASTLAB_FAULT`` is set. The variable holds a JSON obj
 A rule fires only in a first attempt (``TORCHELASTIC_RESTART_COUNT`` unset or 0) unless it says ``"restart": N``.
 
 Points used: ``run-created`` (run directory written, before planning), ``after-step`` (at: the step count),
-``after-checkpoint`` (at: the step saved), ``atomic-write`` (at: the file name).
+``after-update`` (at: the step whose optimizer update just ran, before it is counted), ``after-checkpoint`` (at:
+the step saved), ``atomic-write`` (at: the file name).
 
 >>> import os
 >>> os.environ.pop(ENV, None) and None

@@ -99,6 +99,21 @@ def test_sigkill_during_a_checkpoint_write_leaves_no_temporary_after_resume(tmp_
 
 
 @pytest.mark.slow
+def test_ctrl_c_in_the_middle_of_a_step_keeps_the_last_checkpoint(tmp_path, whole):
+    """An interrupt after step 24's update but before the step is counted must not save that half-done state."""
+    stopped = tmp_path / "stopped"
+    p = _train(*ARGS, "--run", str(stopped), fault={"point": "after-update", "at": 24, "signal": "SIGINT"})
+    out, err = p.communicate()
+    assert p.returncode == 130, err
+    assert load_checkpoint(stopped / "checkpoints" / "last.pt")["step"] == 21
+    assert json.loads((stopped / "status.json").read_text())["state"] == "interrupted"
+    resumed = _train("--resume", str(stopped))
+    out, err = resumed.communicate()
+    assert resumed.returncode == 0, err
+    _assert_same_run(whole, stopped)
+
+
+@pytest.mark.slow
 def test_a_run_killed_before_its_first_checkpoint_restarts_in_its_folder(tmp_path, whole):
     killed = tmp_path / "killed"
     _killed(_train(*ARGS, "--run", str(killed), fault={"point": "run-created"}))
@@ -116,6 +131,24 @@ def test_a_run_killed_before_its_first_checkpoint_restarts_in_its_folder(tmp_pat
     assert p.returncode == 0, err
     assert "stopped before its first checkpoint; starting it over" in err
     _assert_same_run(whole, again)
+
+
+def test_a_new_run_over_an_unstarted_text_run_fits_its_own_tokenizer(tmp_path):
+    def pairs(path, prefix):
+        rows = [{"query": f"{prefix}q{i} {prefix}w{i % 7}", "positive": f"{prefix}d{i} {prefix}v{i % 5}"}
+                for i in range(200)]
+        path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+        return path
+    run = tmp_path / "run"
+    args = ["pairs", "--steps", "2", "--no-eval", "--quiet", "--set", "batch_size=32", "--set", "tokenizer=words",
+            "--run", str(run)]
+    _killed(_train(*args, "--data", str(pairs(tmp_path / "a.jsonl", "alpha")), fault={"point": "run-created"}))
+    assert "alphaq1" in (run / "tokenizer.json").read_text()                  # the stopped run's tokenizer
+    p = _train(*args, "--data", str(pairs(tmp_path / "b.jsonl", "gamma")))
+    out, err = p.communicate()
+    assert p.returncode == 0, err
+    vocab = (run / "tokenizer.json").read_text()
+    assert "gammaq1" in vocab and "alphaq1" not in vocab                     # fitted anew on the new run's texts
 
 
 @pytest.mark.slow

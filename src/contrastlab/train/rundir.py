@@ -109,9 +109,11 @@ class RunDir:
         write_json(self.config_file, {**config, "run_id": uuid.uuid4().hex})
         return replaced
 
-    def clear(self) -> None:
-        """Remove everything the trainer writes (a restart of a run that has no checkpoint)."""
-        for name in ("metrics.jsonl", "status.json", "eval.json", "config.json"):
+    def clear(self, *, tokenizer: bool = False) -> None:
+        """Remove what a run that stopped before its first checkpoint wrote, so it can start over (``tokenizer``:
+        its fitted tokenizer too, before the new run builds its own). config.json stays until `create` replaces it
+        atomically: a kill in between still leaves a run that restarts."""
+        for name in ("metrics.jsonl", "status.json", "eval.json", *(("tokenizer.json",) if tokenizer else ())):
             (self.path / name).unlink(missing_ok=True)
         shutil.rmtree(self.snapshots, ignore_errors=True)
         shutil.rmtree(self.checkpoints, ignore_errors=True)

@@ -175,6 +175,8 @@ class Trainer:
         self._perm_epoch, self._perm = -1, None
         self.restarting = False                 # resumed a run that had no checkpoint: start it over in its folder
         self._owns_run = False                  # this trainer created or resumed the run directory (it may write it)
+        self._at_boundary = False               # the state in memory is one a checkpoint may hold (between steps)
+        self._saved_step: int | None = None     # the step of the last checkpoint written or loaded
         self.trackers = Trackers(config)        # `log`: TensorBoard, MLflow (their packages are checked here)
 
     # -- construction from a configuration ------------------------------------------------------------------
@@ -183,7 +185,8 @@ class Trainer:
         device = devices.resolve(config.device)    # before loading anything: `--device cuda` without CUDA fails here
         dist.init_from_env(devices.backend_for(device))   # joins torchrun's group (WORLD_SIZE > 1): NCCL for CUDA
         _check_world(config.batch_size)            # before loading anything
-        RunDir(run_dir).check_writable()
+        run = RunDir(run_dir)
+        run.check_writable()
         if config.threads:
             torch.set_num_threads(config.threads)
         unknown = sorted(set(config.hyperparameters) - set(method_hyperparameters(config.method)))
@@ -194,7 +197,12 @@ class Trainer:
         task = TASKS[getattr(data, "modality", "image")]
         data = task.prepare(config, data)
         torch.manual_seed(config.seed)
-        method, info, make_encoder = _main_first(lambda: task.build(config, data, run_dir))
+        def build():
+            if dist.is_main() and run.exists() and not run.started():
+                run.check_not_in_use()               # a run stopped before its first checkpoint: start it over,
+                run.clear(tokenizer=True)            # its tokenizer too (the build below would reuse it)
+            return task.build(config, data, run_dir)
+        method, info, make_encoder = _main_first(build)
         return cls(method, data, config, run_dir, show_progress=show_progress and dist.is_main(), model_info=info,
                    make_encoder=make_encoder)
 
@@ -270,6 +278,7 @@ class Trainer:
             raise ValueError(f"checkpoint {self.run.last_checkpoint} does not match the run's model "
                              f"({str(e).splitlines()[0]})") from None
         self.step, self.total_steps, self.elapsed = state["step"], state["total_steps"], state["elapsed"]
+        self._saved_step = self.step
         self.monitor_every = state.get("monitor_every")
         saved_precision = (state.get("precision") or {}).get("precision")
         if saved_precision is not None and (saved_precision == self.amp.precision or self.config.precision != "auto"):
@@ -289,13 +298,13 @@ class Trainer:
         if not _finite(self.method):
             raise TrainingDiverged(self._diverged_message("the weights became NaN or infinite"))
         save_checkpoint(self.run.last_checkpoint, self._state())
+        self._saved_step = self.step
         faults.point("after-checkpoint", self.step)
         self.trackers.checkpoint(self.step)
 
     def _diverged_message(self, what: str) -> str:
-        last = (f"the last good checkpoint is {self.run.last_checkpoint} (step "
-                f"{load_checkpoint(self.run.last_checkpoint).get('step')})" if self.run.last_checkpoint.exists()
-                else "no checkpoint was written")
+        last = (f"the last good checkpoint is {self.run.last_checkpoint} (step {self._saved_step})"
+                if self._saved_step is not None else "no checkpoint was written")
         return (f"training diverged: {what} at step {self.step}; {last}. Lower `lr` (now {self.config.base_lr():g}) "
                 f"or raise `temperature`, then resume or restart.")
 
@@ -426,8 +435,6 @@ class Trainer:
     def _start_run_dir(self) -> None:
         cfg = self.config
         kind, value = cfg.budget()
-        if self.restarting:                         # resumed before any checkpoint: the same settings, afresh
-            self.run.clear()
         replaced = self.run.create({
             "method": cfg.method, "data": cfg.data, "seed": cfg.seed, "classes": list(self.data.classes or []) or None,
             "budget": {kind: value}, "hyperparameters": {**method_hyperparameters(cfg.method), **cfg.hyperparameters},
@@ -446,11 +453,14 @@ class Trainer:
     def fit(self) -> dict:
         """Train to the end of the budget (or continue a resumed run); returns the last monitor record."""
         main = dist.is_main()                       # only rank 0 writes; every rank trains
+        if self.total_steps is not None and not self._owns_run:
+            raise RuntimeError("this trainer was loaded for evaluation (`Trainer.resume(..., for_training=False)`); "
+                               "resume the run with `Trainer.resume(run)` to train it")
         try:
             return self._fit(main)
         except KeyboardInterrupt:
             if main and self._owns_run:
-                if self.total_steps is not None and _finite(self.method):
+                if self._at_boundary and _finite(self.method):   # never a half-done step: else the last checkpoint
                     self.save()
                 self.run.status("interrupted", step=self.step, total_steps=self.total_steps)
             raise
@@ -491,6 +501,7 @@ class Trainer:
             self.save()                             # the first checkpoint, before any step: always resumable
         if main:
             self.run.status("running", step=self.step, total_steps=total)
+        self._at_boundary = True                    # == the checkpoint just written or loaded
         bar = progress_bar(total=total, initial=self.step, disable=not (self.show_progress and main), unit="step",
                            desc=f"{cfg.method} on {cfg.data}")
         last_ckpt = last_status = time.time()
@@ -499,11 +510,13 @@ class Trainer:
         self.method.train()
         with bar, self._diverged_on_error(self.method):       # a NaN check in the loss or the monitor, too
             while self.step < total:
+                self._at_boundary = False
                 t0 = time.perf_counter()
                 lr = warmup_cosine(self.step, total_steps=total, base_lr=base_lr, warmup_steps=warmup)
                 for group in self.optimizer.param_groups:
                     group["lr"] = lr
                 loss, extra = self._train_step(self.method, self.optimizer, self.step)
+                faults.point("after-update", self.step + 1)     # the weights updated, the step not yet counted
                 if not math.isfinite(loss):         # the all-reduced loss: every rank stops here together
                     raise TrainingDiverged(self._diverged_message(f"the loss became {loss}"))
                 self.step += 1
@@ -533,6 +546,7 @@ class Trainer:
                 if main and now - last_status > 5:
                     self.run.status("running", step=self.step, total_steps=total)
                     last_status = now
+                self._at_boundary = True
                 faults.point("after-step", self.step)
         if main:
             self.run.status("done", step=self.step, total_steps=total)
