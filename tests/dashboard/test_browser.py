@@ -57,7 +57,7 @@ def page(browser, server_for):
     assert problems == [], f"errors in the page: {problems}"
 
 
-def wait_until(page, expression, timeout=20.0):
+def wait_until(page, expression, timeout=240.0):        # a safety net: loaded CI cores are slow
     """Poll a JavaScript expression until it is truthy (the page's own counters and state)."""
     deadline = time.monotonic() + timeout
     while True:

@@ -84,12 +84,13 @@ def test_embedder_of_the_run_matches_the_trained_encoder(trained):
 
 
 def test_resume_is_exact(pair_file, tmp_path):
-    straight = Trainer.from_config(_config(pair_file, steps=12, monitor_every=6), tmp_path / "a", show_progress=False)
+    cfg = dict(steps=12, monitor_every=6, checkpoint_every=3)
+    straight = Trainer.from_config(_config(pair_file, **cfg), tmp_path / "a", show_progress=False)
     straight.fit()
-    stopped = Trainer.from_config(_config(pair_file, steps=12, monitor_every=6), tmp_path / "b", show_progress=False)
+    stopped = Trainer.from_config(_config(pair_file, **cfg), tmp_path / "b", show_progress=False)
 
-    def interrupt(*, step, total_steps):                 # Ctrl-C after step 6: the trainer saves and re-raises
-        if step == 6:
+    def interrupt(*, step, total_steps):                 # Ctrl-C inside step 7, before it is done: the trainer
+        if step == 7:                                    # keeps the checkpoint of step 6 and re-raises
             raise KeyboardInterrupt
     stopped.method.after_step = interrupt
     with pytest.raises(KeyboardInterrupt):

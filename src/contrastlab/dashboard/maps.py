@@ -4,8 +4,8 @@ from snapshot k-1's, so the maps are computed in snapshot order, once, and kept 
 that is rewritten (a resumed run) drops its map and every map after it.
 
 PCA maps are computed on request. A t-SNE or UMAP map takes seconds, so :meth:`MapChains.status`
-does not wait for one: it hands the wanted snapshot to one background thread per run (niced, so a
-trainer on the same cores keeps its speed) and answers with the progress, which the page shows
+does not wait for one: it hands the wanted snapshot to one background thread per run and answers with the
+progress, which the page shows
 while it polls. Asking for another method stops the computation of the one before.
 
 Example::
@@ -21,7 +21,6 @@ Example::
 
 from __future__ import annotations
 
-import os
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -34,8 +33,6 @@ __all__ = ["MapChains", "MapStatus", "FAST_METHODS"]
 
 #: Methods computed in the request's own thread (fast enough to wait for).
 FAST_METHODS = frozenset({"pca"})
-#: Nice value of the background projection thread (and the threads it starts).
-WORKER_NICE = 10
 
 
 @dataclass
@@ -192,10 +189,8 @@ class MapChains:
 
     def _work(self) -> None:
         """The background thread: compute toward ``_want`` until nothing is wanted."""
-        try:
-            os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), WORKER_NICE)   # this thread only (Linux)
-        except (AttributeError, OSError):
-            pass
+        # Not niced: at nice 10 beside two busy processes the thread got ~10% of a core and a 150-point t-SNE
+        # chain did not finish within 3 minutes; a map the user asked for is bounded work worth its share.
         while True:
             with self._cond:
                 want = self._want
