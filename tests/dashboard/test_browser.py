@@ -126,7 +126,7 @@ def test_run_view_shows_snapshots_and_the_scrubber_moves_them(page, server_for, 
     base = server_for([run, tmp_path / "not-yet"])
     page.goto(base + "/#runs")
     wait_until(page, "window.__runview.panes.length === 2 && window.__runview.panes[0].index === 2 "
-                     "&& window.__runview.panes[0].scatter.from === null")
+                     "&& window.__runview.panes[0].scatter.from === null && window.__runview.panes[0].scatter.shown")
 
     def shown():
         return np.array(page.evaluate("Array.from(window.__runview.panes[0].scatter.shown)"), np.float32)
@@ -139,7 +139,8 @@ def test_run_view_shows_snapshots_and_the_scrubber_moves_them(page, server_for, 
     assert "step 200" in page.locator(".pane >> nth=0 >> .steplabel").inner_text()
     page.locator(".pane >> nth=0 >> .scrubber").focus()
     page.keyboard.press("Home")                                            # scrub to the first snapshot
-    wait_until(page, "window.__runview.panes[0].index === 0 && window.__runview.panes[0].scatter.from === null")
+    wait_until(page, "window.__runview.panes[0].index === 0 && window.__runview.panes[0].scatter.from === null "
+                     "&& window.__runview.panes[0].scatter.shown")
     first = shown()
     np.testing.assert_allclose(first, server_map(0), atol=1e-6)
     assert np.abs(first - server_map(2)).max() > 0.1                       # the points moved
