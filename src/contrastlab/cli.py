@@ -1,4 +1,4 @@
-"""The `contrastlab` command: train, resume, evaluate, list losses, run the demo."""
+"""The `contrastlab` command: train, resume, evaluate, list datasets and losses, run the demo."""
 
 from __future__ import annotations
 
@@ -100,6 +100,9 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--seed", type=int, default=0)
     train.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                        help="trainer or method setting, e.g. --set batch_size=512 --set temperature=0.5")
+    train.add_argument("--recipe", metavar="NAME",
+                       help="start from a paper's settings, e.g. simclr-32, mocov2-224 (`contrastlab recipes` lists "
+                            "them); --set is applied after it; METHOD may be left out")
     train.add_argument("--resume", type=Path, metavar="RUN", help="continue RUN from its last checkpoint")
     train.add_argument("--device", metavar="DEVICE",
                        help="auto (default: this process's GPU when there is one, else the CPU), cpu, cuda, cuda:N "
@@ -134,12 +137,44 @@ def build_parser() -> argparse.ArgumentParser:
     from .search.commands import add_search_commands
     add_search_commands(sub)
 
+    datasets = sub.add_parser("datasets", help="list the registered datasets: modality, spec forms, description")
+    datasets.add_argument("--modality", help="only the datasets of this modality (image, text, image_text, ...)")
+
+    recipes = sub.add_parser("recipes", help="list the training recipes (--recipe NAME) and what each follows")
+    recipes.add_argument("method", nargs="?", choices=list_methods(), help="only this method's recipes")
+
     losses = sub.add_parser("losses", help="list the registered losses and their papers; --demo runs each")
     losses.add_argument("--demo", action="store_true", help="every loss on real embeddings, matched vs shuffled")
     losses.add_argument("--batch", type=_positive_int, default=512, help="pairs per batch (default 512, at most 1797)")
     losses.add_argument("--dim", type=_positive_int, default=32, help="embedding size (default 32, at most 64)")
     losses.add_argument("--seed", type=_seed, default=0)
     return parser
+
+
+def _method_of(parser, args) -> str:
+    """The method to train: METHOD, else the --recipe's (a recipe of another method is a clear error)."""
+    if args.recipe is None:
+        if args.method is None:
+            parser.error("give a method (one of the choices), --recipe NAME or --resume RUN")
+        return args.method
+    from .train.recipes import recipe
+    try:
+        r = recipe(args.recipe)
+    except ValueError as e:
+        parser.error(str(e))
+    if args.method is not None and args.method != r.method:
+        from .train.recipes import list_recipes
+        others = list_recipes(args.method)
+        parser.error(f"recipe {r.name!r} trains {r.method!r}, not {args.method!r}; run `contrastlab train {r.method} "
+                     f"--recipe {r.name}`" + (f", or use a {args.method} recipe: {others}" if others else ""))
+    return r.method
+
+
+def _recipes(args) -> int:
+    from .train.recipes import list_recipes, recipe
+    for name in list_recipes(args.method):
+        print(f"{name:<12} {recipe(name).description}")
+    return 0
 
 
 def _relaunch(parser, args) -> int:
@@ -154,16 +189,16 @@ def _relaunch(parser, args) -> int:
         run, cmd = args.resume, ["--resume", str(args.resume)]
         cmd += ["--device", args.device] if args.device is not None else []
     else:
-        if args.method is None:
-            parser.error("give a method (one of the choices) or --resume RUN")
+        method = _method_of(parser, args)
         budget = [(f"--{k}", getattr(args, k)) for k in ("minutes", "epochs", "steps") if getattr(args, k) is not None]
         if not budget:
             parser.error("give a budget: --minutes, --epochs or --steps")
-        run = args.run or Path("runs") / f"{args.method}-{time.strftime('%Y%m%d-%H%M%S')}"
+        run = args.run or Path("runs") / f"{method}-{time.strftime('%Y%m%d-%H%M%S')}"
         if (Path(run) / "config.json").exists():
             parser.exit(2, f"contrastlab train: run directory {run} already holds a run; resume it with "
                            f"`contrastlab train --resume {run} --nproc {args.nproc}` or choose another --run\n")
-        cmd = [args.method, "--data", args.data, "--run", str(run), "--seed", str(args.seed), *budget[0]]
+        cmd = [method, "--data", args.data, "--run", str(run), "--seed", str(args.seed), *budget[0]]
+        cmd += ["--recipe", args.recipe] if args.recipe is not None else []
         cmd += ["--corpus", str(args.corpus)] if args.corpus is not None else []
         cmd += ["--log", ",".join(args.log) or "none"] if args.log is not None else []
         cmd += ["--device", args.device] if args.device is not None else []
@@ -217,7 +252,8 @@ def _train(parser, args) -> int:
         except (FileNotFoundError, CheckpointError, ValueError, RunInUse) as e:
             parser.exit(2, f"contrastlab train (restart): {e}\n")
     elif args.resume is not None:
-        given = [f for f, v in (("method", args.method), ("--run", args.run), ("--set", args.overrides),
+        given = [f for f, v in (("method", args.method), ("--recipe", args.recipe), ("--run", args.run),
+                                ("--set", args.overrides),
                                 ("--corpus", args.corpus), ("--log", args.log),
                                 ("--minutes", args.minutes), ("--epochs", args.epochs), ("--steps", args.steps))
                  if v]
@@ -231,15 +267,13 @@ def _train(parser, args) -> int:
             print(f"restarting {args.resume} from step 0: it stopped before its first checkpoint" if trainer.restarting
                   else f"resuming {args.resume} at step {trainer.step} of {trainer.total_steps}")
     else:
-        if args.method is None:
-            parser.error("give a method (one of the choices) or --resume RUN")
+        method = _method_of(parser, args)
         try:
-            trainer_keys, method_keys = parse_overrides(args.overrides,
-                                                        method_keys=method_hyperparameters(args.method))
+            trainer_keys, method_keys = parse_overrides(args.overrides, method_keys=method_hyperparameters(method))
             budget = {k: getattr(args, k) for k in ("minutes", "epochs", "steps") if getattr(args, k) is not None}
             if not budget:
                 parser.error("give a budget: --minutes, --epochs or --steps")
-            run = args.run or Path("runs") / f"{args.method}-{time.strftime('%Y%m%d-%H%M%S')}"
+            run = args.run or Path("runs") / f"{method}-{time.strftime('%Y%m%d-%H%M%S')}"
             if args.corpus is not None:
                 trainer_keys["data_options"] = {"corpus": str(args.corpus)}
             if args.log is not None:
@@ -250,14 +284,21 @@ def _train(parser, args) -> int:
                 if "device" in trainer_keys:
                     parser.error("give --device or --set device=..., not both")
                 trainer_keys["device"] = args.device
-            config = TrainConfig(method=args.method, data=args.data, seed=args.seed, hyperparameters=method_keys,
-                                 **budget, **{**trainer_keys, **({"final_eval": False} if args.no_eval else {})})
+            settings = {**budget, **trainer_keys, **({"final_eval": False} if args.no_eval else {})}
+            if args.recipe is not None:
+                from .train.recipes import build_config
+                config = build_config(args.recipe, data=args.data, method=method, seed=args.seed,
+                                      hyperparameters=method_keys, **settings)
+            else:
+                config = TrainConfig(method=method, data=args.data, seed=args.seed, hyperparameters=method_keys,
+                                     **settings)
             trainer = Trainer.from_config(config, run, show_progress=not args.quiet)
         except (ValueError, FileNotFoundError, FileExistsError, OSError, RunInUse) as e:
             parser.exit(2, f"contrastlab train: {e}\n")
         if distributed.is_main():
             procs = f" in {distributed.world_size()} processes" if distributed.world_size() > 1 else ""
-            print(f"training {args.method} on {args.data}{procs}; run directory {trainer.run.path}")
+            print(f"training {method} on {args.data}{procs}"
+                  f"{f' with recipe {args.recipe}' if args.recipe else ''}; run directory {trainer.run.path}")
             for note in getattr(trainer.data, "notes", ()):
                 print(f"  note: {note}")
     from .train import TrainingDiverged
@@ -343,11 +384,23 @@ def main(argv: list[str] | None = None) -> int:
         return _eval(parser, args)
     if args.command == "demo":
         return _demo(parser, args)
+    if args.command == "recipes":
+        return _recipes(args)
     if getattr(args, "handler", None) is not None:
         return args.handler(args)
     if args.command == "dashboard":
         from .dashboard import dashboard
         return dashboard(args.run_dirs, host=args.host, port=args.port, open_browser=not args.no_browser)
+    if args.command == "datasets":
+        from .data.registry import datasets_table           # importing contrastlab.data registers every loader
+        try:
+            rows = [("modality", "spec", "description"), *datasets_table(args.modality)]
+        except ValueError as e:
+            parser.error(f"--modality: {e}")
+        w0, w1 = (max(len(r[i]) for r in rows) for i in (0, 1))
+        for modality, forms, description in rows:
+            print(f"{modality:<{w0}}  {forms:<{w1}}  {description}")
+        return 0
     if args.command == "losses":
         if args.demo:
             if args.batch > 1797 or args.dim > 64:

@@ -32,7 +32,8 @@ from torch import nn
 __all__ = ["CPU", "DEVICES", "PRECISIONS", "available", "resolve", "is_device_setting", "default_device", "check_device",
            "resolve_precision", "check_precision", "to_device", "pinned", "module_device", "fused_optimizers", "backend_for",
            "default_backend", "set_current", "synchronize", "autocast_types", "rng_state", "set_rng_state", "accelerator_rng_state",
-           "rng_devices", "to_host", "CUDA_TYPE"]
+           "rng_devices", "to_host", "CUDA_TYPE", "DENSE_LOSS_ROWS", "dense_loss_rows", "device_count",
+           "reset_peak_memory", "peak_memory", "free_cached_memory", "is_out_of_memory", "device_name"]
 
 CPU = torch.device("cpu")
 CUDA_TYPE, MPS_TYPE = "cuda", "mps"
@@ -251,3 +252,71 @@ def is_device_setting(text: str) -> bool:
 def to_host(t: torch.Tensor) -> torch.Tensor:
     """``t`` detached on the CPU (for numpy, snapshots and metrics); the same tensor when it is there already."""
     return t.detach().to(CPU)
+
+
+# -- loss-kernel choice and memory accounting (benchmarks) -------------------------------------------------------
+#: Rows (2B for NT-Xent's B pairs) up to which a loss builds the plain (rows x rows) logits matrix instead of the
+#: tiled kernel, per device type. CPU: 0, never (benchmarks/losses.py: the tiled kernel is as fast at B = 256 and
+#: faster from B = 1024 on the CPU). CUDA: 8192 (a 256 MiB float32 matrix, about 1 GiB at the peak of forward +
+#: backward), a memory-conservative guess at where launch overhead stops favouring one big matrix, not a
+#: measurement: benchmarks/gpu.py measures the cross-over on a GPU. Other types: 0.
+DENSE_LOSS_ROWS = {"cpu": 0, CUDA_TYPE: 8192, MPS_TYPE: 0}
+
+
+def dense_loss_rows(device) -> int:
+    """The number of rows up to which a softmax loss on ``device`` uses the plain logits matrix (see
+    :data:`DENSE_LOSS_ROWS`); 0 means always the tiled kernel.
+
+    >>> dense_loss_rows(CPU)
+    0
+    """
+    return DENSE_LOSS_ROWS.get(torch.device(device).type, 0)
+
+
+def device_count(device) -> int:
+    """How many devices of ``device``'s type this process sees: CUDA GPUs, 1 for the CPU or an Apple GPU.
+
+    >>> device_count(CPU)
+    1
+    """
+    dev = torch.device(device)
+    if dev.type == CUDA_TYPE:
+        return _cuda_count()
+    return 1 if dev.type == "cpu" or (dev.type == MPS_TYPE and _mps()) else 0
+
+
+def reset_peak_memory(device) -> None:
+    """Start a new peak of :func:`peak_memory` on ``device`` (CUDA); a no-op elsewhere."""
+    dev = torch.device(device)
+    if dev.type == CUDA_TYPE:
+        torch.cuda.reset_peak_memory_stats(dev)
+
+
+def peak_memory(device) -> int | None:
+    """Peak bytes allocated by torch on ``device`` since :func:`reset_peak_memory` (CUDA), or None where torch
+    keeps no such count (the CPU: read the process's resident-set peak instead)."""
+    dev = torch.device(device)
+    if dev.type == CUDA_TYPE:
+        return int(torch.cuda.max_memory_allocated(dev))
+    return None
+
+
+def free_cached_memory(device) -> None:
+    """Hand the allocator's cached blocks on ``device`` back (after an out-of-memory error); a no-op elsewhere."""
+    dev = torch.device(device)
+    if dev.type == CUDA_TYPE:
+        torch.cuda.empty_cache()
+
+
+def is_out_of_memory(error: BaseException) -> bool:
+    """Whether ``error`` is an allocation failure (a device's OutOfMemoryError, or the CPU's)."""
+    return isinstance(error, (torch.OutOfMemoryError, MemoryError)) or (
+        isinstance(error, RuntimeError) and ("out of memory" in str(error) or "allocate" in str(error)))
+
+
+def device_name(device) -> str:
+    """A readable name of ``device`` for reports: the GPU's model for CUDA, else the type (``cpu``, ``mps``)."""
+    dev = torch.device(device)
+    if dev.type == CUDA_TYPE:
+        return torch.cuda.get_device_name(dev)
+    return dev.type

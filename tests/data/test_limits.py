@@ -5,6 +5,7 @@ import json
 import warnings
 
 import numpy as np
+import torch
 import pytest
 from PIL import Image
 
@@ -88,12 +89,14 @@ def test_image_size_has_a_hard_cap_and_a_memory_check(monkeypatch):
                           available=10 ** 8)
 
 
-def test_a_folder_too_large_for_memory_is_refused_before_reading(tmp_path, monkeypatch):
+def test_a_folder_too_large_for_memory_is_streamed_or_refused_before_reading(tmp_path, monkeypatch):
     for i in range(6):
         Image.new("L", (40, 40), i).save(tmp_path / f"{i}.png")
     monkeypatch.setattr(limits, "available_memory", lambda: 10_000)
     with pytest.raises(ValueError, match=r"6 images of 1x40x40 need 9.6 KB, more than 50% of the 10.0 KB"):
-        load_images(f"folder:{tmp_path}")
+        load_images(f"folder:{tmp_path}", stream=False)
+    streamed = load_images(f"folder:{tmp_path}")                   # by default: read from disk on demand instead
+    assert streamed.streamed and torch.equal(streamed.x[:][:, 0, 0, 0], torch.arange(6, dtype=torch.uint8))
     with pytest.raises(ValueError, match="at most 1024 pixels"):
         load_images(f"folder:{tmp_path}", image_size=2000)
 

@@ -50,9 +50,9 @@ def test_digits_resize_applies_to_test_split_too():
 
 
 def test_duplicate_and_bad_names(fresh):
-    with pytest.raises(ValueError, match=r"a dataset named 'digits' is already registered"):
+    with pytest.raises(ValueError, match=r"an image dataset named 'digits' is already registered"):
         register_dataset("digits")
-    with pytest.raises(ValueError, match=r"a dataset named 'fmnist' is already registered"):
+    with pytest.raises(ValueError, match=r"an image dataset named 'fmnist' is already registered"):
         register_dataset("new", aliases=("fmnist",))
     for bad in ("Upper", "a:b", ""):
         with pytest.raises(ValueError, match=r"dataset names must be non-empty lower-case str without ':'"):

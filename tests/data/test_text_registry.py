@@ -5,14 +5,14 @@ import json
 import pytest
 
 from contrastlab.data import TextData, list_text_datasets, load_text, register_text_dataset
-from contrastlab.data import text_registry
+from contrastlab.data import registry
 from contrastlab.data.text import PairData
 
 
 @pytest.fixture
 def fresh(monkeypatch):
     """A copy of the registry, so toy loaders do not leak into other tests."""
-    monkeypatch.setattr(text_registry, "TEXT_DATASETS", dict(text_registry.TEXT_DATASETS))
+    monkeypatch.setattr(registry, "DATASETS", dict(registry.DATASETS))
 
 
 def toy(path, *, root, flavour="plain"):
@@ -73,7 +73,7 @@ def test_parquet_is_a_pair_file(tmp_path):
         with pytest.raises(ImportError, match=r"pip install pyarrow"):
             load_text(str(tmp_path / "p.parquet"))
     else:
-        assert text_registry._resolve(str(tmp_path / "p.parquet"))[0].name == "pairs"
+        assert registry.resolve_dataset(str(tmp_path / "p.parquet"))[0].name == "pairs"
 
 
 def test_duplicate_and_bad_names(fresh):

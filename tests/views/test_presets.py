@@ -7,7 +7,8 @@ from contrastlab.views import PRESETS, Augment, list_presets, preset, scale_stre
 
 
 def test_registry():
-    assert list_presets() == ["digits", "fashion-mnist", "gray", "none", "simclr"]
+    assert list_presets() == ["digits", "fashion-mnist", "gray", "mocov2", "mocov2-cifar", "none", "simclr",
+                              "simclr-cifar"]
     assert PRESETS["gray"] == PRESETS["fashion-mnist"]
 
 
@@ -25,7 +26,8 @@ def test_gray_and_digits_presets():
     assert digits["flip_p"] == 0.0 and digits["blur_p"] == 0.0
 
 
-@pytest.mark.parametrize("name", ["simclr", "fashion-mnist", "gray", "digits", "none"])
+@pytest.mark.parametrize("name", ["simclr", "fashion-mnist", "gray", "digits", "none", "simclr-cifar", "mocov2",
+                                  "mocov2-cifar"])
 @pytest.mark.parametrize("c,s", [(3, 32), (1, 28), (1, 8)])
 def test_every_preset_runs_and_is_deterministic(name, c, s):
     x = torch.randint(0, 256, (8, c, s, s), dtype=torch.uint8)
@@ -59,7 +61,8 @@ def test_strength_scaling():
 
 def test_preset_size_and_errors():
     assert preset("simclr", size=16)(torch.zeros(2, 3, 32, 32, dtype=torch.uint8)).shape == (2, 3, 16, 16)
-    with pytest.raises(ValueError, match=r"`name` must be one of \['digits', 'fashion-mnist', 'gray', 'none', 'simclr'\], got 'imagenet'"):
+    with pytest.raises(ValueError, match=r"`name` must be one of \['digits', 'fashion-mnist', 'gray', 'mocov2', "
+                                         r"'mocov2-cifar', 'none', 'simclr', 'simclr-cifar'\], got 'imagenet'"):
         preset("imagenet")
     with pytest.raises(ValueError, match=r"`strength` must be in \[0, 2\], got 2.5"):
         preset("simclr", strength=2.5)

@@ -140,7 +140,7 @@ def _read_captions(path: str | os.PathLike, *, language: str) -> tuple[Path, dic
     return folder, captions, lines, errors, total, extra
 
 
-@register_image_text_dataset("captions", takes_path=True, options=("size", "language", "seed"),
+@register_image_text_dataset("captions", takes_path=True, folders=True, options=("size", "language", "seed"),
                              description="a folder of images with captions.csv / captions.jsonl")
 def load_captions(path: str, *, root: str | None = None, size: int | None = None, language: str = "en",
                   seed: int = 0) -> ImageTextData:

@@ -25,6 +25,8 @@ Example::
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 from pathlib import Path
 
@@ -32,11 +34,13 @@ import numpy as np
 from PIL import Image, ImageOps
 
 from . import limits
+from .cache import atomic_write, cache_dir
 from .images import ImageData
 from .registry import register_dataset
 from .split import holdout_image_data
+from .stream import ImageSource, find_unreadable
 
-__all__ = ["load_folder", "IMAGE_SUFFIXES"]
+__all__ = ["load_folder", "FolderImages", "IMAGE_SUFFIXES"]
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".webp")
 GRAY_MODES = frozenset({"L", "LA", "1", "I", "I;16", "I;16B", "I;16L", "I;16N"})
@@ -104,11 +108,63 @@ def _listing(paths: list[str], limit: int = 10) -> str:
     return ", ".join(paths[:limit]) + more
 
 
-@register_dataset("folder", takes_path=True, description="one sub-folder of images per class, or a flat folder")
-def load_folder(path: str, *, root: str | None = None, image_size: int | None = None) -> ImageData:
-    """Read a folder of images into :class:`ImageData` (see the module docstring for the rules)."""
-    from tqdm.auto import tqdm
+class FolderImages(ImageSource):
+    """The images of a folder, decoded on demand (gray or RGB, resized to ``target`` when given): what
+    ``folder:PATH`` streams, and what the in-memory load decodes, so both give the same pixels."""
 
+    def __init__(self, base: Path, files: list[Path], *, gray: bool, target: int | None, size: tuple[int, int]):
+        super().__init__(n=len(files), channels=1 if gray else 3, size=size, name=f"folder:{base}")
+        self.base, self.files, self.gray, self.target = base, files, gray, target
+
+    def decode(self, i: int) -> np.ndarray:                                            # (C, H, W) uint8
+        img = _decode(self.files[i], self.gray, self.target)                          # (H, W) or (H, W, 3)
+        return img[None] if self.gray else img.transpose(2, 0, 1)
+
+    def describe(self, i: int) -> str:
+        return str(self.files[i].relative_to(self.base))
+
+
+def _check_key(source: FolderImages) -> str:
+    """What a cached check of a folder depends on: every file's name, size and modification time, and the decode."""
+    h = hashlib.sha256(f"{source.base}|{source.gray}|{source.target}|{tuple(source.shape[1:])}".encode())
+    for p in source.files:
+        st = p.stat()
+        h.update(f"\0{p}\0{st.st_size}\0{st.st_mtime_ns}".encode())
+    return h.hexdigest()[:32]
+
+
+def _unreadable_when_streamed(source: FolderImages, show: bool) -> dict[int, str]:
+    """Every file decoded once in worker processes (pixels discarded); the result is cached per folder state, so a
+    resumed or evaluated run does not decode the whole folder again."""
+    path = cache_dir("folder-checks", _check_key(source) + ".json")
+    try:
+        return {int(k): v for k, v in json.loads(path.read_text()).items()}
+    except (OSError, ValueError):
+        pass
+    bad = find_unreadable(source, show_progress=show, desc="checking images")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with atomic_write(path) as f:
+            f.write(json.dumps({str(k): v for k, v in bad.items()}).encode())
+    except OSError:                                       # a read-only home: check again next time
+        pass
+    return bad
+
+
+@register_dataset("folder", takes_path=True, streams=True, folders=True,
+                  description="one sub-folder of images per class, or a flat folder")
+def load_folder(path: str, *, root: str | None = None, image_size: int | None = None,
+                stream: bool | None = None) -> ImageData:
+    """Read a folder of images into :class:`ImageData` (see the module docstring for the rules).
+
+    ``stream``: None (default) keeps the images in memory when they fit and streams them from disk otherwise;
+    True always streams (:class:`FolderImages`, decoded by DataLoader workers while training); False always loads.
+    Both give the same images in the same order.
+    """
+    from ..progress import bar as tqdm
+
+    if stream is not None and not isinstance(stream, bool):
+        raise ValueError(f"`stream` must be True, False or None (stream when the images do not fit), got {stream!r}")
     base = Path(os.path.abspath(os.path.expanduser(path)))
     if not base.is_dir():
         raise FileNotFoundError(f"image folder not found: {base}")
@@ -142,20 +198,40 @@ def load_folder(path: str, *, root: str | None = None, image_size: int | None = 
     if target is not None and sizes == {(target, target)}:
         target = None
     (w, h) = (target, target) if target is not None else next(iter(sizes))
-    limits.check_image_bytes("`image_size`" if image_size is not None else f"{base}: the images", n=len(heads),
-                             channels=1 if gray else 3, size=(h, w), setting="`image_size`")
-    out = np.empty((len(heads), 1 if gray else 3, h, w), dtype=np.uint8)                 # (N, C, H, W)
-    kept = []
-    for row, i in enumerate(tqdm(sorted(heads), desc="reading images", disable=not show, leave=False)):
+    readable = sorted(heads)
+    source = FolderImages(base, [files[i] for i in readable], gray=gray, target=target, size=(h, w))
+    limits.check_image_bytes("`image_size`" if image_size is not None else f"{base}: the images", n=1,
+                             channels=1 if gray else 3, size=(h, w))            # the side rule, in every mode
+    fits = stream is not True
+    if stream is None:
         try:
-            img = _decode(files[i], gray, target)                                  # (H, W) or (H, W, 3)
-            out[row] = img[None] if gray else img.transpose(2, 0, 1)
-            kept.append(row)
-        except _UNREADABLE as exc:
-            bad[i] = f"{type(exc).__name__}: {exc}"
-    refuse_if_mostly_bad()
-    rows = np.asarray(sorted(heads))[kept]
-    x = out if len(kept) == len(out) else out[kept]
+            limits.check_image_bytes("x", n=len(heads), channels=1 if gray else 3, size=(h, w))
+        except ValueError as e:
+            fits = False
+            notes.append(f"streamed from disk: the decoded images would not fit in memory ({str(e).split(';')[0]})")
+    if fits:
+        limits.check_image_bytes("`image_size`" if image_size is not None else f"{base}: the images",
+                                 n=len(heads), channels=1 if gray else 3, size=(h, w),
+                                 setting="`image_size` (or stream them with `--set stream=true`)")
+        out = np.empty((len(heads), 1 if gray else 3, h, w), dtype=np.uint8)             # (N, C, H, W)
+        kept = []
+        for row in tqdm(range(len(readable)), desc="reading images", disable=not show, leave=False):
+            try:
+                out[row] = source.decode(row)
+                kept.append(row)
+            except _UNREADABLE as exc:
+                bad[readable[row]] = f"{type(exc).__name__}: {exc}"
+        refuse_if_mostly_bad()
+        x = out if len(kept) == len(out) else out[kept]
+    else:
+        for row, why in _unreadable_when_streamed(source, show).items():
+            bad[readable[row]] = why
+        refuse_if_mostly_bad()
+        kept = [row for row in range(len(readable)) if readable[row] not in bad]
+        x = source if len(kept) == len(readable) else source.subset(np.asarray(kept, dtype=np.int64))
+        if stream:
+            notes.append("streamed from disk (`stream=true`)")
+    rows = np.asarray(readable)[kept]
     if bad:
         notes.append(f"skipped {len(bad)} unreadable file{'s' if len(bad) > 1 else ''}: "
                      f"{_listing([rel[i] for i in sorted(bad)])}")

@@ -6,8 +6,9 @@ user's caption), optional category labels for zero-shot evaluation, and a fixed 
 split is the loader's: test images and their texts never occur in training.
 
 A spec is a registered name (``"emoji"``) or ``"NAME:PATH"`` for loaders that read user files
-(``"captions:photos/"``). Loaders register themselves; options they declare (``size=``,
-``languages=``) are passed through as keywords.
+(``"captions:photos/"``). Loaders register themselves in the one dataset registry
+(:data:`contrastlab.data.registry.DATASETS`, ``modality="image_text"``); options they declare
+(``size=``, ``languages=``) are passed through as keywords.
 
 Example::
 
@@ -27,15 +28,13 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
-from typing import Callable
 
 import torch
 
+from . import registry
 from .images import _ids, _images, _label_range
-from .specs import check_load, check_new_names, resolve
 
-__all__ = ["ImageTextData", "ImageTextDatasetSpec", "IMAGE_TEXT_DATASETS", "register_image_text_dataset",
-           "list_image_text_datasets", "load_image_text"]
+__all__ = ["ImageTextData", "register_image_text_dataset", "list_image_text_datasets", "load_image_text"]
 
 
 def _names(name: str, value) -> tuple[str, ...]:
@@ -154,40 +153,23 @@ class ImageTextData:
                 f"test={int(self.split.sum())}, languages={len(self.texts)}{labels})")
 
 
-# ---- the registry ----------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class ImageTextDatasetSpec:
-    name: str
-    loader: Callable[..., ImageTextData]   # named: loader(*, root, **options); path: loader(path, *, root, **options)
-    takes_path: bool                       # spec form "NAME:PATH"
-    options: tuple[str, ...]               # keyword options the loader accepts besides `root`
-    description: str
-
-
-IMAGE_TEXT_DATASETS: dict[str, ImageTextDatasetSpec] = {}
+# ---- in the registry ---------------------------------------------------------------------------------------
 
 
 def register_image_text_dataset(name: str, *, takes_path: bool = False, options: tuple[str, ...] = (),
-                                description: str = ""):
-    """Function decorator adding an image–text loader to :data:`IMAGE_TEXT_DATASETS` under ``name``."""
-    check_new_names(IMAGE_TEXT_DATASETS, name, kind="image-text dataset")
+                                folders: bool = False, description: str = ""):
+    """:func:`~contrastlab.data.registry.register_dataset` with ``modality="image_text"``.
 
-    def add(loader):
-        IMAGE_TEXT_DATASETS[name] = ImageTextDatasetSpec(name, loader, takes_path, tuple(options), description)
-        return loader
-
-    return add
+    A named loader is called as ``loader(*, root, **options)``, a ``takes_path`` one as ``loader(path, *, root,
+    **options)``.
+    """
+    return registry.register_dataset(name, modality="image_text", takes_path=takes_path, options=options,
+                                     folders=folders, description=description)
 
 
 def list_image_text_datasets() -> list[str]:
     """Registered image–text dataset names."""
-    return sorted(IMAGE_TEXT_DATASETS)
-
-
-def _resolve(spec: str) -> tuple[ImageTextDatasetSpec, str | None]:
-    return resolve(IMAGE_TEXT_DATASETS, spec, kind="image-text dataset", folder_prefix="captions")
+    return registry.list_datasets("image_text")
 
 
 def load_image_text(spec: str, *, root: str | os.PathLike | None = None, **options) -> ImageTextData:
@@ -202,6 +184,5 @@ def load_image_text(spec: str, *, root: str | os.PathLike | None = None, **optio
     Returns:
         :class:`ImageTextData`; ``notes`` says how it was made (skipped files, the split).
     """
-    ds, path, root = check_load(IMAGE_TEXT_DATASETS, spec, root, options, kind="image-text dataset",
-                               folder_prefix="captions")
+    ds, path, root = registry.check_load(spec, root, options, "image_text")
     return ds.loader(root=root, **options) if path is None else ds.loader(path, root=root, **options)

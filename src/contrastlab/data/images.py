@@ -25,7 +25,14 @@ _CHANNELS = (1, 3)
 
 
 def _images(name: str, value, *, like: torch.Tensor | None = None) -> torch.Tensor:
-    """A non-empty (N, C, H, W) uint8 tensor with C in {1, 3}; same (C, H, W) as ``like``."""
+    """A non-empty (N, C, H, W) uint8 tensor (or a source of such images, see `stream.py`) with C in {1, 3}; same
+    (C, H, W) as ``like``."""
+    from .stream import is_source
+    if is_source(value):
+        if like is not None and value.shape[1:] != like.shape[1:]:
+            raise ValueError(f"`{name}` must have the same (C, H, W) as `x`, {tuple(like.shape[1:])}, "
+                             f"got {tuple(value.shape[1:])}")
+        return value
     if not torch.is_tensor(value):
         raise TypeError(f"`{name}` must be a torch.Tensor of shape (N, C, H, W), got {type(value).__name__}")
     if value.dtype != torch.uint8:
@@ -71,6 +78,9 @@ def _label_range(name: str, value: torch.Tensor, num_classes: int | None) -> Non
 @dataclass(frozen=True)
 class ImageData:
     """Train images (and optionally a test split, labels, class names and group ids) as uint8 tensors.
+
+    ``x`` and ``x_test`` are tensors in memory, or :class:`~contrastlab.data.stream.ImageSource` stacks that decode
+    from disk on demand (``x[idx]`` is a tensor either way; ``streamed`` says which).
 
     Shape:
         x: (N, C, H, W) uint8, C in {1, 3}. y, group: (N,) int64. x_test: (M, C, H, W). y_test: (M,).
@@ -131,6 +141,12 @@ class ImageData:
             raise TypeError(f"`notes` must be a tuple of str, got {self.notes!r}")
         for key, value in fix.items():
             object.__setattr__(self, key, value)      # contiguous copies where needed; frozen otherwise
+
+    @property
+    def streamed(self) -> bool:
+        """Whether the images stay on disk (decoded on demand) rather than in memory."""
+        from .stream import is_source
+        return is_source(self.x)
 
     @property
     def channels(self) -> int:

@@ -1,48 +1,40 @@
-"""What the three dataset registries (images, text, image-text) share: name checks and spec resolution.
+"""Spec strings of the dataset registry (:mod:`contrastlab.data.registry`): finding the entry a spec names, how an
+entry is written in messages, and the checks every load call shares.
 
-A spec is a registered name or alias, ``"NAME:PATH"`` for a loader that reads user files, or a bare path whose
-suffix a loader claims. Registry entries need ``name`` and ``takes_path`` and may have ``aliases`` and ``suffixes``.
+A spec is a registered name or alias (any case, spaces around ignored), ``"NAME:PATH"`` for a loader that reads user
+files, or a bare path whose suffix a loader claims. Entries need ``name`` and ``takes_path`` and may have
+``aliases``, ``suffixes`` and ``options``.
 
 >>> from types import SimpleNamespace as S
 >>> reg = {"toy": S(name="toy", takes_path=False), "pairs": S(name="pairs", takes_path=True, suffixes=(".jsonl",))}
->>> resolve(reg, "TOY", kind="dataset")[1], resolve(reg, "pairs:a.csv", kind="dataset")[1]
-(None, 'a.csv')
->>> resolve(reg, "b.jsonl", kind="dataset")[1]
-'b.jsonl'
+>>> find(reg, " TOY ")[1], find(reg, "pairs:a.csv")[1], find(reg, "b.JSONL")[1], find(reg, "c.txt")
+(None, 'a.csv', 'b.JSONL', None)
+>>> forms(reg["pairs"])
+'pairs:PATH or PATH.jsonl'
 """
 from __future__ import annotations
 
 import os
 
-__all__ = ["check_new_names", "resolve", "check_load"]
+__all__ = ["find", "forms", "check_spec", "check_root", "check_options"]
 
 
 def _names(ds) -> tuple[str, ...]:
     return (ds.name, *getattr(ds, "aliases", ()))
 
 
-def _forms(ds) -> list[str]:
-    """How a spec names the dataset: its names, or "NAME:PATH" and "PATH<suffix>" for loaders that take a path."""
+def forms(ds) -> str:
+    """How a spec names the entry: ``"name (alias a)"``, or ``"name:PATH or PATH.sfx"`` for a loader of paths."""
+    aliases = getattr(ds, "aliases", ())
+    alias = f" (alias {', '.join(aliases)})" if aliases else ""
     if not ds.takes_path:
-        return list(_names(ds))
-    return [f"{ds.name}:PATH", *(f"PATH{s}" for s in getattr(ds, "suffixes", ()))]
+        return ds.name + alias
+    return " or ".join([f"{ds.name}:PATH", *(f"PATH{s}" for s in getattr(ds, "suffixes", ()))]) + alias
 
 
-def check_new_names(registry: dict, name: str, aliases=(), suffixes=(), *, kind: str) -> None:
-    """Raise when a name or alias is malformed or taken, or a suffix is malformed."""
-    taken = {n for ds in registry.values() for n in _names(ds)}
-    for n in (name, *aliases):
-        if not isinstance(n, str) or not n or n != n.lower() or ":" in n:
-            raise ValueError(f"{kind} names must be non-empty lower-case str without ':', got {n!r}")
-        if n in taken:
-            raise ValueError(f"a {kind} named {n!r} is already registered")
-    for s in suffixes:
-        if not isinstance(s, str) or not s.startswith(".") or s != s.lower():
-            raise ValueError(f"`suffixes` must be lower-case str starting with '.', got {s!r}")
-
-
-def resolve(registry: dict, spec: str, *, kind: str, folder_prefix: str | None = None):
-    """(registry entry, path or None) for `spec`; a clear error listing what is registered otherwise."""
+def find(registry: dict, spec: str):
+    """``(entry, path or None)`` for `spec`, or None when no entry claims it. Names come first, then ``NAME:PATH``,
+    then suffixes; ``"NAME:"`` with no path is a ValueError."""
     key = spec.strip().lower()
     for ds in registry.values():
         if not ds.takes_path and key in _names(ds):
@@ -56,25 +48,23 @@ def resolve(registry: dict, spec: str, *, kind: str, folder_prefix: str | None =
     for ds in registry.values():
         if ds.takes_path and any(key.endswith(s) for s in getattr(ds, "suffixes", ())):
             return ds, spec
-    names = ", ".join(ds.name + (f" (alias {', '.join(ds.aliases)})" if getattr(ds, "aliases", ()) else "")
-                      for ds in sorted(registry.values(), key=lambda d: d.name))
-    forms = " | ".join(f for ds in registry.values() for f in _forms(ds))
-    hint = ""
-    if folder_prefix and os.path.isdir(os.path.expanduser(spec)):
-        hint = f"; {spec!r} is a folder: did you mean '{folder_prefix}:{spec}'?"
-    raise ValueError(f"`spec` must name a registered {kind} or use a path form, got {spec!r}; "
-                     f"registered: {names}; accepted forms: {forms}{hint}")
+    return None
 
 
-def check_load(registry: dict, spec, root, options: dict, *, kind: str, folder_prefix: str | None = None):
-    """Validate a load call's `spec`, `root` and loader `options`; returns (registry entry, path or None, root)."""
+def check_spec(spec) -> None:
     if not isinstance(spec, str) or not spec.strip():
         raise ValueError(f"`spec` must be a non-empty str, got {spec!r}")
+
+
+def check_root(root) -> str | None:
     if root is not None and not isinstance(root, (str, os.PathLike)):
         raise TypeError(f"`root` must be a str path or None, got {type(root).__name__}")
-    ds, path = resolve(registry, spec, kind=kind, folder_prefix=folder_prefix)
+    return None if root is None else os.fspath(root)
+
+
+def check_options(ds, options: dict) -> None:
+    """Every key of `options` must be one the entry's loader declares."""
     unknown = sorted(set(options) - set(getattr(ds, "options", ())))
     if unknown:
         takes = ", ".join(getattr(ds, "options", ())) or "none"
-        raise ValueError(f"`{unknown[0]}` is not an option of {kind} {ds.name!r} (its options: {takes})")
-    return ds, path, None if root is None else os.fspath(root)
+        raise ValueError(f"`{unknown[0]}` is not an option of {ds.kind} {ds.name!r} (its options: {takes})")

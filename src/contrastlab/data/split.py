@@ -79,17 +79,24 @@ def remap_labels(values: np.ndarray, name: str = "y") -> tuple[np.ndarray, tuple
     return codes.reshape(-1).astype(np.int64), tuple(str(v) for v in uniq.tolist())
 
 
-def holdout_image_data(name: str, x: np.ndarray, y: np.ndarray | None, classes: tuple[str, ...] | None, *,
+def holdout_image_data(name: str, x, y: np.ndarray | None, classes: tuple[str, ...] | None, *,
                        group: np.ndarray | None = None, notes: tuple[str, ...] = (),
                        fraction: float = TEST_FRACTION, seed: int = 0) -> ImageData:
-    """Build :class:`ImageData` from (N, C, H, W) uint8 and codes, holding out a test split when labelled.
+    """Build :class:`ImageData` from (N, C, H, W) uint8 (an array, or an :class:`~contrastlab.data.stream.ImageSource`
+    whose splits stay lazy) and codes, holding out a test split when labelled.
 
     Labelled data gets a stratified hold-out (whole groups when ``group`` is given, so no group
     leaks across the split); unlabelled data gets no test split. The choice goes into ``notes``.
     Labels that are all distinct (every class a single image) cannot be split by class: no test split is held
     out, with a warning (a test image's class would never be seen in training).
     """
-    t = torch.from_numpy
+    from .stream import is_source
+
+    def t(a):
+        return a if is_source(a) else torch.from_numpy(a)
+
+    def part(a, rows):                     # a source: a lazy subset; an array: a contiguous copy
+        return a.subset(rows) if is_source(a) else np.ascontiguousarray(a[rows])
     if y is None:
         return ImageData(name, t(x), None, None, None, None, None if group is None else t(group), notes)
     if group is not None:
@@ -109,8 +116,7 @@ def holdout_image_data(name: str, x: np.ndarray, y: np.ndarray | None, classes: 
             warnings.warn(f"{name}: {note}", stacklevel=3)
         return ImageData(name, t(x), t(y), None, None, classes, None if group is None else t(group),
                          notes + (note,))
-    return ImageData(name, t(np.ascontiguousarray(x[train])), t(y[train]), t(np.ascontiguousarray(x[test])),
-                     t(y[test]), classes, None if group is None else t(group[train]),
+    return ImageData(name, t(part(x, train)), t(y[train]), t(part(x, test)), t(y[test]), classes, None if group is None else t(group[train]),
                      notes + (f"no test split in file: {how}",))
 
 

@@ -58,7 +58,10 @@ def class_labels(name: str, value, n: int, *, rows_of: str, num_classes: int | N
 
 
 def uint8_images(name: str, value) -> torch.Tensor:
-    """A non-empty uint8 (N, C, H, W) tensor."""
+    """A non-empty uint8 (N, C, H, W) tensor, or a source of such images on disk (`contrastlab.data.stream`)."""
+    from ..data.stream import is_source
+    if is_source(value):
+        return value
     if not torch.is_tensor(value):
         raise TypeError(f"`{name}` must be a uint8 torch.Tensor of images (N, C, H, W), got {type(value).__name__}")
     if value.dtype != torch.uint8:

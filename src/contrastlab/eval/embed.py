@@ -8,6 +8,7 @@ from typing import Callable, Iterator
 import torch
 from torch import nn
 
+from ..data.stream import batches
 from ..progress import bar
 from . import _checks as check
 
@@ -74,8 +75,9 @@ def embed(encoder: nn.Module, x: torch.Tensor, *, batch_size: int = 512, normali
     out = None
     with evaluating(encoder):
         starts = range(0, n, bs)
-        for i in bar(starts, desc="embed", unit="batch", leave=False, disable=n <= PROGRESS_MIN_ROWS):
-            xb = x[i:i + bs].to(device).float().div_(255)                # (b, C, H, W), a new tensor
+        shown = bar(starts, desc="embed", unit="batch", leave=False, disable=n <= PROGRESS_MIN_ROWS)
+        for i, xb in zip(shown, batches(x, bs)):                        # images on disk: decoded ahead by workers
+            xb = xb.to(device).float().div_(255)                         # (b, C, H, W), a new tensor
             if transform is not None:
                 xb = transform(xb)
             f = encoder(xb)                                              # (b, F)

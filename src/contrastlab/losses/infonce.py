@@ -16,10 +16,14 @@ import math
 
 import torch
 
+from .. import devices
 from . import validation as check
 from .lse import log1p_exp, tiled_lse
 
-__all__ = ["info_nce", "debiased_info_nce", "nt_xent", "supcon"]
+__all__ = ["info_nce", "debiased_info_nce", "nt_xent", "supcon", "nt_xent_path", "NT_XENT_PATHS"]
+
+#: How :func:`nt_xent` computes its denominators: ``"auto"`` picks by size and device (:func:`nt_xent_path`).
+NT_XENT_PATHS = ("auto", "dense", "tiled")
 
 
 def _reduce(per_item: torch.Tensor, reduction: str) -> torch.Tensor:
@@ -149,34 +153,70 @@ def debiased_info_nce(query: torch.Tensor, positive: torch.Tensor, negatives: to
     return _reduce(per, reduction).to(query.dtype)
 
 
+def nt_xent_path(rows: int, device, path: str = "auto") -> str:
+    """``"dense"`` (the plain rows x rows logits matrix, autograd's backward) or ``"tiled"`` (:func:`tiled_lse`)
+    for an NT-Xent of ``rows`` = 2B views on ``device``: ``path="auto"`` takes the dense matrix up to
+    :func:`contrastlab.devices.dense_loss_rows` rows (0 on the CPU: always tiled), where one big product beats
+    many tile launches; both give the same value and gradient to float rounding.
+
+    Example::
+
+        >>> from contrastlab.devices import CPU
+        >>> nt_xent_path(2048, CPU), nt_xent_path(2048, CPU, "dense")
+        ('tiled', 'dense')
+    """
+    check.choice("path", path, NT_XENT_PATHS)
+    if path != "auto":
+        return path
+    return "dense" if rows <= devices.dense_loss_rows(device) else "tiled"
+
+
+def _dense_negative_lse(z: torch.Tensor, scale: float, b: int) -> torch.Tensor:
+    """Per view of ``z`` (2B, D), view-major: the log-sum-exp of its 2B - 2 negative logits, from the full matrix.
+    Shape: (2B, D) -> (2B,)."""
+    logits = (z * scale) @ z.t()                                              # (2B, 2B), one matrix
+    for k in (0, b, -b):                                                      # itself and its positive
+        logits.diagonal(k).fill_(float("-inf"))
+    return logits.logsumexp(1)
+
+
 def nt_xent(z_a: torch.Tensor, z_b: torch.Tensor, *, temperature: float = 0.5,
-            decoupled: bool = False) -> torch.Tensor:
+            decoupled: bool = False, path: str = "auto") -> torch.Tensor:
     """NT-Xent, the normalised temperature-scaled cross-entropy of SimCLR (Chen et al. 2020,
     "A Simple Framework for Contrastive Learning of Visual Representations").
 
     Each of the 2B views is an anchor whose positive is the other view of its image and whose
     negatives are the other 2B - 2 views; the loss averages over the 2B anchors. ``decoupled=True``
-    drops the positive from the denominator (Yeh et al. 2022).
+    drops the positive from the denominator (Yeh et al. 2022). ``path`` (auto | dense | tiled): how the
+    denominators are computed (:func:`nt_xent_path`); every path gives the same loss to float rounding.
 
     Example::
 
         >>> import torch
         >>> from contrastlab.losses import nt_xent
-        >>> nt_xent(torch.randn(8, 16), torch.randn(8, 16), temperature=0.5).shape
+        >>> a, b = torch.randn(8, 16), torch.randn(8, 16)
+        >>> nt_xent(a, b, temperature=0.5).shape
         torch.Size([])
+        >>> torch.allclose(nt_xent(a, b, path="dense"), nt_xent(a, b, path="tiled"))
+        True
 
     Shape:
         z_a, z_b: (B, D), row i of each a view of the same example. Output: scalar.
     """
     check.pair("z_a", z_a, "z_b", z_b)
     scale = 1.0 / check.positive_number("temperature", temperature)
+    check.choice("path", path, NT_XENT_PATHS)
     b = z_a.shape[0]
     if b < 2:
         raise ValueError("`nt_xent` needs a batch of at least 2 pairs (in-batch negatives), got B=1")
     dt = check.compute_dtype(z_a, z_b)
     z = check.normalize(torch.cat([z_a, z_b]), dt)                            # (2B, D)
     pos = ((z[:b] * z[b:]).sum(1) * scale).repeat(2)                           # (2B,)
-    gap = tiled_lse(z, scale=scale, exclude_diag=True, period=b) - pos         # (2B,) negatives only
+    if nt_xent_path(2 * b, z.device, path) == "dense":
+        lse = _dense_negative_lse(z, scale, b)                                 # (2B,)
+    else:
+        lse = tiled_lse(z, scale=scale, exclude_diag=True, period=b)           # (2B,)
+    gap = lse - pos                                                            # (2B,) negatives only
     return (gap if decoupled else log1p_exp(gap)).mean().to(z_a.dtype)
 
 

@@ -1,12 +1,15 @@
-"""Image encoders: a small CNN suited to CPU, a ResNet-18 with a small-image stem, and a registry.
+"""Image encoders: a small CNN suited to CPU, ResNet-18 and ResNet-50 with a small-image stem, and a registry.
 
 An encoder maps float images in [0, 1], shape (B, C, H, W), to features (B, F) and has an int `out_dim` = F.
 Each one standardises its input with the training set's per-channel mean and std (stored as buffers, so a
-checkpoint carries them).
+checkpoint carries them). Names of the form "PREFIX:ARGUMENT" are built by the loader registered for PREFIX in
+`IMAGE_ENCODER_LOADERS` ("hf:PATH", a local Hugging Face vision model; "timm:NAME"; see `backbones.py`).
 
 >>> enc = create_encoder("small_cnn", in_channels=1)
 >>> enc(torch.rand(4, 1, 28, 28)).shape
 torch.Size([4, 640])
+>>> create_encoder("resnet50", in_channels=3).out_dim
+2048
 """
 from __future__ import annotations
 
@@ -17,10 +20,11 @@ from torch import nn
 
 from ..devices import module_device
 
-__all__ = ["Standardize", "SmallCNN", "ResNet18", "ENCODERS", "register_encoder", "create_encoder",
-           "list_encoders", "feature_dim"]
+__all__ = ["Standardize", "SmallCNN", "ResNet18", "ResNet50", "ENCODERS", "IMAGE_ENCODER_LOADERS",
+           "register_encoder", "register_encoder_loader", "create_encoder", "list_encoders", "feature_dim"]
 
 ENCODERS: dict[str, Callable[..., nn.Module]] = {}
+IMAGE_ENCODER_LOADERS: dict[str, Callable[..., nn.Module]] = {}    # "PREFIX:ARGUMENT": loader(ARGUMENT, **kwargs)
 
 
 def register_encoder(name: str):
@@ -32,14 +36,34 @@ def register_encoder(name: str):
     return deco
 
 
+def register_encoder_loader(prefix: str):
+    """Register `loader(argument, *, in_channels, mean, std, **options)` for encoder names "PREFIX:ARGUMENT"."""
+    if not isinstance(prefix, str) or not prefix.isidentifier():
+        raise ValueError(f"`prefix` must be a name such as 'hf', got {prefix!r}")
+
+    def deco(loader):
+        if prefix in IMAGE_ENCODER_LOADERS:
+            raise ValueError(f"encoder loader {prefix!r} is already registered")
+        IMAGE_ENCODER_LOADERS[prefix] = loader
+        return loader
+    return deco
+
+
 def list_encoders() -> list[str]:
     return sorted(ENCODERS)
 
 
 def create_encoder(name: str, **kwargs) -> nn.Module:
-    if name not in ENCODERS:
-        raise ValueError(f"`encoder` must be one of {list_encoders()}, got {name!r}")
-    return ENCODERS[name](**kwargs)
+    """A registered encoder by name, or "PREFIX:ARGUMENT" built by the loader registered for PREFIX."""
+    if not isinstance(name, str):
+        raise TypeError(f"`encoder` must be a name (str), got {type(name).__name__}")
+    if name in ENCODERS:
+        return ENCODERS[name](**kwargs)
+    prefix, sep, argument = name.partition(":")
+    if sep and prefix in IMAGE_ENCODER_LOADERS:
+        return IMAGE_ENCODER_LOADERS[prefix](argument, **kwargs)
+    forms = ", ".join(f"'{p}:...'" for p in sorted(IMAGE_ENCODER_LOADERS))
+    raise ValueError(f"`encoder` must be one of {list_encoders()}{' or ' + forms if forms else ''}, got {name!r}")
 
 
 def feature_dim(encoder: nn.Module, *, in_channels: int, image_size: tuple[int, int]) -> int:
@@ -130,19 +154,36 @@ class _Basic(nn.Module):
         return torch.relu(self.body(x) + self.skip(x))
 
 
+STEMS = ("small", "imagenet")
+
+
 @register_encoder("resnet18")
 class ResNet18(nn.Module):
-    """ResNet-18 (He et al. 2016) with the small-image stem of the SimCLR paper's CIFAR variant:
-    a 3x3 stride-1 first convolution and no max-pool. 512 features; `width` scales every stage."""
+    """ResNet-18 (He et al. 2016). 512 features; `width` scales every stage.
 
-    def __init__(self, *, in_channels: int = 3, width: int = 64, mean: Sequence[float] | None = None,
-                 std: Sequence[float] | None = None):
+    ``stem="small"`` (default) is the small-image stem of the SimCLR paper's CIFAR variant: a 3x3 stride-1 first
+    convolution and no max-pool (for images below 64 px). ``stem="imagenet"`` is the paper's: a 7x7 stride-2
+    convolution and a 3x3 stride-2 max-pool (64 px and more).
+
+    >>> ResNet18(width=8, stem="imagenet")(torch.rand(2, 3, 64, 64)).shape
+    torch.Size([2, 64])
+    """
+
+    def __init__(self, *, in_channels: int = 3, width: int = 64, stem: str = "small",
+                 mean: Sequence[float] | None = None, std: Sequence[float] | None = None):
         super().__init__()
         _check_channels(in_channels, mean, std)
-        if not isinstance(width, int) or width < 1:
+        if isinstance(width, bool) or not isinstance(width, int) or width < 1:
             raise ValueError(f"`width` must be a positive int, got {width!r}")
+        if stem not in STEMS:
+            raise ValueError(f"`stem` must be one of {list(STEMS)}, got {stem!r}")
         self.standardize = Standardize(mean or [0.5] * in_channels, std or [0.25] * in_channels)
-        self.stem = nn.Sequential(*_conv_bn_relu(in_channels, width, 1))
+        if stem == "small":
+            self.stem = nn.Sequential(*_conv_bn_relu(in_channels, width, 1))
+        else:
+            self.stem = nn.Sequential(nn.Conv2d(in_channels, width, 7, 2, 3, bias=False), nn.BatchNorm2d(width),
+                                      nn.ReLU(inplace=True), nn.MaxPool2d(3, 2, 1))
+        self.stem_kind = stem
         blocks, c = [], width
         for i, w in enumerate((width, 2 * width, 4 * width, 8 * width)):
             blocks += [_Basic(c, w, 1 if i == 0 else 2), _Basic(w, w, 1)]
@@ -152,3 +193,68 @@ class ResNet18(nn.Module):
 
     def forward(self, x):  # (B, C, H, W) in [0, 1] -> (B, 8 * width)
         return self.blocks(self.stem(self.standardize(x))).mean((2, 3))
+
+
+class _Bottleneck(nn.Module):
+    """1x1 reduce, 3x3 (carrying the stride, as torchvision's ResNet v1.5), 1x1 expand x4; torchvision's names."""
+    expansion = 4
+
+    def __init__(self, i: int, width: int, stride: int):
+        super().__init__()
+        o = width * self.expansion
+        self.conv1, self.bn1 = nn.Conv2d(i, width, 1, bias=False), nn.BatchNorm2d(width)
+        self.conv2, self.bn2 = nn.Conv2d(width, width, 3, stride, 1, bias=False), nn.BatchNorm2d(width)
+        self.conv3, self.bn3 = nn.Conv2d(width, o, 1, bias=False), nn.BatchNorm2d(o)
+        self.relu = nn.ReLU(inplace=True)
+        self.downsample = (None if stride == 1 and i == o else
+                           nn.Sequential(nn.Conv2d(i, o, 1, stride, bias=False), nn.BatchNorm2d(o)))
+
+    def forward(self, x):  # (B, i, H, W) -> (B, 4 * width, H / stride, W / stride)
+        h = self.relu(self.bn1(self.conv1(x)))
+        h = self.relu(self.bn2(self.conv2(h)))
+        h = self.bn3(self.conv3(h))
+        return self.relu(h + (x if self.downsample is None else self.downsample(x)))
+
+
+@register_encoder("resnet50")
+class ResNet50(nn.Module):
+    """ResNet-50 (He et al. 2016): Bottleneck blocks [3, 4, 6, 3], 2048 features (32 x `width`).
+
+    ``stem="small"`` (default) is resnet18's small-image stem, the SimCLR paper's CIFAR variant: a 3x3 stride-1
+    first convolution and no max-pool. ``stem="imagenet"`` is torchvision's: a 7x7 stride-2 convolution and a 3x3
+    stride-2 max-pool (for images of 128 px and more). The module names are torchvision's (conv1, bn1,
+    layer1..layer4, downsample), so with ``stem="imagenet"`` a torchvision ResNet-50 state dict without its
+    ``fc`` layer loads through ``pretrained=``.
+
+    >>> enc = ResNet50(in_channels=3, width=8)
+    >>> enc(torch.rand(2, 3, 16, 16)).shape
+    torch.Size([2, 256])
+    """
+
+    def __init__(self, *, in_channels: int = 3, width: int = 64, stem: str = "small",
+                 mean: Sequence[float] | None = None, std: Sequence[float] | None = None):
+        super().__init__()
+        _check_channels(in_channels, mean, std)
+        if isinstance(width, bool) or not isinstance(width, int) or width < 1:
+            raise ValueError(f"`width` must be a positive int, got {width!r}")
+        if stem not in STEMS:
+            raise ValueError(f"`stem` must be one of {list(STEMS)}, got {stem!r}")
+        self.standardize = Standardize(mean or [0.5] * in_channels, std or [0.25] * in_channels)
+        if stem == "small":
+            self.conv1, self.maxpool = nn.Conv2d(in_channels, width, 3, 1, 1, bias=False), nn.Identity()
+        else:
+            self.conv1, self.maxpool = nn.Conv2d(in_channels, width, 7, 2, 3, bias=False), nn.MaxPool2d(3, 2, 1)
+        self.bn1, self.relu = nn.BatchNorm2d(width), nn.ReLU(inplace=True)
+        c = width
+        for i, (n, w) in enumerate(zip((3, 4, 6, 3), (width, 2 * width, 4 * width, 8 * width))):
+            blocks = []
+            for j in range(n):
+                blocks.append(_Bottleneck(c, w, 2 if i > 0 and j == 0 else 1))
+                c = w * _Bottleneck.expansion
+            setattr(self, f"layer{i + 1}", nn.Sequential(*blocks))
+        self.stem_kind, self.out_dim = stem, c
+
+    def forward(self, x):  # (B, C, H, W) in [0, 1] -> (B, 32 * width)
+        h = self.maxpool(self.relu(self.bn1(self.conv1(self.standardize(x)))))
+        h = self.layer4(self.layer3(self.layer2(self.layer1(h))))     # (B, 32 * width, h, w)
+        return h.mean((2, 3))

@@ -49,6 +49,10 @@ class TrainConfig:
     augment: str = "auto"                    # a `contrastlab.views` preset; auto picks one for the data
     strength: float = 1.0
     image_size: int | None = None            # resize folder images (None: keep / median size)
+    # pretrained / external image backbones (encoder=hf:PATH, timm:NAME): start, freeze, slow down the encoder
+    pretrained: str | None = None            # a state dict file (.pt/.pth/.bin/.safetensors) loaded into the encoder
+    freeze_encoder: bool = False             # the encoder is not trained: no gradients, always in eval mode
+    backbone_lr: float = 1.0                 # the encoder's learning rate is lr x backbone_lr (heads: lr)
     # monitoring and the run directory
     log_every: int = 10
     monitor_every: int = 0                   # steps between online kNN + snapshots; 0: <= 20 per run, <= 5% of time
@@ -57,6 +61,9 @@ class TrainConfig:
     checkpoint_every: int = 0                # steps; 0: only by time
     checkpoint_minutes: float = 2.0
     threads: int = 0                         # torch threads; 0: torch's default
+    # images on disk: stream (decode on demand) or load; DataLoader workers that decode the next batches
+    stream: bool | None = None               # None: stream folder/shards/hf images only when they would not fit
+    workers: int | None = None               # None: one per core (at most 8); 0: decode in the training process
     # scale: the batch is global (split over processes); micro_batch > 0 caches gradients (GradCache)
     micro_batch: int = 0                     # examples per encoder pass on each process; 0: the whole batch
     precision: str = "auto"                  # auto | fp32 | bf16 | fp16 (auto: bf16 on GPUs that have it, else fp32)
@@ -95,6 +102,21 @@ class TrainConfig:
             from ..data.limits import MAX_IMAGE_SIZE
             need(isinstance(self.image_size, int) and 4 <= self.image_size <= MAX_IMAGE_SIZE, "image_size",
                  f"an int in [4, {MAX_IMAGE_SIZE}]")
+        from ..models.pretrained import PRETRAINED_SUFFIXES
+        need(self.pretrained is None or (isinstance(self.pretrained, str) and self.pretrained.strip() != ""
+                                         and self.pretrained.lower().endswith(PRETRAINED_SUFFIXES)), "pretrained",
+             f"none or the path of a {', '.join(PRETRAINED_SUFFIXES)} state dict file")
+        need(isinstance(self.freeze_encoder, bool), "freeze_encoder", "true or false")
+        number("backbone_lr", "> 0")
+        need(self.backbone_lr is not None, "backbone_lr", "a finite number > 0 (1.0: the encoder at `lr`)")
+        need(not (self.freeze_encoder and self.backbone_lr != 1.0), "backbone_lr",
+             "1.0 when `freeze_encoder` is true (a frozen encoder is not trained)")
+        if self.pretrained is not None or self.freeze_encoder:
+            from ..methods import METHODS
+            kind = getattr(METHODS.get(self.method), "modality", "image")
+            need(kind == "image", "pretrained" if self.pretrained is not None else "freeze_encoder",
+                 f"unset for method {self.method!r} ({kind} data): it applies to image methods' encoders (clip: "
+                 f"lock=image freezes the image tower)")
         for name in ("log_every", "probe_size", "monitor_bank"):
             need(isinstance(getattr(self, name), int) and getattr(self, name) >= 1, name, "a positive int")
         need(isinstance(self.seed, int) and not isinstance(self.seed, bool) and 0 <= self.seed <= 2 ** 63 - 1,
@@ -102,6 +124,10 @@ class TrainConfig:
         for name in ("monitor_every", "checkpoint_every", "threads", "micro_batch"):
             need(isinstance(getattr(self, name), int) and getattr(self, name) >= 0, name, "an int >= 0")
         number("checkpoint_minutes", "> 0")
+        need(self.stream is None or isinstance(self.stream, bool), "stream", "true, false or none (stream when the "
+             "images would not fit in memory)")
+        need(self.workers is None or (isinstance(self.workers, int) and not isinstance(self.workers, bool)
+                                      and 0 <= self.workers <= 64), "workers", "an int in [0, 64] or none (auto)")
         need(self.precision in ("auto", "fp32", "bf16", "fp16"), "precision", "one of auto, fp32, bf16, fp16")
         from .. import devices
         need(isinstance(self.device, str) and devices.is_device_setting(self.device), "device",

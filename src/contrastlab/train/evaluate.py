@@ -12,6 +12,7 @@ from datetime import datetime, timezone
 
 import torch
 
+from ..data.stream import take
 from ..io import read_json
 from .config import TrainConfig
 from .rundir import RunDir
@@ -45,6 +46,13 @@ def evaluate(trainer: Trainer, *, parts=DEFAULT_PARTS, label_fractions=(0.01, 0.
             out["skipped"][p] = f"needs at least 2 classes, the labels hold {classes}"
         elif p == "label_fractions" and trainer.make_encoder is None:
             out["skipped"][p] = "a custom encoder: give Trainer(make_encoder=...) to train one from scratch"
+    if "pixels" in parts and "pixels" not in out["skipped"] and getattr(data, "streamed", False):
+        from ..data.limits import check_image_bytes
+        try:                                        # raw pixels in memory as float32, train and test
+            check_image_bytes("pixels", n=len(data.x) + len(data.x_test), channels=data.channels,
+                              size=data.image_size, bytes_per_value=4)
+        except ValueError as e:
+            out["skipped"]["pixels"] = f"the streamed images' raw pixels do not fit in memory ({e})"
     todo = [p for p in parts if p not in out["skipped"]]
     feats = trainer.features()
     method.eval()
@@ -62,14 +70,14 @@ def evaluate(trainer: Trainer, *, parts=DEFAULT_PARTS, label_fractions=(0.01, 0.
     if "verification" in todo:
         out["verification"] = ev.verification(test_f, data.y_test, seed=cfg.seed)
     if "geometry" in todo:
-        xs = (data.x_test if data.x_test is not None else data.x)[:2000]
+        xs = take(data.x_test if data.x_test is not None else data.x, slice(0, 2000))   # streamed: stays on disk
         out.update(view_geometry(feats, trainer.augment, xs, generator=_generator(cfg.seed, 5)))
     if "robustness" in todo:
         log("robustness: linear probe on corrupted test images")
         out["robustness"] = ev.robustness(feats, data.x, data.y, data.x_test, data.y_test)
     if "pixels" in todo:
         log("raw-pixel baselines")
-        out.update(ev.pixel_baselines(data.x, data.y, data.x_test, data.y_test, k=k))
+        out.update(ev.pixel_baselines(data.x[:], data.y, data.x_test[:], data.y_test, k=k))   # in memory here
     if "label_fractions" in todo:
         log(f"label efficiency at fractions {list(label_fractions)}: fine-tune pretrained vs from scratch")
         torch.manual_seed(cfg.seed)

@@ -62,47 +62,24 @@ def register_task(modality: str):
 
 
 def data_modality(spec: str) -> str:
-    """"image_text" when an image-text loader claims the spec ("emoji", captions:PATH), "text" when a text loader
-    does (a text dataset name, pairs:/clicks:/interactions:, .jsonl ...), else "image"."""
-    from ..data.image_text import _resolve as _resolve_image_text
-    from ..data.text_registry import _resolve
-    try:
-        _resolve_image_text(spec)
-        return "image_text"
-    except ValueError:
-        pass
-    try:
-        _resolve(spec)
-    except ValueError:
-        return "image"
-    return "text"
+    """The modality ("image", "text", "image_text", ...) of the dataset `spec` names, from its entry in the one
+    dataset registry; a spec no dataset claims is a ValueError listing them all by modality."""
+    from ..data.registry import dataset_modality
+    return dataset_modality(spec)
 
 
 def _unknown_data(spec: str, method: str) -> None:
-    """When no registry claims `spec`, raise the error of the registry of the kind of data `method` trains on
-    (it lists that kind's datasets and path forms), so `train pairs --data garbage` lists the text datasets."""
-    from ..data.image_text import _resolve as resolve_image_text
-    from ..data.registry import _resolve as resolve_images
-    from ..data.text_registry import _resolve as resolve_text
+    """When no dataset claims `spec`, raise the registry's error with the datasets of the kind `method` trains on
+    listed first, so `train pairs --data garbage` names the text datasets."""
+    from ..data.registry import resolve_dataset
     from ..methods import METHODS
-    try:
-        resolve_images(spec)
-        return                                          # an image spec after all
-    except ValueError as e:
-        image_error = e
-    wants = getattr(METHODS.get(method), "modality", "image")
-    if wants == "text":
-        resolve_text(spec)
-    elif wants == "image_text":
-        resolve_image_text(spec)
-    raise image_error
+    resolve_dataset(spec, modality=getattr(METHODS.get(method), "modality", "image"))
 
 
 def load_data(config):
     """The data a configuration names, of any kind (image-text data: `image_size` is the loader's `size`)."""
+    _unknown_data(config.data, config.method)
     kind = data_modality(config.data)
-    if kind == "image":
-        _unknown_data(config.data, config.method)
     if kind == "image_text":
         from ..data.image_text import load_image_text
         options = dict(config.data_options)
@@ -115,7 +92,7 @@ def load_data(config):
     from ..data import load_images
     if config.data_options:
         raise ValueError(f"`data_options` are for text data; {config.data!r} is image data, got {config.data_options}")
-    return load_images(config.data, image_size=config.image_size)
+    return load_images(config.data, image_size=config.image_size, stream=config.stream)
 
 
 class _Task:
@@ -158,10 +135,26 @@ def view_geometry(features: nn.Module, augment, x: torch.Tensor, *, generator: t
     return geometry(za, zb)
 
 
-def channel_stats(x: torch.Tensor) -> tuple[list[float], list[float]]:
-    """Per-channel mean and std of uint8 images (N, C, H, W), in [0, 1] units, from up to 10k images."""
-    sample = x[: 10_000].float().div_(255)
-    return sample.mean((0, 2, 3)).tolist(), sample.std((0, 2, 3)).clamp(min=1e-3).tolist()
+def channel_stats(x, *, sample: int = 10_000, chunk: int = 256) -> tuple[list[float], list[float]]:
+    """Per-channel mean and std (unbiased, at least 1e-3) of uint8 images (N, C, H, W), in [0, 1] units, from the
+    first `sample` images. Exact: a histogram of the 256 values per channel is counted `chunk` images at a time, so
+    the numbers are the same for images in memory and streamed from disk, in a few chunks' memory.
+
+    >>> x = torch.tensor([0, 255], dtype=torch.uint8).view(2, 1, 1, 1)
+    >>> channel_stats(x)                     # mean 0.5, std of {0, 1} with n - 1 = 1: sqrt(0.5)
+    ([0.5], [0.7071067811865476])
+    """
+    from ..data.stream import batches, take
+    n, c = min(len(x), sample), x.shape[1]
+    counts = torch.zeros(c, 256, dtype=torch.int64)                  # (C, 256) pixels of each value
+    for xb in batches(take(x, slice(0, n)), chunk):                  # (b, C, H, W) uint8
+        for k in range(c):
+            counts[k] += torch.bincount(xb[:, k].reshape(-1), minlength=256)
+    values = torch.arange(256, dtype=torch.float64) / 255
+    total = counts[0].sum().item()
+    mean = (counts * values).sum(1) / total                         # (C,)
+    var = (counts * (values - mean[:, None]).square()).sum(1) / max(total - 1, 1)
+    return mean.tolist(), var.sqrt().clamp(min=1e-3).tolist()
 
 
 @register_task("image")
@@ -172,7 +165,7 @@ class ImageTask(_Task):
         """(method, model_info, make_encoder) for image data."""
         from ..data.limits import check_image_bytes
         from ..methods import METHODS
-        from ..models import create_encoder, feature_dim
+        from ..models import FrozenEncoder, create_encoder, feature_dim, load_pretrained
         h, w = data.image_size
         if min(h, w) < MIN_TRAIN_SIZE:
             raise ValueError(f"images must be at least {MIN_TRAIN_SIZE}x{MIN_TRAIN_SIZE} pixels to train on, got "
@@ -189,6 +182,10 @@ class ImageTask(_Task):
         def make_encoder():
             return create_encoder(name, in_channels=data.channels, mean=mean, std=std, **config.encoder_options)
         encoder = make_encoder()
+        if config.pretrained is not None:       # the starting weights (a resumed run's then come from its checkpoint)
+            load_pretrained(encoder, config.pretrained)
+        if config.freeze_encoder:               # before the method is built: a momentum copy is frozen too
+            encoder = FrozenEncoder(encoder)
         fdim = feature_dim(encoder, in_channels=data.channels, image_size=tuple(data.x.shape[2:]))
         method = create_method(config.method, encoder, feature_dim=fdim, num_classes=data.num_classes,
                                **config.hyperparameters)
@@ -207,6 +204,7 @@ class ImageTask(_Task):
 
     def _setup_probe(self) -> None:
         from ..data import probe_subset, thumbnails
+        from ..data.stream import take
         t = self.trainer
         d, cfg = t.data, t.config
         on_test = d.x_test is not None
@@ -218,7 +216,7 @@ class ImageTask(_Task):
             bank = bank[~torch.isin(bank, probe)]
         bank = bank[: cfg.monitor_bank]
         # no test split and a probe of every image (labels all distinct, a small file): no bank, no online kNN
-        self._bank = (d.x[bank], d.y[bank] if d.y is not None and len(bank) else None)
+        self._bank = (take(d.x, bank) if len(bank) else d.x[bank], d.y[bank] if d.y is not None and len(bank) else None)
         if not (t.run.snapshots / "probe.npz").exists():
             labels = self._probe[1] if self._probe[1] is not None else torch.full((len(probe),), -1)
             t.run.write_probe(ids=probe.numpy(), labels=labels.numpy(),

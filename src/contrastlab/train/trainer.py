@@ -78,7 +78,8 @@ def _finite(module: nn.Module) -> bool:
 
 
 _IDENTITY_KEYS = ("run_id",)
-_WHERE_KEYS = ("device",)       # where a run trains, not what it is: a run may resume on another device
+_WHERE_KEYS = ("device", "stream", "workers")   # where and how a run reads and trains, not what it is: a run may
+                                                 # resume on another device, streamed or loaded (the same images)
 
 
 def _config_differences(saved: dict, mine: dict) -> list[str]:
@@ -172,7 +173,7 @@ class Trainer:
         self.total_steps: int | None = None
         self.monitor_every: int | None = None
         self.elapsed = 0.0                      # training seconds, summed over resumes
-        self._perm_epoch, self._perm = -1, None
+        self._perms: dict[int, torch.Tensor] = {}   # epoch -> its seeded permutation of the training examples
         self.restarting = False                 # resumed a run that had no checkpoint: start it over in its folder
         self._owns_run = False                  # this trainer created or resumed the run directory (it may write it)
         self._at_boundary = False               # the state in memory is one a checkpoint may hold (between steps)
@@ -244,8 +245,13 @@ class Trainer:
 
     def _optimizer(self, method: nn.Module) -> torch.optim.Optimizer:
         cfg = self.config
-        groups = param_groups(method, weight_decay=cfg.base_weight_decay())
+        groups = param_groups(method, weight_decay=cfg.base_weight_decay(), lr_scales={"encoder": cfg.backbone_lr})
+        if cfg.freeze_encoder and not any(g["params"] for g in groups):
+            raise ValueError(f"method {cfg.method!r} has no trainable parameters (`freeze_encoder` freezes the "
+                             f"encoder, and the method adds no head); nothing to train")
         lr = cfg.base_lr()
+        for g in groups:                      # the encoder's groups at lr x backbone_lr (each step: see _fit)
+            g["lr"] = lr * g["lr_scale"]
         if cfg.optimizer == "adamw" and not devices.fused_optimizers(devices.module_device(method)):
             return torch.optim.AdamW(groups, lr=lr)
         if cfg.optimizer == "adamw":          # fused: one kernel per tensor, 5-8x faster on CPU for big tables
@@ -255,7 +261,8 @@ class Trainer:
                 return torch.optim.AdamW(groups, lr=lr)
         if cfg.optimizer == "sgd":
             return torch.optim.SGD(groups, lr=lr, momentum=cfg.optimizer_momentum)
-        groups[1]["lars_exclude"] = True      # biases and norm weights: no trust ratio, no decay (SimCLR)
+        for g in groups:                      # biases and norm weights: no trust ratio, no decay (SimCLR)
+            g["lars_exclude"] = g["kind"] == "no_decay"
         return LARS(groups, lr=lr, momentum=cfg.optimizer_momentum)
 
     # -- checkpoints ----------------------------------------------------------------------------------------
@@ -324,11 +331,21 @@ class Trainer:
     # -- the data stream ------------------------------------------------------------------------------------
     def batch_indices(self, step: int) -> torch.Tensor:
         epoch, pos = divmod(step, self.steps_per_epoch)
-        if epoch != self._perm_epoch:
-            self._perm = torch.randperm(len(self.data), generator=_generator(self.config.seed, 1, epoch))
-            self._perm_epoch = epoch
+        perms = self._perms                         # the last two epochs' (prefetching reads ahead into the next)
+        if epoch not in perms:
+            perms[epoch] = torch.randperm(len(self.data), generator=_generator(self.config.seed, 1, epoch))
+            for old in sorted(perms)[:-2]:
+                del perms[old]
         b = self.config.batch_size
-        return self._perm[pos * b:(pos + 1) * b]
+        return perms[epoch][pos * b:(pos + 1) * b]
+
+    def _prefetching(self, total: int):
+        """While training, a streamed dataset's next batches are decoded by DataLoader workers (in pinned memory for
+        a GPU); images in memory: nothing to do."""
+        from ..data.stream import prefetching
+        x = getattr(self.data, "x", None)
+        return prefetching(x, (self.local_indices(s) for s in range(self.step, total)), workers=self.config.workers,
+                           pin_memory=devices.pinned(self.device))
 
     def local_indices(self, step: int) -> torch.Tensor:
         """This rank's slice of the global batch of `step` (the whole batch in one process)."""
@@ -508,13 +525,13 @@ class Trainer:
         record = {}
         smooth = None
         self.method.train()
-        with bar, self._diverged_on_error(self.method):       # a NaN check in the loss or the monitor, too
+        with bar, self._diverged_on_error(self.method), self._prefetching(total):   # + a NaN check in the monitor
             while self.step < total:
                 self._at_boundary = False
                 t0 = time.perf_counter()
                 lr = warmup_cosine(self.step, total_steps=total, base_lr=base_lr, warmup_steps=warmup)
                 for group in self.optimizer.param_groups:
-                    group["lr"] = lr
+                    group["lr"] = lr * group.get("lr_scale", 1.0)   # backbone_lr; checkpoints before it: 1
                 loss, extra = self._train_step(self.method, self.optimizer, self.step)
                 faults.point("after-update", self.step + 1)     # the weights updated, the step not yet counted
                 if not math.isfinite(loss):         # the all-reduced loss: every rank stops here together

@@ -11,6 +11,15 @@
 * ``"digits"``: 8x8 scikit-learn digits (values 0..16: pass ``images / 16``). A mild crop (scale
   (0.7, 1), aspect (4/5, 5/4)) since each pixel matters, no flip (digits are not mirror-symmetric: 2 vs
   5, 3 vs E), no blur (a 10% kernel at 8 px is one tap), mild jitter (0.3, 0.3) with p = 0.8.
+* ``"simclr-cifar"``: SimCLR's CIFAR-10 recipe (Chen et al. 2020, appendix B.9): as ``"simclr"`` with colour
+  strength s = 0.5, i.e. jitter (0.4, 0.4, 0.4, 0.1) still with p = 0.8 and grayscale p = 0.2, and no blur
+  ("we remove Gaussian blur" at 32 px). Not ``preset("simclr", strength=0.5)``, which also halves the
+  probabilities and narrows the crop.
+* ``"mocov2"``: MoCo v2 (Chen et al. 2020b, "Improved Baselines with Momentum Contrastive Learning"): crop scale
+  (0.2, 1), flip 0.5, jitter (0.4, 0.4, 0.4, 0.1) with p = 0.8, grayscale p = 0.2, blur p = 0.5 with sigma in
+  (0.1, 2.0); the blur kernel is this module's 10% of the side (MoCo's PIL blur has no kernel size).
+* ``"mocov2-cifar"``: ``"mocov2"`` without the blur, for 32 px images (a 10% kernel is 3 taps there), as
+  ``"simclr-cifar"`` drops SimCLR's.
 * ``"none"``: identity, only the conversion to float.
 
 ``strength`` s in [0, 2] multiplies the jitter amounts (hue capped at 0.5), the probabilities (capped
@@ -21,7 +30,7 @@ Example::
 
     >>> from contrastlab.views import list_presets, preset
     >>> list_presets()
-    ['digits', 'fashion-mnist', 'gray', 'none', 'simclr']
+    ['digits', 'fashion-mnist', 'gray', 'mocov2', 'mocov2-cifar', 'none', 'simclr', 'simclr-cifar']
     >>> preset("simclr", strength=0.5).hyperparameters["brightness"]
     0.4
     >>> preset("fashion-mnist", strength=0.0).hyperparameters["crop_scale"]
@@ -71,6 +80,12 @@ register_preset("fashion-mnist", "gray", crop_scale=(0.3, 1.0), flip_p=0.5, jitt
                 contrast=0.4, blur_p=0.5, blur_sigma=(0.1, 1.0))
 register_preset("digits", crop_scale=(0.7, 1.0), crop_ratio=(4 / 5, 5 / 4), jitter_p=0.8, brightness=0.3,
                 contrast=0.3)
+register_preset("simclr-cifar", crop_scale=(0.08, 1.0), flip_p=0.5, jitter_p=0.8, brightness=0.4, contrast=0.4,
+                saturation=0.4, hue=0.1, grayscale_p=0.2)
+register_preset("mocov2", crop_scale=(0.2, 1.0), flip_p=0.5, jitter_p=0.8, brightness=0.4, contrast=0.4,
+                saturation=0.4, hue=0.1, grayscale_p=0.2, blur_p=0.5, blur_sigma=(0.1, 2.0))
+register_preset("mocov2-cifar", crop_scale=(0.2, 1.0), flip_p=0.5, jitter_p=0.8, brightness=0.4, contrast=0.4,
+                saturation=0.4, hue=0.1, grayscale_p=0.2)
 register_preset("none")
 
 
