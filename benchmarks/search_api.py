@@ -84,7 +84,7 @@ def queries_for(n: int, *, data: str, dim: int, seed: int = 1) -> list[dict]:
 
 def make_embedder(args):
     if args.run:
-        from contrastlab.text.embedder import load_embedder
+        from contrastlab.search import load_embedder
         return load_embedder(str(args.run))
     return None if args.data == "vectors" else HashedEmbedder(dim=args.dim)
 

@@ -12,7 +12,7 @@ with warnings.catch_warnings():
     from fastapi.testclient import TestClient
 
 from contrastlab.dashboard.app import create_app
-from contrastlab.dashboard.runs import RunDir, pair_cosine
+from contrastlab.dashboard.runs import RunView, pair_cosine
 from contrastlab.dashboard.synthetic import write_snapshot, write_synthetic_pair_run, write_synthetic_run
 
 P = 24
@@ -37,7 +37,7 @@ def rewrite_probe(run, **changes):
 
 
 def test_the_pair_info_is_exposed(pair_run):
-    s = RunDir(pair_run).summary()
+    s = RunView(pair_run).summary()
     probe = s["probe"]
     assert s["notes"] == [] and probe["count"] == 2 * P
     assert probe["modality"] == [0] * P + [1] * P
@@ -47,8 +47,8 @@ def test_the_pair_info_is_exposed(pair_run):
 
 
 def test_the_trainers_probe_layout_is_accepted(tmp_path):
-    """The probe as `contrastlab train clip` writes it (train.rundir.RunDir.write_probe)."""
-    from contrastlab.train.rundir import RunDir as TrainRunDir
+    """The probe as `contrastlab train clip` writes it (contrastlab.rundir.RunDir.write_probe)."""
+    from contrastlab.rundir import RunDir as TrainRunDir
     run = TrainRunDir(tmp_path / "clip-run")
     run.create({"method": "clip"})
     n = 5
@@ -57,7 +57,7 @@ def test_the_trainers_probe_layout_is_accepted(tmp_path):
     run.write_probe(ids=np.tile(np.arange(n), 2), labels=np.tile(np.arange(n) % 2, 2), classes=["a", "b"],
                     texts=names + names, modality=[0] * n + [1] * n, pair=list(range(n, 2 * n)) + list(range(n)),
                     thumbnails=thumbs)
-    r = RunDir(run.path)
+    r = RunView(run.path)
     probe = r.summary()["probe"]
     assert not [x for x in r.summary()["notes"] if "probe.npz" in x]
     assert probe["images"] == n and probe["pair"][0] == n and probe["thumbnail_shape"] == (8, 8, 3)
@@ -90,7 +90,7 @@ BROKEN = {
 def test_a_broken_pair_probe_gives_a_note_not_a_crash(pair_run, case):
     changes, note, effect = BROKEN[case]
     rewrite_probe(pair_run, **changes)
-    r = RunDir(pair_run)
+    r = RunView(pair_run)
     s = r.summary()
     probe = s["probe"]
     assert probe is not None and probe["count"] == 2 * P                     # the run is still shown
@@ -113,7 +113,7 @@ def test_a_broken_pair_probe_gives_a_note_not_a_crash(pair_run, case):
 
 def test_thumbnails_are_found_by_point_and_text_points_have_none(pair_run):
     thumbs = probe_arrays(pair_run)["thumbnails"]
-    r = RunDir(pair_run)
+    r = RunView(pair_run)
     for i in range(P):
         np.testing.assert_array_equal(r.thumbnail(i), thumbs[i])
     assert all(r.thumbnail(i) is None for i in range(P, 2 * P)) and r.thumbnail(2 * P) is None
@@ -140,14 +140,14 @@ def test_thumbnails_follow_the_image_rows_when_they_are_interleaved(tmp_path):
     thumbs = np.arange(n, dtype=np.uint8)[:, None, None, None] * np.ones((1, 4, 4, 1), np.uint8)
     np.savez(run / "snapshots" / "probe.npz", ids=np.repeat(np.arange(n), 2), labels=np.zeros(2 * n, np.int64),
              modality=modality, pair=pair, thumbnails=thumbs)
-    r = RunDir(run)
+    r = RunView(run)
     assert not [x for x in r.summary()["notes"] if "probe.npz" in x]
     assert [int(r.thumbnail(i)[0, 0, 0]) for i in range(1, 2 * n, 2)] == list(range(n))
     assert all(r.thumbnail(i) is None for i in range(0, 2 * n, 2))
 
 
 def test_the_mean_pair_cosine_matches_numpy(pair_run, tmp_path):
-    r = RunDir(pair_run)
+    r = RunView(pair_run)
     client = TestClient(create_app([pair_run]), base_url="http://127.0.0.1")
     values = []
     for k in range(4):
@@ -177,14 +177,14 @@ def test_the_mean_pair_cosine_matches_numpy(pair_run, tmp_path):
 
 
 def test_neighbours_say_which_modality(pair_run):
-    got = RunDir(pair_run).neighbours(3, 0, count=2 * P - 1)
+    got = RunView(pair_run).neighbours(3, 0, count=2 * P - 1)
     assert {n["modality"] for n in got} == {0, 1}
     assert all(n["modality"] == (0 if n["point"] < P else 1) for n in got)
 
 
 def test_runs_without_pairs_are_unchanged(tmp_path):
     run = write_synthetic_run(tmp_path / "plain", points=30, snapshots=2)
-    r = RunDir(run)
+    r = RunView(run)
     s = r.summary()
     assert set(s["probe"]) == {"count", "classes", "labelled", "thumbnail_shape", "texts"}
     assert r.pair_cosine(1) is None and "modality" not in r.neighbours(1, 0)[0]

@@ -14,69 +14,69 @@ import torch
 from sklearn.decomposition import PCA
 
 from contrastlab.dashboard.projection import available_methods, pca_2d, procrustes, project
-from contrastlab.dashboard.runs import RunDir
+from contrastlab.dashboard.runs import RunView
 from contrastlab.dashboard.synthetic import append_metrics, write_snapshot, write_synthetic_run
 
 
 def test_missing_empty_and_unknown_runs_say_so(tmp_path):
-    assert RunDir(tmp_path / "nope").summary()["state"] == "missing"
+    assert RunView(tmp_path / "nope").summary()["state"] == "missing"
     (tmp_path / "empty").mkdir()
-    s = RunDir(tmp_path / "empty").summary()
+    s = RunView(tmp_path / "empty").summary()
     assert s["state"] == "empty" and s["snapshots"] == [] and s["probe"] is None
     (tmp_path / "cfg").mkdir()
     (tmp_path / "cfg" / "config.json").write_text('{"method": "simclr"}')
-    s = RunDir(tmp_path / "cfg").summary()
+    s = RunView(tmp_path / "cfg").summary()
     assert s["state"] == "unknown" and s["config"] == {"method": "simclr"}
     assert any("status.json" in n for n in s["notes"]) and any("probe.npz" in n for n in s["notes"])
 
 
 def test_states_from_status_and_stale_runs(tmp_path):
     run = write_synthetic_run(tmp_path / "r", points=20, snapshots=2, state="running")
-    s = RunDir(run).summary()
+    s = RunView(run).summary()
     assert s["state"] == "running" and [x["step"] for x in s["snapshots"]] == [0, 100]
     assert s["probe"]["count"] == 20 and s["probe"]["labelled"] and s["probe"]["thumbnail_shape"] == (16, 16, 1)
     (run / "status.json").write_text(json.dumps({"state": "running", "step": 5, "updated": time.time() - 3600}))
-    assert any("no status update" in n for n in RunDir(run).summary()["notes"])
+    assert any("no status update" in n for n in RunView(run).summary()["notes"])
     gone = subprocess.Popen([sys.executable, "-c", "pass"])                  # a trainer process that has ended
     gone.wait()
     (run / "status.json").write_text(json.dumps({"state": "running", "step": 5, "updated": time.time(),
                                                  "pid": gone.pid, "host": socket.gethostname()}))
-    s = RunDir(run).summary()
+    s = RunView(run).summary()
     assert s["state"] == "stopped" and any("ended without a final status" in n for n in s["notes"])
     (run / "status.json").write_text('{"state": "runn')                      # half-written
-    assert RunDir(run).summary()["state"] == "unknown"
+    assert RunView(run).summary()["state"] == "unknown"
     (run / "config.json").write_text("{not json")
-    assert "config.json is unreadable" in RunDir(run).summary()["notes"]
+    assert "config.json is unreadable" in RunView(run).summary()["notes"]
 
 
 def test_metrics_are_read_incrementally_and_a_partial_last_line_waits(tmp_path):
     run = tmp_path / "r"
     run.mkdir()
-    r = RunDir(run)
-    assert r.metrics(0) == {"records": [], "offset": 0, "skipped": 0, "restart": False}
+    r = RunView(run)
+    assert r.read_metrics(0) == {"records": [], "offset": 0, "skipped": 0, "restart": False}
     with open(run / "metrics.jsonl", "w") as f:
         f.write('{"kind": "train", "step": 1, "loss": 5.0}\n')
         f.write("garbage line\n")
         f.write('{"kind": "train", "step": 2, "loss": NaN}\n')
         f.write('[1, 2]\n')
         f.write('{"kind": "monitor", "step": 2, "knn_to')                  # being written
-    got = r.metrics(0)
+    got = r.read_metrics(0)
     assert [x["step"] for x in got["records"]] == [1, 2] and got["records"][1]["loss"] is None
     assert got["skipped"] == 2
     with open(run / "metrics.jsonl", "a") as f:
         f.write('p1": 0.5}\n')
-    more = r.metrics(got["offset"])
+    more = r.read_metrics(got["offset"])
     assert more["records"] == [{"kind": "monitor", "step": 2, "knn_top1": 0.5}]
     assert more["offset"] == os.path.getsize(run / "metrics.jsonl")
-    assert r.metrics(more["offset"])["records"] == []
+    assert r.read_metrics(more["offset"])["records"] == []
     (run / "metrics.jsonl").write_text('{"step": 9}\n')                      # replaced by a shorter file
-    again = r.metrics(more["offset"])
+    again = r.read_metrics(more["offset"])
     assert again["restart"] and again["records"] == [{"step": 9}]
 
 
 def test_unreadable_snapshots_are_not_there_yet(tmp_path):
     run = write_synthetic_run(tmp_path / "r", points=30, snapshots=3)
-    r = RunDir(run)
+    r = RunView(run)
     good = (run / "snapshots" / "step-00000100.npz").read_bytes()
     (run / "snapshots" / "step-00000100.npz").write_bytes(good[: len(good) // 2])   # torn write
     assert r.embeddings(1) is None and r.projection(1) is None
@@ -94,10 +94,10 @@ def test_probe_problems_are_reported_and_pickles_never_loaded(tmp_path):
     run = write_synthetic_run(tmp_path / "r", points=12, snapshots=1)
     probe = run / "snapshots" / "probe.npz"
     probe.write_bytes(probe.read_bytes()[:50])
-    p, note = RunDir(run).probe()
+    p, note = RunView(run).probe()
     assert p is None and "unreadable" in note
     np.savez(probe, ids=np.arange(12), labels=np.zeros(12, np.int64), classes=np.array([{"x": 1}], dtype=object))
-    p, note = RunDir(run).probe()
+    p, note = RunView(run).probe()
     assert note is None and p.classes == [] and p.thumbnail_shape is None      # the object array is skipped
 
 
@@ -114,7 +114,7 @@ def test_maps_match_pca_and_move_continuously(tmp_path):
     for k, x in enumerate(xs):                                                # stored raw (not normalised)
         np.savez(run / "snapshots" / f"step-{k:08d}.npz", embeddings=x.astype(np.float32), step=np.int64(k),
                  time=np.float64(k))
-    r = RunDir(run)
+    r = RunView(run)
     maps = [r.projection(k)[2] for k in range(3)]
     ref = PCA(2).fit_transform(xs[0])
     for j in range(2):                                                        # PCA up to the sign of each axis
@@ -150,7 +150,7 @@ def test_optional_projections_are_refused_when_missing():
 
 def test_neighbours_match_brute_force_cosine(tmp_path):
     run = write_synthetic_run(tmp_path / "r", points=80, dim=16, snapshots=2)
-    r = RunDir(run)
+    r = RunView(run)
     with np.load(run / "snapshots" / "step-00000100.npz") as f:
         emb = f["embeddings"].astype(np.float64)
     with np.load(run / "snapshots" / "probe.npz") as f:
@@ -168,7 +168,7 @@ def test_neighbours_match_brute_force_cosine(tmp_path):
 
 def test_a_run_written_while_we_read_it(tmp_path):
     run = tmp_path / "live"
-    r = RunDir(run)
+    r = RunView(run)
     assert r.summary()["state"] == "missing"
     write_synthetic_run(run, points=25, snapshots=1, state="running")
     assert len(r.summary()["snapshots"]) == 1
@@ -182,11 +182,11 @@ def test_a_run_written_while_we_read_it(tmp_path):
 
 
 def test_text_runs_show_their_probe_texts(tmp_path):
-    from contrastlab.train.rundir import RunDir as TrainRunDir
+    from contrastlab.rundir import RunDir as TrainRunDir
     run = TrainRunDir(tmp_path / "text-run")
     run.create({"method": "pairs"})
     queries = ["a definition of a dog", "ein Hund", "x" * 500]
     run.write_probe(ids=[4, 7, 9], labels=[0, -1, 1], classes=["noun.animal", "noun.act"], texts=queries)
-    probe = RunDir(run.path).summary()["probe"]
+    probe = RunView(run.path).summary()["probe"]
     assert probe["texts"][:2] == queries[:2] and len(probe["texts"][2]) == 300      # long texts are cut
     assert probe["thumbnail_shape"] is None and probe["classes"] == ["noun.animal", "noun.act"]

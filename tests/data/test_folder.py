@@ -5,7 +5,6 @@ import pytest
 import torch
 from PIL import Image
 
-from contrastlab.data import folder as folder_mod
 from contrastlab.data import load_images
 
 
@@ -127,7 +126,7 @@ def test_unreadable_files_are_counted(tmp_path):
     write_bad(tmp_path)
     d = load(tmp_path)
     assert len(d.x) == 4
-    assert "skipped 2 unreadable files: a.png, b.jpg" in d.notes
+    assert "skipped 2 unreadable image files: a.png, b.jpg" in d.notes
 
 
 def test_mostly_unreadable_is_refused(tmp_path):
@@ -161,10 +160,11 @@ def test_missing_folder(tmp_path):
 def test_progress_bar_over_threshold(tmp_path, monkeypatch, capsys):
     for i in range(3):
         png(tmp_path / f"{i}.png", "L", (4, 4), i)
-    monkeypatch.setattr(folder_mod, "PROGRESS_OVER", 2)
+    from contrastlab.data import encoded
+    monkeypatch.setattr(encoded, "PROGRESS_OVER", 2)
     load(tmp_path)
     assert "reading images" in capsys.readouterr().err
-    monkeypatch.setattr(folder_mod, "PROGRESS_OVER", 3)
+    monkeypatch.setattr(encoded, "PROGRESS_OVER", 3)
     load(tmp_path)
     assert "reading images" not in capsys.readouterr().err
 

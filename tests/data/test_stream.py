@@ -77,7 +77,7 @@ def test_unreadable_files_are_left_out_alike_and_counted(tmp_path):
     mem = load_images(f"folder:{root}", stream=False)
     st = load_images(f"folder:{root}", stream=True)
     assert len(mem.x) + len(mem.x_test) == 25 == len(st.x) + len(st.x_test)
-    skipped = [n for n in st.notes if n.startswith("skipped 2 unreadable files")]
+    skipped = [n for n in st.notes if n.startswith("skipped 2 unreadable image files")]
     assert skipped and "a/0.png" in skipped[0] and "b/3.png" in skipped[0]
     assert torch.equal(st.x[:], mem.x) and torch.equal(st.y, mem.y)
     again = load_images(f"folder:{root}", stream=True)               # the check is cached: same answer

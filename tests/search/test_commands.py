@@ -1,5 +1,5 @@
 """The `index`, `search` and `serve` commands, with an injected embedder and through the lazy
-`contrastlab.text.embedder.load_embedder` import (a stand-in module here, so no model is trained)."""
+`contrastlab.search.embedders.load_embedder` (a stand-in here, so no model is trained)."""
 from __future__ import annotations
 
 import argparse
@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
+from contrastlab.cli.search import add_search_commands
 from contrastlab.search import load_index
-from contrastlab.search.commands import add_search_commands
 
 from .helpers import HashEmbedder, reference_top_k
 
@@ -38,16 +38,15 @@ def corpus_file(tmp_path):
 
 @pytest.fixture
 def stand_in(monkeypatch):
-    """A stand-in `contrastlab.text.embedder` module whose load_embedder records the source it was given."""
+    """A stand-in `contrastlab.search.embedders.load_embedder` that records the source it was given."""
+    from contrastlab.search import embedders
     sources = []
-    module = types.ModuleType("contrastlab.text.embedder")
 
     def load_embedder(path):
         sources.append(path)
         return HashEmbedder(dim=32)
 
-    module.load_embedder = load_embedder
-    monkeypatch.setitem(sys.modules, "contrastlab.text.embedder", module)
+    monkeypatch.setattr(embedders, "load_embedder", load_embedder)
     return sources
 
 
@@ -100,13 +99,6 @@ def test_the_embedders_own_source_is_recorded(tmp_path, corpus_file):
     assert load_index(tmp_path / "j").meta["embedder"] == "wordllama"                  # not a path: kept as given
 
 
-def test_without_load_embedder_the_error_says_so(tmp_path, corpus_file, monkeypatch, capsys):
-    monkeypatch.setitem(sys.modules, "contrastlab.text.embedder", None)       # import fails
-    args = parse(["index", "run", "--corpus", str(corpus_file), "--out", str(tmp_path / "idx")])
-    assert args.handler(args) == 2
-    assert "contrastlab.text.embedder.load_embedder is not available" in capsys.readouterr().err
-
-
 @pytest.mark.parametrize("argv, message", [
     (["index", "run", "--corpus", "{tmp}/missing.jsonl", "--out", "{tmp}/i"], "missing.jsonl does not exist"),
     (["index", "run", "--corpus", "{tmp}/ok.jsonl", "--out", "{tmp}/i", "--queries", "{tmp}/q.txt"],
@@ -144,13 +136,12 @@ def test_search_refuses_an_embedder_of_another_dimension(tmp_path, corpus_file, 
 
 
 SERVE = """
-import sys, types
+import sys
 from tests.search.helpers import HashEmbedder
-module = types.ModuleType("contrastlab.text.embedder")
-module.load_embedder = lambda path: HashEmbedder(dim=32)
-sys.modules["contrastlab.text.embedder"] = module
+from contrastlab.search import embedders
+embedders.load_embedder = lambda path: HashEmbedder(dim=32)
 import argparse
-from contrastlab.search.commands import add_search_commands
+from contrastlab.cli.search import add_search_commands
 parser = argparse.ArgumentParser()
 add_search_commands(parser.add_subparsers())
 args = parser.parse_args(["serve", sys.argv[1], "--port", "0"])

@@ -21,8 +21,8 @@ import torch.nn.functional as F
 from fastapi.testclient import TestClient
 from PIL import Image
 
+from contrastlab.cli.search import add_search_commands
 from contrastlab.search import IndexFolderError, create_search_app, load_index
-from contrastlab.search.commands import add_search_commands
 from contrastlab.search.multimodal import ImageTextEmbedder, decode_image, load_image_text_embedder
 from contrastlab.search.store import load_image_text_index, open_index
 
@@ -293,7 +293,7 @@ def test_concurrent_text_and_image_queries_are_batched_on_a_live_server(run, ser
 
 def test_the_loaded_towers_need_no_training_data(run, reference, monkeypatch):
     import contrastlab.data.image_text as image_text
-    from contrastlab.text.embedder import load_embedder
+    from contrastlab.search import load_embedder
     trainer, root = run
 
     def refuse(*args, **kwargs):

@@ -12,7 +12,7 @@ import torch
 from contrastlab.cli import main
 from contrastlab.data import load_text
 from contrastlab.models.text import encode_texts
-from contrastlab.text import load_embedder
+from contrastlab.search import load_embedder
 from contrastlab.text.mining import mine_hard_negatives
 from contrastlab.train import TrainConfig, Trainer, evaluate_run
 

@@ -14,7 +14,7 @@ Start it with ``contrastlab dashboard [RUN_DIR ...]`` or :func:`dashboard` / :fu
 from .app import create_app
 from .controls import CONTROLS, Control
 from .playground import Frame, Playground
-from .runs import RunDir
+from .runs import RunView
 from .server import dashboard, serve
 
-__all__ = ["create_app", "serve", "dashboard", "Playground", "Frame", "RunDir", "CONTROLS", "Control"]
+__all__ = ["create_app", "serve", "dashboard", "Playground", "Frame", "RunView", "CONTROLS", "Control"]

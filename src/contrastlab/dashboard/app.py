@@ -28,7 +28,7 @@ from starlette.middleware.trustedhost import TrustedHostMiddleware
 from .. import __version__
 from .live import IDLE_TIMEOUT, SEND_TIMEOUT, PlaygroundSessions
 from .projection import LABELS, METHODS, available_methods
-from .runs import RunDir
+from .runs import RunView
 
 __all__ = ["create_app", "STATIC_DIR", "LOCAL_HOSTS"]
 
@@ -60,7 +60,7 @@ def create_app(run_dirs: list[Path], *, playground: bool = True, allowed_hosts: 
             session ends.
         idle_timeout: seconds a playground session may go without a message from its client.
     """
-    runs = [RunDir(Path(p)) for p in run_dirs]
+    runs = [RunView(Path(p)) for p in run_dirs]
     app = FastAPI(title="contrastlab dashboard", version=__version__, docs_url=None, redoc_url=None,
                   openapi_url=None)
     app.add_middleware(TrustedHostMiddleware, allowed_hosts=allowed_hosts or LOCAL_HOSTS)
@@ -76,7 +76,7 @@ def create_app(run_dirs: list[Path], *, playground: bool = True, allowed_hosts: 
         response.headers.setdefault("Referrer-Policy", "no-referrer")
         return response
 
-    def run(rid: int) -> RunDir:
+    def run(rid: int) -> RunView:
         if not 0 <= rid < len(runs):
             raise HTTPException(404, f"no run {rid}: runs are numbered 0 to {len(runs) - 1}")
         return runs[rid]
@@ -102,7 +102,7 @@ def create_app(run_dirs: list[Path], *, playground: bool = True, allowed_hosts: 
 
     @app.get("/api/runs/{rid}/metrics")
     def run_metrics(rid: int, offset: int = Query(0, ge=0, le=2**53)):
-        return run(rid).metrics(offset)
+        return run(rid).read_metrics(offset)
 
     @app.get("/api/runs/{rid}/labels")
     def run_labels(rid: int):

@@ -11,9 +11,9 @@ while it polls. Asking for another method stops the computation of the one befor
 Example::
 
     >>> import tempfile, pathlib
-    >>> from contrastlab.dashboard.runs import RunDir
+    >>> from contrastlab.dashboard.runs import RunView
     >>> from contrastlab.dashboard.synthetic import write_synthetic_run
-    >>> run = RunDir(write_synthetic_run(pathlib.Path(tempfile.mkdtemp()) / "run", points=30, snapshots=2))
+    >>> run = RunView(write_synthetic_run(pathlib.Path(tempfile.mkdtemp()) / "run", points=30, snapshots=2))
     >>> status = run.map_status(1, method="pca")
     >>> status.state, status.xy.shape, status.step
     ('ready', (30, 2), 100)
@@ -62,7 +62,7 @@ class MapChains:
     """The map chains of one run. Thread-safe.
 
     Args:
-        files: returns the run's snapshot entries in order (as ``RunDir.snapshot_files``).
+        files: returns the run's snapshot entries in order (as ``RunView.snapshot_files``).
         key: an entry's identity (name, mtime, size), or None when it cannot be stat'ed.
         load: an entry's (step, time, embeddings (P, D)), or None when it cannot be read (yet).
     """

@@ -23,6 +23,8 @@ from pathlib import Path
 
 import numpy as np
 
+from ..rundir import RunDir
+
 __all__ = ["write_synthetic_run", "write_synthetic_pair_run", "write_snapshot", "append_metrics", "atomic_write"]
 
 FASHION_CLASSES = ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag",
@@ -59,13 +61,13 @@ def _thumbnails(labels: np.ndarray, size: int, rng: np.random.Generator) -> np.n
 def write_snapshot(run: Path, step: int, embeddings: np.ndarray, *, seconds: float = 0.0) -> Path:
     """snapshots/step-XXXXXXXX.npz with embeddings (P, D) float32 L2-normalised, step, time."""
     emb = embeddings / np.linalg.norm(embeddings, axis=1, keepdims=True).clip(min=1e-12)
-    path = run / "snapshots" / f"step-{step:08d}.npz"
+    path = RunDir(run).snapshot_file(step)
     atomic_write(path, _npz_bytes(embeddings=emb.astype(np.float32), step=np.int64(step), time=np.float64(seconds)))
     return path
 
 
 def append_metrics(run: Path, records: list[dict]) -> None:
-    with open(run / "metrics.jsonl", "a", encoding="utf-8") as f:
+    with open(RunDir(run).metrics_file, "a", encoding="utf-8") as f:
         for r in records:
             f.write(json.dumps(r) + "\n")
         f.flush()
@@ -75,7 +77,7 @@ def _write_config(run: Path, *, names: list[str], dim: int, seed: int, method: s
     config = {"method": method, "data": data, "seed": seed, "classes": names, "budget": {"minutes": 1},
               "hyperparameters": {"temperature": 0.2, "batch_size": 256, "lr": 0.3}, "model": {"dim": dim},
               "contrastlab_version": "0.1.0", "started": "2026-11-23T01:02:03Z"}
-    atomic_write(run / "config.json", json.dumps(config, indent=2).encode())
+    atomic_write(RunDir(run).config_file, json.dumps(config, indent=2).encode())
 
 
 def write_synthetic_run(run: Path, *, points: int = 500, dim: int = 32, classes: int = 10, snapshots: int = 5,
@@ -83,12 +85,12 @@ def write_synthetic_run(run: Path, *, points: int = 500, dim: int = 32, classes:
     """Write a complete run directory at ``run`` and return its path."""
     rng = np.random.default_rng(seed)
     run = Path(run)
-    (run / "snapshots").mkdir(parents=True, exist_ok=True)
+    RunDir(run).snapshots.mkdir(parents=True, exist_ok=True)
     names = (FASHION_CLASSES * (classes // 10 + 1))[:classes]
     _write_config(run, names=names, dim=dim, seed=seed, data="synthetic",
                   method="synthetic (no training: made by contrastlab.dashboard.synthetic)")
     labels = rng.integers(0, classes, points).astype(np.int64)
-    atomic_write(run / "snapshots" / "probe.npz", _npz_bytes(
+    atomic_write(RunDir(run).probe_file, _npz_bytes(
         ids=np.arange(points, dtype=np.int64), labels=labels, thumbnails=_thumbnails(labels, thumbnail, rng),
         classes=np.array(names)))
     centres = rng.normal(size=(classes, dim))
@@ -111,8 +113,8 @@ def _write_progress(run: Path, *, snapshots: int, every: int, state: str) -> Non
     monitor = [{"kind": "monitor", "step": k * every, "time": k * 10.0, "knn_top1": 0.1 + 0.8 * k / last,
                 "alignment": 1.2 - 0.6 * k / last, "uniformity": -1.0 - k / last} for k in range(snapshots)]
     append_metrics(run, sorted(train + monitor, key=lambda r: (r["step"], r["kind"])))
-    atomic_write(run / "status.json", json.dumps({"state": state, "step": total, "total_steps": total,
-                                                 "updated": time.time()}).encode())
+    atomic_write(RunDir(run).status_file, json.dumps({"state": state, "step": total, "total_steps": total,
+                                                      "updated": time.time()}).encode())
 
 
 PAIR_CLASSES = ["Animals", "Food", "Travel", "Objects", "Symbols", "Activities"]
@@ -140,7 +142,7 @@ def write_synthetic_pair_run(run: Path, *, pairs: int = 60, dim: int = 16, class
     one shared point per item, so the mean cosine between partners rises from about 0 to about 1."""
     rng = np.random.default_rng(seed)
     run = Path(run)
-    (run / "snapshots").mkdir(parents=True, exist_ok=True)
+    RunDir(run).snapshots.mkdir(parents=True, exist_ok=True)
     names = (PAIR_CLASSES * (classes // len(PAIR_CLASSES) + 1))[:classes]
     _write_config(run, names=names, dim=dim, seed=seed, data="synthetic image-text pairs",
                   method="synthetic clip (no training: made by contrastlab.dashboard.synthetic)")
@@ -148,7 +150,7 @@ def write_synthetic_pair_run(run: Path, *, pairs: int = 60, dim: int = 16, class
     labels = rng.integers(0, classes, p).astype(np.int64)
     texts = [f"{_ADJECTIVES[i % len(_ADJECTIVES)]} {_NOUNS[(i // len(_ADJECTIVES) + 5 * i) % len(_NOUNS)]}"
              for i in range(p)]
-    atomic_write(run / "snapshots" / "probe.npz", _npz_bytes(
+    atomic_write(RunDir(run).probe_file, _npz_bytes(
         ids=np.tile(np.arange(p, dtype=np.int64), 2), labels=np.tile(labels, 2), classes=np.array(names),
         thumbnails=_picture_thumbnails(labels, thumbnail, rng), texts=np.array(texts + texts),
         modality=np.repeat(np.array([0, 1], np.int8), p),

@@ -41,7 +41,7 @@ import numpy as np
 import torch
 
 from . import limits
-from .folder import IMAGE_SUFFIXES, MAX_AUTO_SIZE, _UNREADABLE, _decode, _header, _listing
+from .decode import IMAGE_SUFFIXES, MAX_AUTO_SIZE, UNREADABLE, decode_file, listing, read_header
 from .image_text import ImageTextData, register_image_text_dataset
 from .pairs import BadRecord, LineErrors, read_records
 from .text import hash_unit
@@ -157,8 +157,8 @@ def load_captions(path: str, *, root: str | None = None, size: int | None = None
     heads, bad = {}, {}
     for name in captions:
         try:
-            heads[name] = _header(folder / name)
-        except _UNREADABLE as exc:
+            heads[name] = read_header(folder / name)
+        except UNREADABLE as exc:
             bad[name] = f"{type(exc).__name__}: {exc}"
     sizes = {s for _, s in heads.values()}
     target = size
@@ -173,8 +173,8 @@ def load_captions(path: str, *, root: str | None = None, size: int | None = None
     pixels = {}
     for name in heads:
         try:
-            pixels[name] = _decode(folder / name, False, target).transpose(2, 0, 1)     # (3, H, W)
-        except _UNREADABLE as exc:
+            pixels[name] = decode_file(folder / name, False, target).transpose(2, 0, 1)     # (3, H, W)
+        except UNREADABLE as exc:
             bad[name] = f"{type(exc).__name__}: {exc}"
     for name, why in bad.items():
         for where in lines[name]:
@@ -193,7 +193,7 @@ def load_captions(path: str, *, root: str | None = None, size: int | None = None
     loose = [p for p in folder.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.resolve() not in named]
     if loose:
         notes.append(f"ignored {len(loose)} image file(s) without a caption: "
-                     f"{_listing([p.relative_to(folder).as_posix() for p in sorted(loose)])}")
+                     f"{listing([p.relative_to(folder).as_posix() for p in sorted(loose)])}")
     split = np.zeros(len(ids), dtype=bool)
     if len(ids) < MIN_TEST_IMAGES:
         notes.append(f"no test split: {len(ids)} images (fewer than {MIN_TEST_IMAGES})")

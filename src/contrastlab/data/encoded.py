@@ -42,19 +42,19 @@ import torch
 
 from . import limits
 from .cache import atomic_write, cache_dir
-from .folder import _UNREADABLE, GRAY_MODES, MAX_AUTO_SIZE, PROGRESS_OVER, _decode, _header, _listing
+from .decode import GRAY_MODES, MAX_AUTO_SIZE, PROGRESS_OVER, UNREADABLE, decode_file, listing, read_header
 from .images import ImageData
 from .split import holdout_image_data
 from .stream import ImageSource, find_unreadable
 
-__all__ = ["EncodedImages", "load_encoded", "decode_bytes"]
+__all__ = ["EncodedImages", "load_encoded"]
 
 
-def decode_bytes(data: bytes, gray: bool, target: int | None) -> np.ndarray:
-    """One encoded image file -> (C, H, W) uint8, decoded like a folder's files (EXIF orientation, 16-bit gray to
-    8-bit, shorter side resized to ``target`` and centre-cropped when given)."""
-    img = _decode(io.BytesIO(data), gray, target)                                        # (H, W) or (H, W, 3)
-    return img[None] if gray else img.transpose(2, 0, 1)
+def _open(store, item: int):
+    """A binary file of the item: the store's own (``store.open``: a folder's file, whose header is read without
+    reading the pixels) or its bytes in memory."""
+    opener = getattr(store, "open", None)
+    return opener(item) if opener is not None else io.BytesIO(store.read(item))
 
 
 class EncodedImages(ImageSource):
@@ -67,7 +67,9 @@ class EncodedImages(ImageSource):
         self.gray, self.target = gray, target
 
     def decode(self, i: int) -> np.ndarray:                                              # (C, H, W) uint8
-        return decode_bytes(self.store.read(int(self.items[i])), self.gray, self.target)
+        with _open(self.store, int(self.items[i])) as f:
+            img = decode_file(f, self.gray, self.target)                                 # (H, W) or (H, W, 3)
+        return img[None] if self.gray else img.transpose(2, 0, 1)
 
     def describe(self, i: int) -> str:
         return self.store.describe(int(self.items[i]))
@@ -124,11 +126,12 @@ def load_encoded(store, *, labels: np.ndarray | None, classes: tuple[str, ...] |
         notes: notes of the caller, kept first.
         kind: names the cache of checks (``"shards"``, ``"hf"``).
     """
-    from tqdm.auto import tqdm
+    from ..progress import bar as tqdm
 
     if stream is not None and not isinstance(stream, bool):
         raise ValueError(f"`stream` must be True, False or None (stream when the images do not fit), got {stream!r}")
     name, n, notes = store.name, len(store), list(notes)
+    unit = getattr(store, "unit", "image")                # what an item is called in messages ("image file")
     if n == 0:
         raise ValueError(f"{name}: no images (the dataset is empty)")
     bad: dict[int, str] = {}
@@ -136,16 +139,17 @@ def load_encoded(store, *, labels: np.ndarray | None, classes: tuple[str, ...] |
     show = n > PROGRESS_OVER
     for i in tqdm(range(n), desc="scanning images", disable=not show, leave=False):
         try:
-            heads[i] = _header(io.BytesIO(store.read(i)))
-        except _UNREADABLE as exc:
+            with _open(store, i) as f:
+                heads[i] = read_header(f)
+        except UNREADABLE as exc:
             bad[i] = f"{type(exc).__name__}: {exc}"
 
     def refuse_if_mostly_bad():
         if 2 * len(bad) > n:
             first = min(bad)
-            raise ValueError(f"{name}: {len(bad)} of {n} images are unreadable (more than half), refusing to "
+            raise ValueError(f"{name}: {len(bad)} of {n} {unit}s are unreadable (more than half), refusing to "
                              f"continue; e.g. {store.describe(first)}: {bad[first]}. "
-                             f"Unreadable: {_listing([store.describe(i) for i in sorted(bad)])}")
+                             f"Unreadable: {listing([store.describe(i) for i in sorted(bad)])}")
 
     refuse_if_mostly_bad()
     gray = all(mode in GRAY_MODES for mode, _ in heads.values())
@@ -177,7 +181,7 @@ def load_encoded(store, *, labels: np.ndarray | None, classes: tuple[str, ...] |
             try:
                 out[row] = source.decode(row)
                 kept.append(row)
-            except _UNREADABLE as exc:
+            except UNREADABLE as exc:
                 bad[int(readable[row])] = f"{type(exc).__name__}: {exc}"
         refuse_if_mostly_bad()
         x = out if len(kept) == len(out) else out[kept]
@@ -191,8 +195,8 @@ def load_encoded(store, *, labels: np.ndarray | None, classes: tuple[str, ...] |
             notes.append("streamed from disk (`stream=true`)")
     rows = readable[np.asarray(kept, dtype=np.int64)]                                  # store items kept, in order
     if bad:
-        notes.append(f"skipped {len(bad)} unreadable image{'s' if len(bad) > 1 else ''}: "
-                     f"{_listing([store.describe(i) for i in sorted(bad)])}")
+        notes.append(f"skipped {len(bad)} unreadable {unit}{'s' if len(bad) > 1 else ''}: "
+                     f"{listing([store.describe(i) for i in sorted(bad)])}")
     if not gray and any(mode in GRAY_MODES for mode, _ in heads.values()):
         notes.append("mixed grayscale and colour images: all converted to RGB")
     if target is not None:

@@ -25,29 +25,17 @@ Example::
 
 from __future__ import annotations
 
-import hashlib
-import json
 import os
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, ImageOps
 
-from . import limits
-from .cache import atomic_write, cache_dir
+from .decode import IMAGE_SUFFIXES
+from .encoded import load_encoded
 from .images import ImageData
 from .registry import register_dataset
-from .split import holdout_image_data
-from .stream import ImageSource, find_unreadable
 
-__all__ = ["load_folder", "FolderImages", "IMAGE_SUFFIXES"]
-
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".webp")
-GRAY_MODES = frozenset({"L", "LA", "1", "I", "I;16", "I;16B", "I;16L", "I;16N"})
-MAX_AUTO_SIZE = 96            # default target: the median shorter side, capped here
-PROGRESS_OVER = 2000          # show a progress bar when reading more files than this
-_BILINEAR = getattr(Image, "Resampling", Image).BILINEAR
-_UNREADABLE = (OSError, ValueError, SyntaxError, EOFError, Image.DecompressionBombError)
+__all__ = ["load_folder", "FileStore", "IMAGE_SUFFIXES"]
 
 
 def _is_image(p: Path) -> bool:
@@ -73,82 +61,35 @@ def _scan(root: Path) -> tuple[list[Path], list[int] | None, tuple[str, ...] | N
     return files, labels, classes, notes
 
 
-def _header(p: Path) -> tuple[str, tuple[int, int]]:
-    """(mode, (W, H) after EXIF orientation) without decoding the pixels."""
-    with Image.open(p) as im:
-        w, h = im.size
-        if im.getexif().get(0x0112, 1) in (5, 6, 7, 8):                 # rotated by 90 degrees
-            w, h = h, w
-        return im.mode, (w, h)
+class FileStore:
+    """The image files of a folder as a store of :func:`~contrastlab.data.encoded.load_encoded` (what ``shards:`` and
+    ``hf:`` give it too): item ``i`` is ``files[i]``, opened as a file, so a header is read without the pixels."""
 
+    unit = "image file"
 
-def _decode(p: Path, gray: bool, target: int | None) -> np.ndarray:
-    """(H, W) or (H, W, 3) uint8, resized shorter side to ``target`` and centre-cropped when given."""
-    with Image.open(p) as im:
-        im.load()
-        im = ImageOps.exif_transpose(im)
-        if im.mode.startswith("I"):                                          # 16-bit gray -> 8-bit
-            wide = np.asarray(im, dtype=np.float64)
-            im = Image.fromarray(np.clip(np.rint(wide / 257.0), 0, 255).astype(np.uint8), "L")
-        im = im.convert("L" if gray else "RGB")
-        if target is not None:
-            w, h = im.size
-            scale = target / min(w, h)
-            if scale != 1:
-                im = im.resize((max(target, round(w * scale)), max(target, round(h * scale))),
-                               _BILINEAR)
-            w, h = im.size
-            left, top = (w - target) // 2, (h - target) // 2
-            im = im.crop((left, top, left + target, top + target))
-        return np.asarray(im)
+    def __init__(self, base: Path, files: list[Path]):
+        self.base, self.files, self.name = base, files, f"folder:{base}"
 
+    def __len__(self) -> int:
+        return len(self.files)
 
-def _listing(paths: list[str], limit: int = 10) -> str:
-    more = f" and {len(paths) - limit} more" if len(paths) > limit else ""
-    return ", ".join(paths[:limit]) + more
+    def open(self, item: int):
+        return open(self.files[item], "rb")
 
+    def read(self, item: int) -> bytes:
+        return self.files[item].read_bytes()
 
-class FolderImages(ImageSource):
-    """The images of a folder, decoded on demand (gray or RGB, resized to ``target`` when given): what
-    ``folder:PATH`` streams, and what the in-memory load decodes, so both give the same pixels."""
+    def describe(self, item: int) -> str:
+        return self.files[item].relative_to(self.base).as_posix()
 
-    def __init__(self, base: Path, files: list[Path], *, gray: bool, target: int | None, size: tuple[int, int]):
-        super().__init__(n=len(files), channels=1 if gray else 3, size=size, name=f"folder:{base}")
-        self.base, self.files, self.gray, self.target = base, files, gray, target
-
-    def decode(self, i: int) -> np.ndarray:                                            # (C, H, W) uint8
-        img = _decode(self.files[i], self.gray, self.target)                          # (H, W) or (H, W, 3)
-        return img[None] if self.gray else img.transpose(2, 0, 1)
-
-    def describe(self, i: int) -> str:
-        return str(self.files[i].relative_to(self.base))
-
-
-def _check_key(source: FolderImages) -> str:
-    """What a cached check of a folder depends on: every file's name, size and modification time, and the decode."""
-    h = hashlib.sha256(f"{source.base}|{source.gray}|{source.target}|{tuple(source.shape[1:])}".encode())
-    for p in source.files:
-        st = p.stat()
-        h.update(f"\0{p}\0{st.st_size}\0{st.st_mtime_ns}".encode())
-    return h.hexdigest()[:32]
-
-
-def _unreadable_when_streamed(source: FolderImages, show: bool) -> dict[int, str]:
-    """Every file decoded once in worker processes (pixels discarded); the result is cached per folder state, so a
-    resumed or evaluated run does not decode the whole folder again."""
-    path = cache_dir("folder-checks", _check_key(source) + ".json")
-    try:
-        return {int(k): v for k, v in json.loads(path.read_text()).items()}
-    except (OSError, ValueError):
-        pass
-    bad = find_unreadable(source, show_progress=show, desc="checking images")
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with atomic_write(path) as f:
-            f.write(json.dumps({str(k): v for k, v in bad.items()}).encode())
-    except OSError:                                       # a read-only home: check again next time
-        pass
-    return bad
+    def fingerprint(self) -> str:
+        """Every file's name, size and modification time (a cached decode check is redone when one changes)."""
+        import hashlib
+        h = hashlib.sha256(str(self.base).encode())
+        for p in self.files:
+            st = p.stat()
+            h.update(f"\0{p.relative_to(self.base)}\0{st.st_size}\0{st.st_mtime_ns}".encode())
+        return h.hexdigest()
 
 
 @register_dataset("folder", takes_path=True, streams=True, folders=True,
@@ -158,11 +99,9 @@ def load_folder(path: str, *, root: str | None = None, image_size: int | None = 
     """Read a folder of images into :class:`ImageData` (see the module docstring for the rules).
 
     ``stream``: None (default) keeps the images in memory when they fit and streams them from disk otherwise;
-    True always streams (:class:`FolderImages`, decoded by DataLoader workers while training); False always loads.
-    Both give the same images in the same order.
+    True always streams (decoded by DataLoader workers while training); False always loads. Both give the same
+    images in the same order.
     """
-    from ..progress import bar as tqdm
-
     if stream is not None and not isinstance(stream, bool):
         raise ValueError(f"`stream` must be True, False or None (stream when the images do not fit), got {stream!r}")
     base = Path(os.path.abspath(os.path.expanduser(path)))
@@ -172,82 +111,5 @@ def load_folder(path: str, *, root: str | None = None, image_size: int | None = 
     if not files:
         raise ValueError(f"{base}: no images found; expected one sub-folder per class of "
                          f"{'/'.join(IMAGE_SUFFIXES)} files, or a flat folder of them")
-    rel = [str(p.relative_to(base)) for p in files]
-    bad: dict[int, str] = {}
-    heads: dict[int, tuple[str, tuple[int, int]]] = {}
-    show = len(files) > PROGRESS_OVER
-    for i, p in enumerate(tqdm(files, desc="scanning images", disable=not show, leave=False)):
-        try:
-            heads[i] = _header(p)
-        except _UNREADABLE as exc:
-            bad[i] = f"{type(exc).__name__}: {exc}"
-
-    def refuse_if_mostly_bad():
-        if 2 * len(bad) > len(files):
-            first = min(bad)
-            raise ValueError(f"{base}: {len(bad)} of {len(files)} image files are unreadable (more than half), "
-                             f"refusing to continue; e.g. {rel[first]}: {bad[first]}. "
-                             f"Unreadable: {_listing([rel[i] for i in sorted(bad)])}")
-
-    refuse_if_mostly_bad()
-    gray = all(mode in GRAY_MODES for mode, _ in heads.values())
-    sizes = {size for _, size in heads.values()}
-    target = image_size
-    if target is None and len(sizes) > 1:
-        target = min(MAX_AUTO_SIZE, int(np.median([min(s) for _, s in heads.values()])))
-    if target is not None and sizes == {(target, target)}:
-        target = None
-    (w, h) = (target, target) if target is not None else next(iter(sizes))
-    readable = sorted(heads)
-    source = FolderImages(base, [files[i] for i in readable], gray=gray, target=target, size=(h, w))
-    limits.check_image_bytes("`image_size`" if image_size is not None else f"{base}: the images", n=1,
-                             channels=1 if gray else 3, size=(h, w))            # the side rule, in every mode
-    fits = stream is not True
-    if stream is None:
-        try:
-            limits.check_image_bytes("x", n=len(heads), channels=1 if gray else 3, size=(h, w))
-        except ValueError as e:
-            fits = False
-            notes.append(f"streamed from disk: the decoded images would not fit in memory ({str(e).split(';')[0]})")
-    if fits:
-        limits.check_image_bytes("`image_size`" if image_size is not None else f"{base}: the images",
-                                 n=len(heads), channels=1 if gray else 3, size=(h, w),
-                                 setting="`image_size` (or stream them with `--set stream=true`)")
-        out = np.empty((len(heads), 1 if gray else 3, h, w), dtype=np.uint8)             # (N, C, H, W)
-        kept = []
-        for row in tqdm(range(len(readable)), desc="reading images", disable=not show, leave=False):
-            try:
-                out[row] = source.decode(row)
-                kept.append(row)
-            except _UNREADABLE as exc:
-                bad[readable[row]] = f"{type(exc).__name__}: {exc}"
-        refuse_if_mostly_bad()
-        x = out if len(kept) == len(out) else out[kept]
-    else:
-        for row, why in _unreadable_when_streamed(source, show).items():
-            bad[readable[row]] = why
-        refuse_if_mostly_bad()
-        kept = [row for row in range(len(readable)) if readable[row] not in bad]
-        x = source if len(kept) == len(readable) else source.subset(np.asarray(kept, dtype=np.int64))
-        if stream:
-            notes.append("streamed from disk (`stream=true`)")
-    rows = np.asarray(readable)[kept]
-    if bad:
-        notes.append(f"skipped {len(bad)} unreadable file{'s' if len(bad) > 1 else ''}: "
-                     f"{_listing([rel[i] for i in sorted(bad)])}")
-    if not gray and any(mode in GRAY_MODES for mode, _ in heads.values()):
-        notes.append("mixed grayscale and colour images: all converted to RGB")
-    if target is not None:
-        short = [min(s) for s in sizes]
-        was = ("{}x{} (W x H)".format(*next(iter(sizes))) if len(sizes) == 1
-               else f"{len(sizes)} sizes, shorter sides {min(short)}..{max(short)}")
-        notes.append(f"resized to {target}x{target} (shorter side, centre crop, bilinear) from {was}")
-    y = None
-    if labels is not None:
-        codes = np.asarray(labels, dtype=np.int64)[rows]
-        present = np.unique(codes)
-        if len(present) < len(classes):
-            lost = [classes[c] for c in range(len(classes)) if c not in set(present.tolist())]
-            notes.append(f"dropped classes whose images were all unreadable: {', '.join(lost)}")
-        y, classes = np.searchsorted(present, codes).astype(np.int64), tuple(classes[c] for c in present)
-    return holdout_image_data(f"folder:{base}", x, y, classes, notes=tuple(notes))
+    return load_encoded(FileStore(base, files), labels=None if labels is None else np.asarray(labels, dtype=np.int64),
+                        classes=classes, image_size=image_size, stream=stream, notes=tuple(notes), kind="folder")

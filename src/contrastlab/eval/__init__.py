@@ -24,7 +24,7 @@ from .geometry import geometry
 from .knn import knn_predict, knn_top1
 from .label_efficiency import label_efficiency, stratified_subset
 from .linear import LinearProbe, feature_moments, fit_linear_probe, linear_probe
-from .report import format_report
+from .report import format_metric_retrieval, format_report
 from .robustness import robustness
 from .verification import equal_error_rate, roc_auc, sample_pairs, verification
 
@@ -41,3 +41,7 @@ from .text_baselines import (TEXT_BASELINES, bm25_rank, bm25_scores, frozen_embe
 
 __all__ += ["top_k", "rank", "retrieval_metrics", "evaluate_retrieval", "word_tokens", "bm25_scores", "bm25_rank",
             "tfidf_rank", "frozen_embedding_rank", "popularity_rank", "TEXT_BASELINES", "text_baselines"]
+
+from .metric_retrieval import METRIC_RETRIEVAL_KEYS, metric_retrieval
+
+__all__ += ["metric_retrieval", "METRIC_RETRIEVAL_KEYS", "format_metric_retrieval"]

@@ -6,7 +6,7 @@ import math
 import numbers
 from typing import Mapping
 
-__all__ = ["format_report"]
+__all__ = ["format_report", "format_metric_retrieval"]
 
 
 def _pct(v) -> str:
@@ -97,4 +97,46 @@ def format_report(results: Mapping) -> str:
     right = max(6, *(len(v) for _, v in rows))
     lines = [f"{'metric':<{left}}  {'value':>{right}}", f"{'-' * left}  {'-' * right}"]
     lines += [f"{n:<{left}}  {v:>{right}}" for n, v in rows]
+    return "\n".join(lines)
+
+
+def _retrieval_columns(table: Mapping) -> list[tuple[str, str]]:
+    """(key, heading) of the metric-retrieval scores present in some row, P@k by k, then R-precision and MAP@R."""
+    keys = {k for row in table.values() if isinstance(row, Mapping) for k in row}
+    ks = sorted(int(k.split("@")[1]) for k in keys if k.startswith("precision@") and k.split("@")[1].isdigit())
+    cols = [(f"precision@{k}", f"P@{k}") for k in ks]
+    return cols + [(k, h) for k, h in (("r_precision", "R-precision"), ("map@r", "MAP@R")) if k in keys]
+
+
+def format_metric_retrieval(retrieval: Mapping) -> str:
+    """Render a metric-retrieval result (``RUN/eval.json["retrieval"]`` of an image run: ``table`` of rows
+    {name: {"precision@k", "r_precision", "map@r"}}, ``items``, ``singletons``, ``skipped``) as an aligned table,
+    scores as percentages; rows in ``skipped`` are listed with their reason.
+
+    Example::
+
+        >>> print(format_metric_retrieval({"items": 100, "singletons": 0, "skipped": {"supervised": "too costly"},
+        ...     "table": {"pixels": {"precision@1": 0.8, "precision@10": 0.75, "r_precision": 0.5, "map@r": 0.3}}}))
+        retrieval: 100 test images query each other (cosine, self excluded)
+        encoder                            P@1    P@10  R-precision   MAP@R
+        ------------------------------  ------  ------  -----------  ------
+        pixels                           80.0%   75.0%        50.0%   30.0%
+        skipped: supervised (too costly)
+    """
+    if not isinstance(retrieval, Mapping) or not isinstance(retrieval.get("table"), Mapping):
+        raise TypeError(f"`retrieval` must be a mapping with a 'table' of rows, got {type(retrieval).__name__}")
+    table = retrieval["table"]
+    cols = _retrieval_columns(table)
+    lone = retrieval.get("singletons") or 0
+    head = f"retrieval: {retrieval.get('items', '?'):,} test images query each other (cosine, self excluded"
+    lines = [head + (f"; {lone:,} alone in their class left out)" if lone else ")")]
+    left = max(30, *(len(str(n)) for n in table)) if table else 30
+    widths = [max(6, len(h)) for _, h in cols]
+    lines.append(f"{'encoder':<{left}}" + "".join(f"  {h:>{w}}" for (_, h), w in zip(cols, widths)))
+    lines.append("-" * left + "".join(f"  {'-' * w}" for w in widths))
+    for name, row in table.items():
+        cells = [_pct(row[k]) if k in row else "-" for k, _ in cols]
+        lines.append(f"{str(name):<{left}}" + "".join(f"  {c:>{w}}" for c, w in zip(cells, widths)))
+    for name, why in (retrieval.get("skipped") or {}).items():
+        lines.append(f"skipped: {name} ({why})")
     return "\n".join(lines)

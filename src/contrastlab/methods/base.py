@@ -17,7 +17,7 @@ from typing import Callable
 import torch
 from torch import nn
 
-__all__ = ["Method", "StepOutput", "METHODS", "register_method", "create_method", "list_methods",
+__all__ = ["Method", "StepOutput", "split_batch", "METHODS", "register_method", "create_method", "list_methods",
            "method_hyperparameters", "positive_number", "warn_single_class"]
 
 METHODS: dict[str, type["Method"]] = {}
@@ -86,6 +86,32 @@ class StepOutput:
     metrics: dict[str, float] = field(default_factory=dict)  # extra scalars to log (detached)
 
 
+def split_batch(batch, size: int) -> list:
+    """Split a tensor, a tuple/list of tensors or a dict (tensors split, other values shared) into chunks of at
+    most ``size`` rows along axis 0.
+
+    >>> [c["x"].shape[0] for c in split_batch({"x": torch.zeros(5, 2), "name": "b"}, 2)]
+    [2, 2, 1]
+    """
+    if not isinstance(size, int) or isinstance(size, bool) or size < 1:
+        raise ValueError(f"`size` must be a positive int (rows per chunk), got {size!r}")
+    if torch.is_tensor(batch):
+        return list(batch.split(size))
+    items = batch.items() if isinstance(batch, dict) else enumerate(batch)
+    rows = {k: v.shape[0] for k, v in items if torch.is_tensor(v)}
+    if not rows:
+        raise ValueError("`batch` must hold at least one tensor to split")
+    if len(set(rows.values())) != 1:
+        raise ValueError(f"`batch` tensors must share their first axis (the batch), got sizes {rows}")
+    n = next(iter(rows.values()))
+    chunks = []
+    for lo in range(0, n, size):
+        cut = lambda v: v[lo:lo + size] if torch.is_tensor(v) else v   # noqa: E731
+        chunks.append({k: cut(v) for k, v in batch.items()} if isinstance(batch, dict)
+                      else type(batch)(cut(v) for v in batch))
+    return chunks
+
+
 class Method(nn.Module):
     """Base class. Subclasses set `n_views`, `needs_labels` / `needs_groups` and implement `forward`.
 
@@ -137,7 +163,6 @@ class Method(nn.Module):
 
     def split(self, batch: dict, size: int) -> list[dict]:
         """Chunks of at most `size` examples whose :meth:`embeddings`, concatenated, are the batch's."""
-        from ..train.gradcache import split_batch
         return split_batch(batch, size)
 
     @classmethod

@@ -1,6 +1,7 @@
-"""Nearest-neighbour search over embeddings: a FAISS index, the `index` / `search` / `serve` commands and an HTTP
-search API with micro-batching; across modalities with an image-text run (`ImageTextIndex`: text -> images,
-image -> names).
+"""Nearest-neighbour search over embeddings: a FAISS index, index building and querying as Python functions
+(`indexing`, `querying`; the `contrastlab index / search / serve` commands call them), `load_embedder` (what a run
+or a model spec embeds with) and an HTTP search API with micro-batching; across modalities with an image-text run
+(`ImageTextIndex`: text -> images, image -> names).
 
 >>> import numpy as np
 >>> from contrastlab.search import VectorIndex
@@ -12,17 +13,18 @@ from __future__ import annotations
 
 __all__ = ["VectorIndex", "exact_top_k", "recall_at_k", "tie_aware_recall", "IndexFolderError", "load_index",
            "save_index", "create_search_app", "MicroBatcher", "serve_index", "ImageTextIndex", "ImageTextEmbedder",
-           "build_image_text_index", "load_image_text_embedder", "load_image_text_index", "open_index"]
+           "build_image_text_index", "load_image_text_embedder", "load_image_text_index", "open_index",
+           "load_embedder"]
 
 
 # Everything is imported on first use: faiss (and fastapi / uvicorn) only load when search is used. Importing faiss
 # in a training process makes torchrun's restarted processes hang while joining the process group (found with
-# `--max-restarts`), and `contrastlab train` builds the CLI that holds the search commands.
+# `--max-restarts`).
 _LAZY = {"VectorIndex": ".index", "exact_top_k": ".recall", "recall_at_k": ".recall", "tie_aware_recall": ".recall",
          "IndexFolderError": ".store", "load_index": ".store", "save_index": ".store",
          "load_image_text_index": ".store", "open_index": ".store", "ImageTextIndex": ".multimodal",
          "ImageTextEmbedder": ".multimodal", "build_image_text_index": ".multimodal",
-         "load_image_text_embedder": ".multimodal"}
+         "load_image_text_embedder": ".multimodal", "load_embedder": ".embedders"}
 
 
 def __getattr__(name):

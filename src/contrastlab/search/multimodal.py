@@ -18,17 +18,19 @@ text queries with images and image queries with names.
 >>> decode_png(index.thumbnail(2))[:, 0, 0].tolist()             # (3, H, W) uint8, as stored
 [255, 255, 255]
 
-This module loads faiss and torch only when it needs them (`load_embedder` routes image-text runs here).
+This module loads faiss only when it needs it (`load_embedder` routes image-text runs here).
 """
 from __future__ import annotations
 
 import io
-import threading
 import time
 from pathlib import Path
 from typing import Sequence
 
 import numpy as np
+
+from ..rundir import RunDir
+from ..runs.embedders import TwoTowerEmbedder
 
 __all__ = ["TARGETS", "ImageTextEmbedder", "load_image_text_embedder", "is_image_text_run", "ImageTextIndex",
            "build_image_text_index", "ImageDecodeError", "decode_image", "fit_image", "encode_png", "decode_png",
@@ -179,7 +181,7 @@ def decode_png(data: bytes) -> np.ndarray:
 
 
 # ------------------------------------------------------------------------------------------------- embedder
-class ImageTextEmbedder:
+class ImageTextEmbedder(TwoTowerEmbedder):
     """The two towers of an image-text run: `encode(texts)` (the text tower) and `encode_images(pixels)` (the
     image tower), both L2-normalised float32 in the shared space of `dim` dimensions; `prepare_image(bytes)`
     decodes a query image the way the run's data was made. Thread-safe (one call at a time).
@@ -191,41 +193,10 @@ class ImageTextEmbedder:
         embedder.encode_images(embedder.prepare_image(open("heart.png", "rb").read())[None]).shape
     """
 
-    modality = "image_text"
-
     def __init__(self, method, *, image_size: tuple[int, int], source: str, fit: str = "crop",
                  resample: str = "bilinear", max_pixels: int = MAX_IMAGE_PIXELS):
-        if not (hasattr(method, "embed") and hasattr(method, "embed_texts")):
-            raise TypeError(f"`method` must be a two-tower method with embed() and embed_texts(), got "
-                            f"{type(method).__name__}")
-        self.method = method.eval()
-        self.image_size = (int(image_size[0]), int(image_size[1]))
-        self.source = source
+        super().__init__(method, image_size=image_size, source=source)
         self.fit, self.resample, self.max_pixels = fit, resample, max_pixels
-        self.dim = int(method.feature_dim)
-        self._lock = threading.Lock()
-
-    def encode(self, texts: list[str], *, batch_size: int = 256) -> np.ndarray:
-        """(N,) strings -> (N, dim) float32 unit rows, by the text tower."""
-        with self._lock:
-            return self.method.embed_texts(list(texts), batch_size=batch_size).numpy().astype(np.float32)
-
-    def encode_images(self, images, *, batch_size: int = 256) -> np.ndarray:
-        """(N, 3, H, W) uint8 pixels (H, W: the run's image size) -> (N, dim) float32 unit rows, by the image
-        tower in eval mode."""
-        import torch
-        import torch.nn.functional as F
-        x = torch.as_tensor(np.asarray(images))
-        if x.dtype != torch.uint8 or x.ndim != 4 or tuple(x.shape[1:]) != (3, *self.image_size):
-            raise ValueError(f"`images` must be (N, 3, {self.image_size[0]}, {self.image_size[1]}) uint8 (the run's "
-                             f"image size), got {x.dtype} {tuple(x.shape)}")
-        out = []
-        with self._lock, torch.inference_mode():
-            self.method.eval()
-            for i in range(0, len(x), batch_size):
-                z = self.method.embed(x[i:i + batch_size].float().div(255))              # (B, dim)
-                out.append(F.normalize(z.float(), dim=1).cpu())
-        return (torch.cat(out) if out else torch.zeros(0, self.dim)).numpy().astype(np.float32)
 
     def prepare_image(self, data: bytes) -> np.ndarray:
         """PNG / JPEG bytes -> (3, H, W) uint8 at the run's image size (see `decode_image`, `fit_image`);
@@ -238,12 +209,8 @@ class ImageTextEmbedder:
 
 
 def _run_config(path: Path) -> dict | None:
-    import json
-    try:
-        cfg = json.loads((path / "config.json").read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
-    return cfg if isinstance(cfg, dict) else None
+    """The run's config.json parsed, or None (missing, unreadable, not an object)."""
+    return RunDir(path).read_config()
 
 
 def is_image_text_run(path) -> bool:
@@ -253,46 +220,23 @@ def is_image_text_run(path) -> bool:
 
 
 def load_image_text_embedder(run_dir) -> ImageTextEmbedder:
-    """Both towers of an image-text run, from `RUN/config.json`, `RUN/tokenizer.json` and
-    `RUN/checkpoints/last.pt` only (no training data): the method is rebuilt by the run's own task
-    (`ImageTextTask.build`, as `Trainer.resume` does) on a two-image stand-in for the data, and every weight
-    (the channel statistics too) comes from the checkpoint."""
-    import torch
-
-    from ..data.image_text import ImageTextData
-    from ..io import load_checkpoint
-    from ..train.config import TrainConfig
-    from ..train.tasks import ImageTextTask
-    path = Path(run_dir)
-    cfg = _run_config(path)
+    """Both towers of an image-text run, loaded by `contrastlab.runs.load_run` from the run directory alone (its
+    config, tokenizer and last checkpoint: no training data), on the CPU."""
+    from ..devices import CPU
+    from ..runs import load_run
+    run = RunDir(run_dir)
+    cfg = run.read_config()
     if cfg is None:
-        raise ValueError(f"{path} is not a run directory (no readable config.json)")
+        raise ValueError(f"{run.path} is not a run directory (no readable {run.config_file.name})")
     model = cfg.get("model") if isinstance(cfg.get("model"), dict) else {}
     if model.get("modality") != "image_text":
-        raise ValueError(f"{path} is not an image-text run (its config.json model is "
+        raise ValueError(f"{run.path} is not an image-text run (its {run.config_file.name} model is "
                          f"{model.get('modality', 'not two-tower')!r}); train one with "
                          f"`contrastlab train clip --data emoji`")
-    if "train" not in cfg:
-        raise ValueError(f"{path / 'config.json'} was not written by `contrastlab train` (no 'train' section)")
-    if isinstance(model.get("tokenizer"), dict) and not (path / "tokenizer.json").is_file():
-        raise ValueError(f"{path} is incomplete: tokenizer.json is missing (the text tower's tokenizer)")
-    config = TrainConfig.from_dict(cfg["train"])
-    h, w = (int(v) for v in model["image_size"])
-    classes = tuple(cfg.get("classes") or ()) or None
-    stand_in = ImageTextData(                                   # what `build` reads: the image size, the classes
-        name=str(cfg.get("data", "run")), images=torch.full((2, 3, h, w), 128, dtype=torch.uint8),
-        texts={"en": [None, None]}, split=torch.tensor([False, True]), ids=("0", "1"),
-        labels=torch.zeros(2, dtype=torch.int64) if classes else None, classes=classes)
-    with torch.random.fork_rng():                              # building draws initial weights: leave no trace
-        method = ImageTextTask.build(config, stand_in, path)[0]
-    ckpt = path / "checkpoints" / "last.pt"
-    state = load_checkpoint(ckpt, required=("method",))["method"]
-    try:
-        method.load_state_dict(state)
-    except RuntimeError as e:
-        raise ValueError(f"{ckpt} does not match the run's model ({str(e).splitlines()[0]})") from None
+    loaded = load_run(run.path, device=CPU)
     fit, resample = QUERY_FIT.get(str(cfg.get("data")), ("crop", "bilinear"))
-    return ImageTextEmbedder(method, image_size=(h, w), source=str(path.resolve()), fit=fit, resample=resample)
+    return ImageTextEmbedder(loaded.method, image_size=tuple(int(v) for v in model["image_size"]),
+                             source=str(run.path.resolve()), fit=fit, resample=resample)
 
 
 # ----------------------------------------------------------------------------------------------------- index

@@ -1,4 +1,5 @@
-"""Text embeddings from a trained run (or a frozen / your own model) for indexing and search."""
-from .embedder import Embedder, load_embedder
+"""Text embedders (strings in, unit vectors out) and hard-negative mining; `contrastlab.search.load_embedder` loads
+one from a run directory or a model spec."""
+from .embedder import Embedder
 
-__all__ = ["Embedder", "load_embedder"]
+__all__ = ["Embedder"]

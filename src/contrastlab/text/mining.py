@@ -46,7 +46,8 @@ def mine_hard_negatives(pairs: PairData, *, by="bm25", count: int = 3, candidate
     negatives it already had), and counts of what was mined and what was left out as a likely false negative.
 
     Args:
-        by: "bm25", or an embedder (`.encode(list[str]) -> (N, D)` unit rows, e.g. `load_embedder(RUN)`).
+        by: "bm25", or an embedder (`.encode(list[str]) -> (N, D)` unit rows, e.g.
+            `contrastlab.runs.load_run(RUN).embedder()`).
         count: hard negatives per pair, >= 1.
         candidates: how deep in the first-stage ranking to look, >= count.
         margin: a candidate scoring >= margin x the positive's score is a likely false negative; in (0, 1].

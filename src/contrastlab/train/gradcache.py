@@ -41,33 +41,9 @@ from torch import nn
 
 from .. import devices
 
+from ..methods.base import split_batch
+
 __all__ = ["grad_cache_step", "split_batch"]
-
-
-def split_batch(batch, size: int) -> list:
-    """Split a tensor, a tuple/list of tensors or a dict (tensors split, other values shared) into chunks of at
-    most ``size`` rows along axis 0.
-
-    >>> [c["x"].shape[0] for c in split_batch({"x": torch.zeros(5, 2), "name": "b"}, 2)]
-    [2, 2, 1]
-    """
-    if not isinstance(size, int) or isinstance(size, bool) or size < 1:
-        raise ValueError(f"`size` must be a positive int (rows per chunk), got {size!r}")
-    if torch.is_tensor(batch):
-        return list(batch.split(size))
-    items = batch.items() if isinstance(batch, dict) else enumerate(batch)
-    rows = {k: v.shape[0] for k, v in items if torch.is_tensor(v)}
-    if not rows:
-        raise ValueError("`batch` must hold at least one tensor to split")
-    if len(set(rows.values())) != 1:
-        raise ValueError(f"`batch` tensors must share their first axis (the batch), got sizes {rows}")
-    n = next(iter(rows.values()))
-    chunks = []
-    for lo in range(0, n, size):
-        cut = lambda v: v[lo:lo + size] if torch.is_tensor(v) else v   # noqa: E731
-        chunks.append({k: cut(v) for k, v in batch.items()} if isinstance(batch, dict)
-                      else type(batch)(cut(v) for v in batch))
-    return chunks
 
 
 def _as_tuple(out, where: str) -> tuple:

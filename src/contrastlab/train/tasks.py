@@ -21,6 +21,7 @@ from torch import nn
 
 from ..devices import to_host
 from ..methods import create_method
+from ..rundir import TOKENIZER, RunDir
 from .seeding import generator as _generator
 
 __all__ = ["ImageTask", "TextTask", "ImageTextTask", "TASKS", "data_modality", "load_data"]
@@ -106,8 +107,9 @@ class _Task:
         return None
 
     @staticmethod
-    def prepare(config, data):
-        """Data preparation before the model is built (text: hard-negative mining)."""
+    def prepare(config, data, *, first_stage=None):
+        """Data preparation before the model is built (text: hard-negative mining by `first_stage`, an embedder
+        the caller built from the run that `config.mine` names)."""
         return data
 
     def features(self, method: nn.Module) -> nn.Module:
@@ -217,7 +219,7 @@ class ImageTask(_Task):
         bank = bank[: cfg.monitor_bank]
         # no test split and a probe of every image (labels all distinct, a small file): no bank, no online kNN
         self._bank = (take(d.x, bank) if len(bank) else d.x[bank], d.y[bank] if d.y is not None and len(bank) else None)
-        if not (t.run.snapshots / "probe.npz").exists():
+        if not t.run.probe_file.exists():
             labels = self._probe[1] if self._probe[1] is not None else torch.full((len(probe),), -1)
             t.run.write_probe(ids=probe.numpy(), labels=labels.numpy(),
                               thumbnails=thumbnails(self._probe[0], size=min(28, d.x.shape[-1])).numpy(),
@@ -248,16 +250,14 @@ class ImageTask(_Task):
 def tokenizer_for(config, texts_of, run_dir, *, kind: str = "bpe"):
     """The run's tokenizer: `RUN/tokenizer.json` when the run has one (resume), else fitted on the training texts
     `texts_of()` returns (called only then). `kind` is used when `config.tokenizer` is "auto"."""
-    from pathlib import Path
-
     from ..io import atomic_write_bytes
     from ..models.text import TextTokenizer
-    path = Path(run_dir) / "tokenizer.json"
+    path = RunDir(run_dir).tokenizer_file
     if path.exists():
         return TextTokenizer.from_json(path.read_text())
     tok = TextTokenizer.train(texts_of(), kind=kind if config.tokenizer == "auto" else config.tokenizer,
                               vocab_size=config.vocab_size, max_length=config.max_length)
-    Path(run_dir).mkdir(parents=True, exist_ok=True)
+    path.parent.mkdir(parents=True, exist_ok=True)
     atomic_write_bytes(path, tok.to_json().encode())
     return tok
 
@@ -265,14 +265,17 @@ def tokenizer_for(config, texts_of, run_dir, *, kind: str = "bpe"):
 @register_task("text")
 class TextTask(_Task):
     @staticmethod
-    def prepare(config, data):
+    def prepare(config, data, *, first_stage=None):
         if config.mine == "none":
             return data
         import dataclasses
 
-        from ..text import load_embedder
         from ..text.mining import mine_hard_negatives
-        by = "bm25" if config.mine == "bm25" else load_embedder(config.mine)
+        if config.mine != "bm25" and first_stage is None:
+            raise ValueError(f"`mine` names a run directory ({config.mine!r}): the trainer needs its embedder, "
+                             f"built by the caller: `Trainer.from_config(config, run, first_stage="
+                             f"contrastlab.runs.load_run({config.mine!r}).embedder())` (`contrastlab train` does this)")
+        by = "bm25" if config.mine == "bm25" else first_stage
         train, stats = mine_hard_negatives(data.train, by=by, count=config.mine_count, show_progress=True)
         note = (f"mined up to {config.mine_count} hard negatives per pair with {stats['by']}: {stats['mined']} "
                 f"kept, {stats['false_negatives_left_out']} likely false negatives left out (score >= 0.95 x the "
@@ -296,7 +299,7 @@ class TextTask(_Task):
                                **config.hyperparameters)
         info = {"encoder": name, "options": dict(config.encoder_options), "modality": "text",
                 "tokenizer": {"kind": type(tok.tokenizer.model).__name__, "vocab_size": tok.vocab_size,
-                              "max_length": tok.max_length, "file": "tokenizer.json"} if tok else "the model's own",
+                              "max_length": tok.max_length, "file": TOKENIZER} if tok else "the model's own",
                 "feature_dim": encoder.out_dim, "parameters": sum(p.numel() for p in method.parameters())}
         return method, info, make_encoder
 
@@ -317,7 +320,7 @@ class TextTask(_Task):
         where = {d: j for j, d in enumerate(candidates)}
         self._probe = ([test.queries[i] for i in q], [test.corpus[d] for d in candidates],
                        [[where[d] for d in test.relevant[i]] for i in q])
-        if not (t.run.snapshots / "probe.npz").exists():
+        if not t.run.probe_file.exists():
             labels = test.query_labels[q] if test.query_labels is not None else [-1] * len(q)
             t.run.write_probe(ids=q, labels=labels, thumbnails=None, classes=t.data.classes,
                               texts=self._probe[0])
@@ -384,7 +387,7 @@ class ImageTextTask(_Task):
                 "in_channels": 3, "image_size": list(data.images.shape[2:]), "feature_dim": fdim, "mean": mean,
                 "std": std, "text_encoder": text_name,
                 "tokenizer": {"kind": type(tok.tokenizer.model).__name__, "vocab_size": tok.vocab_size,
-                              "max_length": tok.max_length, "file": "tokenizer.json"} if tok else "the model's own",
+                              "max_length": tok.max_length, "file": TOKENIZER} if tok else "the model's own",
                 "parameters": sum(p.numel() for p in method.parameters())}
         return method, info, make_encoder
 
@@ -413,7 +416,7 @@ class ImageTextTask(_Task):
         for j, s in enumerate(texts):
             first.setdefault(s, []).append(j)
         self._probe = (d.images[probe], texts, [first[s] for s in texts])     # same name: every copy relevant
-        if not (t.run.snapshots / "probe.npz").exists():                      # rows: P images, then their P names
+        if not t.run.probe_file.exists():                      # rows: P images, then their P names
             n = len(keep)
             labels = d.labels[probe] if d.labels is not None else torch.full((n,), -1)
             t.run.write_probe(ids=probe.repeat(2).numpy(), labels=labels.repeat(2).numpy(), classes=d.classes,

@@ -54,7 +54,7 @@ from .config import TrainConfig
 from .gradcache import grad_cache_step
 from .lars import LARS
 from .precision import MixedPrecision, fp32_loss, maybe_compile
-from .rundir import RunDir, RunInUse
+from ..rundir import RunDir, RunInUse
 from .schedule import warmup_cosine
 from .seeding import generator as _generator, views_generator
 from .tracking import Trackers
@@ -182,7 +182,10 @@ class Trainer:
 
     # -- construction from a configuration ------------------------------------------------------------------
     @classmethod
-    def from_config(cls, config: TrainConfig, run_dir, *, show_progress: bool = True, data=None) -> "Trainer":
+    def from_config(cls, config: TrainConfig, run_dir, *, show_progress: bool = True, data=None,
+                    first_stage=None) -> "Trainer":
+        """A new run of `config` in `run_dir` (`data`: already loaded; `first_stage`: the embedder that mines hard
+        negatives when `config.mine` names a run, e.g. ``contrastlab.runs.load_run(config.mine).embedder()``)."""
         device = devices.resolve(config.device)    # before loading anything: `--device cuda` without CUDA fails here
         dist.init_from_env(devices.backend_for(device))   # joins torchrun's group (WORLD_SIZE > 1): NCCL for CUDA
         _check_world(config.batch_size)            # before loading anything
@@ -196,7 +199,7 @@ class Trainer:
                              f"it takes {sorted(method_hyperparameters(config.method))}")
         data = data if data is not None else load_data(config)
         task = TASKS[getattr(data, "modality", "image")]
-        data = task.prepare(config, data)
+        data = task.prepare(config, data, first_stage=first_stage)
         torch.manual_seed(config.seed)
         def build():
             if dist.is_main() and run.exists() and not run.started():
@@ -209,7 +212,7 @@ class Trainer:
 
     @classmethod
     def resume(cls, run_dir, *, show_progress: bool = True, for_training: bool = True,
-               device: str | None = None) -> "Trainer":
+               device: str | None = None, first_stage=None) -> "Trainer":
         """Continue a run from its last checkpoint. For training, a run stopped before its first checkpoint is
         started over in its own folder with its saved settings, and a run that a live process trains is refused;
         ``for_training=False`` (evaluation) only loads the last checkpoint. ``device`` (auto | cpu | cuda | ...)
@@ -222,11 +225,11 @@ class Trainer:
         if for_training and dist.is_main():
             run.check_not_in_use()
         if for_training and not run.last_checkpoint.exists():
-            trainer = cls.from_config(config, run_dir, show_progress=show_progress)
+            trainer = cls.from_config(config, run_dir, show_progress=show_progress, first_stage=first_stage)
             trainer.restarting = trainer._owns_run = True
             return trainer
         state = load_checkpoint(run.last_checkpoint, required=("format", "step", "method", "optimizer"))
-        trainer = cls.from_config(config, run_dir, show_progress=show_progress)
+        trainer = cls.from_config(config, run_dir, show_progress=show_progress, first_stage=first_stage)
         trainer._check_identity(state, saved)
         trainer._load(state)
         trainer._owns_run = for_training
@@ -454,6 +457,7 @@ class Trainer:
         kind, value = cfg.budget()
         replaced = self.run.create({
             "method": cfg.method, "data": cfg.data, "seed": cfg.seed, "classes": list(self.data.classes or []) or None,
+            "num_classes": getattr(self.method, "num_classes", None),
             "budget": {kind: value}, "hyperparameters": {**method_hyperparameters(cfg.method), **cfg.hyperparameters},
             "model": self.model_info, "data_notes": list(getattr(self.data, "notes", ())),
             "train": cfg.to_dict(), "contrastlab_version": __version__,
