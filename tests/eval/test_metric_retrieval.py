@@ -123,17 +123,33 @@ def test_ties_rank_the_lower_index_first():
     assert m["precision@1"] == pytest.approx(1 / 3) and m["singletons"] == 1
 
 
-def test_matches_pytorch_metric_learning():
-    acc = pytest.importorskip("pytorch_metric_learning.utils.accuracy_calculator",
-                              reason="pytorch-metric-learning is not installed")
-    from pytorch_metric_learning.distances import CosineSimilarity
-    from pytorch_metric_learning.utils.inference import CustomKNN
+PML = """
+import json, sys
+import numpy as np, torch
+from pytorch_metric_learning.distances import CosineSimilarity
+from pytorch_metric_learning.utils.accuracy_calculator import AccuracyCalculator
+from pytorch_metric_learning.utils.inference import CustomKNN
+case = np.load(sys.argv[1])
+z, y = torch.from_numpy(case["z"]), torch.from_numpy(case["y"])
+calc = AccuracyCalculator(include=("precision_at_1", "r_precision", "mean_average_precision_at_r"),
+                          k="max_bin_count", device=torch.device("cpu"), knn_func=CustomKNN(CosineSimilarity()))
+print(json.dumps({k: float(v) for k, v in calc.get_accuracy(z, y, z, y, ref_includes_query=True).items()}))
+"""
+
+
+def test_matches_pytorch_metric_learning(tmp_path):
+    # in its own interpreter: importing PML's accuracy calculator patches faiss's Index.search for torch tensors
+    # (faiss.contrib.torch_utils), which would change faiss for every later test of this process
+    import json
+    import subprocess
+    import sys
+    pytest.importorskip("pytorch_metric_learning", reason="pytorch-metric-learning is not installed")
     z, y = random_case(5, n=300, d=16)
-    calc = acc.AccuracyCalculator(include=("precision_at_1", "r_precision", "mean_average_precision_at_r"),
-                                  k="max_bin_count", device=torch.device("cpu"), knn_func=CustomKNN(CosineSimilarity()))
-    zt, yt = torch.from_numpy(z), torch.from_numpy(y)
-    theirs = calc.get_accuracy(zt, yt, zt, yt, ref_includes_query=True)
-    mine = metric_retrieval(zt, yt, ks=(1,))
+    np.savez(tmp_path / "case.npz", z=z, y=y)
+    p = subprocess.run([sys.executable, "-c", PML, str(tmp_path / "case.npz")], capture_output=True, text=True)
+    assert p.returncode == 0, p.stderr[-2000:]
+    theirs = json.loads(p.stdout.strip().splitlines()[-1])
+    mine = metric_retrieval(torch.from_numpy(z), torch.from_numpy(y), ks=(1,))
     assert mine["precision@1"] == pytest.approx(theirs["precision_at_1"], abs=1e-6)
     assert mine["r_precision"] == pytest.approx(theirs["r_precision"], abs=1e-6)
     assert mine["map@r"] == pytest.approx(theirs["mean_average_precision_at_r"], abs=1e-6)

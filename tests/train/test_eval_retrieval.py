@@ -88,7 +88,10 @@ def test_streamed_test_images_give_the_same_table(trained, results, monkeypatch)
     assert streamed.streamed and is_source(streamed.x_test)
     monkeypatch.setattr(trained, "data", streamed)
     again = evaluate(trained, parts=("retrieval",), **QUIET)["retrieval"]["table"]
-    assert again == results["retrieval"]["table"]                          # the same pixels, the same numbers
+    table = results["retrieval"]["table"]                                  # the same pixels, the same numbers (to
+    assert again.keys() == table.keys()                                    # float rounding: batches of another size)
+    for row in table:
+        assert again[row] == pytest.approx(table[row], rel=0, abs=1e-9), row
 
 
 def test_unlabelled_images_are_skipped_with_a_reason(trained, monkeypatch):

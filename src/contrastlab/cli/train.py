@@ -133,8 +133,9 @@ def _first_stage(mine):
     """The embedder of the run that mines hard negatives (`--set mine=RUN`), or None (none, bm25)."""
     if mine in (None, "none", "bm25"):
         return None
+    from ..devices import CPU
     from ..runs import load_run
-    return load_run(mine, device="cpu").embedder()
+    return load_run(mine, device=CPU).embedder()
 
 
 def _elastic_restart(args) -> bool:
