@@ -34,7 +34,8 @@ def client(setup):
 
 
 def test_health(client):
-    assert client.get("/health").json() == {"status": "ok", "count": 10, "dim": 32, "kind": "exact", "recall": None}
+    assert client.get("/health").json() == {"status": "ok", "count": 10, "dim": 32, "kind": "exact", "recall": None,
+                                             "modalities": ["text"]}
 
 
 def test_a_text_query_matches_brute_force_over_the_documents(client, setup):

@@ -159,7 +159,8 @@ def test_serve_prints_its_url_answers_and_stops_cleanly_on_ctrl_c(tmp_path, corp
         assert "on http://127.0.0.1:" in first, first + proc.stderr.read()
         url = first.split(" on ")[1].split()[0]
         health = json.loads(urllib.request.urlopen(url + "/health", timeout=120).read())
-        assert health == {"status": "ok", "count": 8, "dim": 32, "kind": "exact", "recall": None}
+        assert health == {"status": "ok", "count": 8, "dim": 32, "kind": "exact", "recall": None,
+                          "modalities": ["text"]}
         request = urllib.request.Request(url + "/search", data=json.dumps({"query": "wool hat", "k": 1}).encode(),
                                          headers={"Content-Type": "application/json"})
         assert json.loads(urllib.request.urlopen(request, timeout=120).read())["results"][0]["id"] == "h1"

@@ -20,7 +20,7 @@ from contrastlab.search.leftovers import UNNAMED_STALE_AFTER, stale_leftovers
 CHILD = r"""
 import os, sys
 import numpy as np
-from contrastlab.search import store
+from contrastlab.search import folders, store
 from contrastlab.search.index import VectorIndex
 
 where, path, n = sys.argv[1], sys.argv[2], int(sys.argv[3])
@@ -30,12 +30,12 @@ def pause():
     sys.stdin.readline()
 
 if where == "mid-write":                 # after index.faiss is written into the temporary folder
-    write = store._write
+    write = folders._write
     def _write(file, data):
         write(file, data)
         if file.name == "index.faiss":
             pause()
-    store._write = _write
+    folders._write = _write
 else:                                    # between the two renames: the old index aside, the new one not in place
     replace = os.replace
     def _replace(src, dst):

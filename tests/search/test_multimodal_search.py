@@ -257,7 +257,8 @@ def test_a_text_index_does_not_take_image_fields(served):
     index, embedder, _ = served
     with TestClient(create_search_app(index.names, embedder), base_url="http://127.0.0.1") as client:
         reply = client.post("/search", json={"image": "AAAA"})
-        assert reply.status_code == 422 and "unknown field 'image'" in reply.json()["detail"]
+        assert reply.status_code == 422 and "this index holds text embeddings only (modalities: text)" in \
+            reply.json()["detail"]
         assert client.get("/thumbnails/0.png").status_code == 404
         assert "target" not in client.post("/search", json={"query": "heart"}).json()
     assert search.ImageTextIndex is type(index)
@@ -331,7 +332,8 @@ def test_search_command_lists_images_for_a_text_and_names_for_an_image(run, refe
     (["search", "{idx}", "heart", "--image", "{tmp}/q.png"], "give a query text or --image FILE, not both"),
     (["search", "{idx}", "--image", "{tmp}/missing.png"], "--image {tmp}/missing.png does not exist"),
     (["search", "{idx}", "--image", "{tmp}/not.png"], "--image {tmp}/not.png is not a PNG or JPEG image"),
-    (["search", "{tmp}/text-idx", "heart", "--target", "names"], "--image and --target are for an image-text index"),
+    (["search", "{tmp}/text-idx", "heart", "--target", "names"], "--target is for an index of images; {tmp}/text-idx "
+                                                                  "is a text index (modalities: text)"),
     (["index", "{run}", "--out", "{tmp}/i", "--language", "xx"], "--language must be one of en, es"),
     (["index", "{tmp}", "--out", "{tmp}/i"], "--corpus is required unless RUN is an image-text run directory"),
     (["index", "{run}", "--corpus", "{tmp}/c.jsonl", "--out", "{tmp}/i", "--split", "test"],

@@ -20,6 +20,16 @@ SCORES = ("precision@1", "precision@10", "r_precision", "map@r")
 QUIET = dict(log=lambda *a: None)
 
 
+@pytest.fixture(scope="module", autouse=True)
+def one_thread():
+    """Every number of this module at one torch thread: the tests compare tables computed at different times, and a
+    matrix product split over another number of threads can rank near-ties the other way."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 def _config(method="simclr", steps=20):
     return TrainConfig(method=method, data="digits", steps=steps, batch_size=64, final_eval=False, monitor_every=steps,
                        hyperparameters={"proj_hidden_dim": 32, "proj_dim": 16})      # one online monitor: fast
@@ -81,17 +91,17 @@ class _Stack(ImageSource):
         return np.ascontiguousarray(self.pixels[i])
 
 
-def test_streamed_test_images_give_the_same_table(trained, results, monkeypatch):
+def test_streamed_test_images_give_the_same_table(trained, monkeypatch):
     d = trained.data
     streamed = ImageData(name=d.name, x=_Stack(d.x), y=d.y, x_test=_Stack(d.x_test), y_test=d.y_test,
                          classes=d.classes)
     assert streamed.streamed and is_source(streamed.x_test)
+    # the in-memory table again, here: another test of this process may have changed torch's thread count, and
+    # with another split of the matrix products near-ties can rank the other way
+    table = evaluate(trained, parts=("retrieval",), **QUIET)["retrieval"]["table"]
     monkeypatch.setattr(trained, "data", streamed)
     again = evaluate(trained, parts=("retrieval",), **QUIET)["retrieval"]["table"]
-    table = results["retrieval"]["table"]                                  # the same pixels, the same numbers (to
-    assert again.keys() == table.keys()                                    # float rounding: batches of another size)
-    for row in table:
-        assert again[row] == pytest.approx(table[row], rel=0, abs=1e-9), row
+    assert again == table                                                  # the same pixels, the same numbers
 
 
 def test_unlabelled_images_are_skipped_with_a_reason(trained, monkeypatch):

@@ -8,7 +8,9 @@ it is loaded from the run directory with `contrastlab.search.load_embedder`.
 
 A text run indexes a corpus (`--corpus FILE`). An image-text run (`contrastlab train clip --data emoji`) indexes
 its own dataset without `--corpus`: the images (image tower) and their names (text tower), with thumbnails; then
-`contrastlab search INDEX "red heart"` lists images and `contrastlab search INDEX --image heart.png` names.
+`contrastlab search INDEX "red heart"` lists images and `contrastlab search INDEX --image heart.png` names. An image
+run (SimCLR, BYOL, ... on images) indexes the images of `--images SPEC` (its evaluation feature, with thumbnails);
+`contrastlab search INDEX --image photo.png [--exclude-self]` lists similar images with their labels.
 
 >>> import argparse
 >>> parser = argparse.ArgumentParser(prog="contrastlab")
@@ -34,14 +36,18 @@ def register(subparsers, top=None) -> None:
                                             "and names) and build a search index",
                               description="Examples: contrastlab index runs/simcse --corpus docs.jsonl --out idx; "
                                           "contrastlab index runs/clip-emoji --out emoji-idx (an image-text run: "
-                                          "its images and names)")
+                                          "its images and names); contrastlab index runs/simclr-digits --images "
+                                          "digits --out digits-idx (an image run)")
     p.add_argument("run", metavar="RUN", help="text run directory whose encoder embeds the corpus, a model spec "
                                               "(wordllama, hf:PATH, st:PATH), or an image-text run directory")
     p.add_argument("--corpus", type=Path, help="JSONL {\"id\", \"text\"} per line, or CSV id,text (required "
                                                "unless RUN is an image-text run, which indexes its own images and "
                                                "names)")
+    p.add_argument("--images", metavar="SPEC", default=None,
+                   help="image run: the images to index (folder:PATH, PATH.npz, fashion-mnist, digits, ...), "
+                        "embedded by the run's encoder (its evaluation feature), with thumbnails")
     p.add_argument("--split", choices=("all", "train", "test"), default=None,
-                   help="image-text run: which of the dataset's images to index (default all)")
+                   help="image-text run, or --images: which of the dataset's images to index (default all)")
     p.add_argument("--language", metavar="LANG", default=None,
                    help="image-text run: the language of the names (default en, else the dataset's first)")
     p.add_argument("--out", type=Path, required=True, metavar="INDEX", help="index folder to write")
@@ -60,11 +66,14 @@ def register(subparsers, top=None) -> None:
     s.add_argument("index", type=Path, metavar="INDEX")
     s.add_argument("query", nargs="?", help="the query text (an image-text index: finds images)")
     s.add_argument("--image", type=Path, metavar="FILE",
-                   help="image-text index: a PNG or JPEG file as the query instead (finds names)")
+                   help="a PNG or JPEG file as the query instead (an image-text index: finds names; an image run's "
+                        "index: similar images)")
     s.add_argument("--target", choices=("images", "names"), default=None,
                    help="image-text index: the collection to search (default: images for a text, names for an "
                         "image)")
     s.add_argument("-k", type=positive_int, default=10, help="results to show (default 10)")
+    s.add_argument("--exclude-self", action="store_true",
+                   help="leave out the query itself (and exact duplicates) when it is in the index")
     s.set_defaults(handler=search_command)
 
     v = subparsers.add_parser("serve", help="serve an index over HTTP (POST /search, GET /health)")
@@ -104,6 +113,10 @@ def index_command(args, *, embedder=None) -> int:
     Without `--corpus`, RUN must be an image-text run: see `index_image_text`."""
     from ..search.indexing import index_corpus
     from ..search.store import IndexFolderError
+    if getattr(args, "images", None) is not None:
+        if getattr(args, "corpus", None) is not None or getattr(args, "language", None) is not None:
+            return _fail("index", "--images indexes an image run's images; it takes no --corpus or --language")
+        return index_images(args, embedder=embedder)
     if getattr(args, "corpus", None) is None:
         return index_image_text(args, embedder=embedder)
     if getattr(args, "split", None) is not None or getattr(args, "language", None) is not None:
@@ -150,15 +163,42 @@ def index_image_text(args, *, embedder=None) -> int:
     return 0
 
 
+def index_images(args, *, embedder=None) -> int:
+    """`contrastlab index RUN --images SPEC --out INDEX` for an image run: the images embedded by the run's
+    encoder (its evaluation feature), with their class names when known and a PNG thumbnail each."""
+    from ..search.indexing import index_image_run
+    from ..search.store import IndexFolderError
+    try:
+        index, dataset, split, _ = index_image_run(
+            args.run, images=args.images, out=args.out, split=getattr(args, "split", None), kind=args.kind,
+            batch_size=args.batch_size, progress=not args.quiet, embedder=embedder)
+    except (FileNotFoundError, ValueError, RuntimeError, IndexFolderError, OSError) as e:
+        return _fail("index", e)
+    th, tw = index.meta["thumbnail_size"]
+    c = index.images
+    print(f"indexed {c.count} images of {dataset} ({split}) into {args.out}: dim {index.dim}, {index.kind}"
+          f"{', labelled' if index.meta['has_labels'] else ''}, embedded in {index.meta['embed_seconds']:.1f} s, "
+          f"thumbnails {tw}x{th} px ({len(index.thumbnails) / 1024:.0f} KiB)"
+          + (f", recall@{c.meta['recall_k']} {c.meta['recall']:.3f} against exact search"
+             if c.meta.get("recall") is not None else ""))
+    if c.meta.get("note"):
+        print(f"  note: {c.meta['note']}")
+    return 0
+
+
 def search_command(args, *, embedder=None) -> int:
     """`contrastlab search INDEX "query" -k 10`: print the ranked id, score and text. An image-text index: a text
     query lists images (id, name), `--image FILE` names; `--target` picks the collection."""
     from ..search.querying import search_folder
+    notes: list[str] = []
     try:
         hits = search_folder(args.index, args.query, image=getattr(args, "image", None),
-                             target=getattr(args, "target", None), k=args.k, embedder=embedder)
+                             target=getattr(args, "target", None), k=args.k, embedder=embedder,
+                             exclude_self=getattr(args, "exclude_self", False), notes=notes)
     except (FileNotFoundError, ValueError, RuntimeError, OSError) as e:
         return _fail("search", e)
+    for note in notes:
+        print(f"note: {note}", file=sys.stderr)
     scores, ids, texts = ([h[i] for h in hits] for i in range(3))
     print(format_hits(scores, ids, texts))
     return 0

@@ -50,7 +50,18 @@ def _images(name: str, value, *, like: torch.Tensor | None = None) -> torch.Tens
     if like is not None and value.shape[1:] != like.shape[1:]:
         raise ValueError(f"`{name}` must have the same (C, H, W) as `x`, {tuple(like.shape[1:])}, "
                          f"got {tuple(value.shape[1:])}")
-    return value.contiguous()
+    # the standard strides exactly, also on axes of size 1 (one channel): a batch of it then has the memory format
+    # of a batch decoded from disk, and convolutions take the same kernels (bit-identical streamed or loaded)
+    return value if value.stride() == _standard_strides(value.shape) else value.clone(
+        memory_format=torch.contiguous_format)
+
+
+def _standard_strides(shape) -> tuple[int, ...]:
+    strides, step = [], 1
+    for size in reversed(shape):
+        strides.append(step)
+        step *= size
+    return tuple(reversed(strides))
 
 
 def _ids(name: str, value, n: int, of: str) -> torch.Tensor:

@@ -9,7 +9,11 @@ logs one line.
 
 Over an image-text index (`contrastlab.search.multimodal.ImageTextIndex`) `POST /search` also takes
 {"image": "<base64 PNG or JPEG>"} (answered with names) and "target": "images" | "names"; a text query is
-answered with images, each with "thumbnail": "/thumbnails/<position>.png" (`GET` serves the PNG).
+answered with images, each with "thumbnail": "/thumbnails/<position>.png" (`GET` serves the PNG). Over an image
+run's index (images only, `contrastlab.search.images`) it takes "image" or "vector" and answers with images:
+{"id", "score", "label" (the class name, or null), "thumbnail"}; a query image of another size is resized and the
+answer's "notes" say so; "exclude_self": true leaves the query itself out. A query of a modality the index does
+not have (a text to images only, an image to texts only) gets a 422 naming the index's modalities.
 
 >>> import numpy as np
 >>> from fastapi.testclient import TestClient
@@ -41,7 +45,8 @@ from starlette.requests import ClientDisconnect
 from .. import __version__
 from .batching import MicroBatcher
 from .index import VectorIndex
-from .multimodal import TARGETS, ImageTextIndex
+from .multimodal import ImageTextIndex
+from .neighbours import modalities_of, search_excluding_self
 from .validation import MAX_IMAGE_BYTES, RequestError, SearchQuery, parse_image_text_request, parse_search_request
 
 __all__ = ["create_search_app", "answer_batch", "answer_image_text_batch", "LOCAL_HOSTS"]
@@ -98,6 +103,11 @@ def _search_into(answers: list, rows: list[int], queries: list[SearchQuery], vec
                  index: VectorIndex, results) -> None:
     """Fill `answers[rows]` with `results(index, scores, ids, k)`: one index search for the unfiltered queries
     (with the largest k), one per filtered query."""
+    for i in rows:
+        if queries[i].exclude_self and answers[i] is None:            # the query itself left out
+            scores, ids = search_excluding_self(index, vectors[i:i + 1], queries[i].k,
+                                                allowed_ids=queries[i].allowed_ids)
+            answers[i] = results(index, scores[0], ids[0], queries[i].k)
     plain = [i for i in rows if queries[i].allowed_ids is None and answers[i] is None]
     if plain:
         scores, ids = index.search(vectors[plain], max(queries[i].k for i in plain))     # (P, k)
@@ -121,11 +131,12 @@ def answer_image_text_batch(queries: list[SearchQuery], index: ImageTextIndex, e
     """`answer_batch` for an image-text index: texts embedded in one call, images in one call, then each
     collection searched for the queries that target it. Image results carry their thumbnail's URL path."""
     vectors, answers = _query_vectors(queries, index.dim, embedder)
-    for target in TARGETS:
+    images = _labelled_image_results if index.names is None else _image_results
+    for target in index.targets:
         rows = [i for i, q in enumerate(queries) if q.target == target]
         if rows:
             _search_into(answers, rows, queries, vectors, index.collection(target),
-                         _image_results if target == "images" else _results)
+                         images if target == "images" else _results)
     return answers
 
 
@@ -136,6 +147,12 @@ def _results(index: VectorIndex, scores, ids, k: int) -> list[dict]:
 
 def _image_results(index: VectorIndex, scores, ids, k: int) -> list[dict]:
     return [{"id": d, "score": float(s), "text": index.text_of(index.position[d]),
+             "thumbnail": f"/thumbnails/{index.position[d]}.png"} for s, d in zip(scores[:k].tolist(), ids[:k])]
+
+
+def _labelled_image_results(index: VectorIndex, scores, ids, k: int) -> list[dict]:
+    """Results of an image run's index: the texts are the images' class names ("label": null when unknown)."""
+    return [{"id": d, "score": float(s), "label": index.text_of(index.position[d]),
              "thumbnail": f"/thumbnails/{index.position[d]}.png"} for s, d in zip(scores[:k].tolist(), ids[:k])]
 
 
@@ -196,10 +213,11 @@ def create_search_app(index: VectorIndex | ImageTextIndex, embedder, *, max_batc
     async def health():
         reply = {"status": "ok", "count": index.count, "dim": index.dim, "kind": index.kind,
                  "recall": (index.images if image_text else index).meta.get("recall")}
+        reply["modalities"] = list(modalities_of(index))
         if image_text:
-            reply["modality"] = "image_text"
+            reply["modality"] = "image_text" if index.names is not None else "image"
             reply["collections"] = {t: {"count": c.count, "kind": c.kind, "recall": c.meta.get("recall")}
-                                    for t in TARGETS for c in [index.collection(t)]}
+                                    for t in index.targets for c in [index.collection(t)]}
         return _json(reply)
 
     @app.get("/stats")
@@ -210,12 +228,15 @@ def create_search_app(index: VectorIndex | ImageTextIndex, embedder, *, max_batc
         if not image_text:
             return parse_search_request(body, dim=index.dim, max_k=max_k, known_ids=index.position)
         return parse_image_text_request(body, dim=index.dim, max_k=max_k,
-                                        known_ids={t: index.collection(t).position for t in TARGETS},
-                                        prepare_image=prepare_image, max_image_bytes=max_image_bytes)
+                                        known_ids={t: index.collection(t).position for t in index.targets},
+                                        prepare_image=prepare_image, max_image_bytes=max_image_bytes,
+                                        targets=index.targets)
 
     def prepare_image(data: bytes):
         if embedder is None or not hasattr(embedder, "encode_images"):
             raise RequestError("this server has no image embedder: send 'query' or 'vector' instead of 'image'")
+        if hasattr(embedder, "prepare_query_image"):                # (pixels, notes: resized ...)
+            return embedder.prepare_query_image(data)
         return embedder.prepare_image(data)
 
     @app.post("/search")
@@ -241,9 +262,10 @@ def create_search_app(index: VectorIndex | ImageTextIndex, embedder, *, max_batc
         except _ClientGone:
             return Response(status_code=400)                        # nobody reads it
         took = round((time.perf_counter() - start) * 1000, 3)
+        notes = {"notes": list(query.notes)} if query.notes else {}
         if image_text:
-            return _json({"target": query.target, "results": answer, "took_ms": took})
-        return _json({"results": answer, "took_ms": took})
+            return _json({"target": query.target, "results": answer, "took_ms": took, **notes})
+        return _json({"results": answer, "took_ms": took, **notes})
 
     if image_text:
         @app.get("/thumbnails/{name}")

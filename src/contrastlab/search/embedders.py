@@ -1,8 +1,10 @@
 """`load_embedder(source)`: what search embeds with, from a run directory or a model spec.
 
 A text run directory gives its encoder (`contrastlab.runs.load_run`: its tokenizer, model and last checkpoint; the
-training data is not needed); an image-text run directory its two towers (`ImageTextEmbedder`: `encode` for texts,
-`encode_images` for images); ``"wordllama"``, ``"hf:PATH"``, ``"st:PATH"`` a frozen or bring-your-own text model.
+training data is not needed); an image run directory its evaluation feature (`ImageQueryEmbedder`:
+`encode_images`, `prepare_query_image`); an image-text run directory its two towers (`ImageTextEmbedder`: `encode`
+for texts, `encode_images` for images); ``"wordllama"``, ``"hf:PATH"``, ``"st:PATH"`` a frozen or bring-your-own
+text model.
 
 >>> load_embedder("no/such/run")
 Traceback (most recent call last):
@@ -31,6 +33,9 @@ def load_embedder(source: str | Path):
         if modality == "image_text":
             from .multimodal import load_image_text_embedder
             return load_image_text_embedder(run.path)
+        if modality == "image":
+            from .images import load_image_run_embedder
+            return load_image_run_embedder(run.path)
         if modality != "text":
             raise ValueError(f"{run.path} is not a text run (its {run.config_file.name} has no text model); train "
                              f"one with a text dataset, e.g. `contrastlab train pairs --data verses-en-es`")

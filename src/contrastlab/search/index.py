@@ -30,6 +30,7 @@ import faiss
 import numpy as np
 
 from .. import __version__
+from .folders import IndexFolderError, read_index, save_index
 from .recall import exact_top_k, measure_recall, query_sets
 
 __all__ = ["VectorIndex", "KINDS"]
@@ -69,7 +70,7 @@ def _flat(x: np.ndarray):
 
 class VectorIndex:
     """Cosine nearest neighbours over documents with string ids (and optional texts). Build with `build`,
-    persist with `save` / `load` (see `contrastlab.search.store`).
+    persist with `save` / `load` (see `contrastlab.search.store`, `contrastlab.search.folders`).
 
     `filter_exact_max`: a filtered search over at most this many allowed ids is done exactly over them (fast for
     small subsets, and exact); larger subsets go through a faiss IDSelector on the index itself.
@@ -252,15 +253,22 @@ class VectorIndex:
         return self.meta
 
     def save(self, path) -> None:
-        """Write to a folder atomically; see `contrastlab.search.store.save_index`."""
-        from .store import save_index
+        """Write to a folder atomically; see `contrastlab.search.folders.save_index`."""
         save_index(self, path)
 
     @classmethod
     def load(cls, path) -> "VectorIndex":
-        """Read a folder written by `save`; see `contrastlab.search.store.load_index`."""
-        from .store import load_index
-        return load_index(path)
+        """Read a folder written by `save` (IndexFolderError saying what is wrong); see
+        `contrastlab.search.folders.read_index`."""
+        return cls.from_parts(path, read_index(path))
+
+    @classmethod
+    def from_parts(cls, path, parts) -> "VectorIndex":
+        """The index of the (faiss index, ids, texts, meta) `read_index` read from the folder `path`."""
+        try:
+            return cls(*parts)
+        except ValueError as e:
+            raise IndexFolderError(f"{path}: {e}") from None
 
     # -- searching ----------------------------------------------------------------------------------
     def _params(self, k: int, selector=None):

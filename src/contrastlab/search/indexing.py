@@ -25,7 +25,7 @@ from typing import Callable, NamedTuple
 import numpy as np
 
 __all__ = ["load_run_embedder", "embed_texts", "embedder_source", "index_corpus", "index_image_text_run",
-           "ImageTextIndexed"]
+           "ImageTextIndexed", "index_image_run"]
 
 
 def load_run_embedder(source):
@@ -133,7 +133,8 @@ def index_image_text_run(run, *, out, split: str | None = None, language: str | 
                          f"a run directory (no {RunDir(run).config_file.name})")
     if not is_image_text_run(run):
         raise ValueError(f"--corpus is required: {run} is not an image-text run (an image-text run, e.g. "
-                         f"`contrastlab train clip --data emoji`, indexes its own images and names)")
+                         f"`contrastlab train clip --data emoji`, indexes its own images and names; an image run "
+                         f"indexes images given with --images SPEC)")
     if queries is not None and not Path(queries).is_file():
         raise FileNotFoundError(f"--queries {queries} does not exist or is not a file")
     config = TrainConfig.from_dict(_run_config(run)["train"])
@@ -158,3 +159,69 @@ def index_image_text_run(run, *, out, split: str | None = None, language: str | 
         source=embedder_source(run, embedder), meta={"data": config.data, "split": split, "language": language})
     index.save(out)
     return ImageTextIndexed(index, data.name, split, language)
+
+
+def index_image_run(run, *, images: str, out, split: str | None = None, kind: str = "auto", batch_size: int = 256,
+                    progress: bool = True, embedder=None) -> ImageTextIndexed:
+    """Index the images of `images` (a `contrastlab.data.load_images` spec: folder:PATH, PATH.npz, fashion-mnist,
+    digits, ...; `split`: all (default: train then test), train or test) with an image run's evaluation feature
+    into the folder `out`: ids are the images' positions in that order ("0", "1", ...), texts their class names
+    when the data has labels, and a PNG thumbnail each. Images of another size are resized to the run's (as
+    `load_images(..., image_size=)` does: shorter side, centre crop); another channel count is an error."""
+    from ..data import load_images
+    from ..rundir import RunDir
+    from .images import build_image_index
+    if not RunDir(run).exists():
+        raise ValueError(f"--images needs RUN to be an image run directory; {run} is not a run directory (no "
+                         f"{RunDir(run).config_file.name})")
+    if embedder is None:
+        embedder = load_run_embedder(run)
+    if not hasattr(embedder, "encode_images") or hasattr(embedder, "encode"):
+        raise ValueError(f"--images is for an image run (SimCLR, BYOL, ... on images); {run} is "
+                         + ("an image-text run: index its own data without --images" if hasattr(embedder, "encode")
+                            else "not one"))
+    c, h, w = embedder.image_shape
+    data = load_images(images)
+    if data.image_size != (h, w):
+        if h != w:
+            raise ValueError(f"--images {images}: its images are {data.image_size[1]}x{data.image_size[0]} but the "
+                             f"run takes {w}x{h} (not square: resize them to that size first)")
+        data = load_images(images, image_size=h)
+    if data.channels != c:
+        raise ValueError(f"--images {images}: its images have {data.channels} channel(s) but the run takes {c} "
+                         f"({'grayscale' if c == 1 else 'RGB'})")
+    split = split or "all"
+    parts = {"train": [(data.x, data.y)], "test": [(data.x_test, data.y_test)] if data.x_test is not None else []}
+    parts["all"] = parts["train"] + parts["test"]
+    if not parts[split]:
+        raise ValueError(f"--split {split}: {data.name} has no {split} images")
+    source = _Concat([x for x, _ in parts[split]])
+    labels = None
+    if data.y is not None:
+        names = data.classes or tuple(str(i) for i in range(int(max(int(y.max()) for _, y in parts[split])) + 1))
+        labels = [names[int(v)] for _, y in parts[split] for v in y.tolist()]
+    index = build_image_index(embedder, source, [str(i) for i in range(len(source))], labels, kind=kind,
+                              batch_size=batch_size, progress=progress, source=embedder_source(run, embedder),
+                              meta={"data": images, "split": split})
+    index.save(out)
+    return ImageTextIndexed(index, data.name, split, "")
+
+
+class _Concat:
+    """Image stacks (tensors or streamed sources) read one after the other by slices. Shape: (N, C, H, W)."""
+
+    def __init__(self, parts):
+        self.parts = parts
+        self.starts = np.cumsum([0] + [len(p) for p in parts])
+        self.shape = (int(self.starts[-1]), *tuple(parts[0].shape[1:]))
+
+    def __len__(self) -> int:
+        return self.shape[0]
+
+    def __getitem__(self, rows: slice) -> np.ndarray:
+        out = []
+        for part, first in zip(self.parts, self.starts[:-1]):
+            lo, hi = max(rows.start - first, 0), min(rows.stop - first, len(part))
+            if lo < hi:
+                out.append(np.asarray(part[int(lo):int(hi)]))
+        return np.concatenate(out) if out else np.zeros((0, *self.shape[1:]), np.uint8)

@@ -241,12 +241,13 @@ def load_image_text_embedder(run_dir) -> ImageTextEmbedder:
 
 # ----------------------------------------------------------------------------------------------------- index
 class ImageTextIndex:
-    """Two `VectorIndex` collections in one shared space, `images` and `names`, and one PNG thumbnail per image
-    row (`thumbnails`: the PNGs back to back, `offsets` (N + 1,) their byte offsets). Save / load with
-    `save` / `contrastlab.search.store.load_image_text_index`."""
+    """Named `VectorIndex` collections in one space: `images` (always) and `names` (an image-text run's texts;
+    None for an image run's index, which holds images only), and one PNG thumbnail per image row (`thumbnails`:
+    the PNGs back to back, `offsets` (N + 1,) their byte offsets). Save / load with `save` /
+    `contrastlab.search.store.load_image_text_index`."""
 
     def __init__(self, images, names, thumbnails: bytes, offsets, meta: dict):
-        if images.dim != names.dim:
+        if names is not None and images.dim != names.dim:
             raise ValueError(f"the images ({images.dim}-dimensional) and names ({names.dim}-dimensional) must share "
                              f"one space")
         offsets = np.asarray(offsets)
@@ -272,10 +273,23 @@ class ImageTextIndex:
     def kind(self) -> str:
         return self.images.kind
 
+    @property
+    def targets(self) -> tuple[str, ...]:
+        """The collections this index holds, in TARGETS order: ("images", "names") or ("images",)."""
+        return TARGETS if self.names is not None else ("images",)
+
+    @property
+    def modalities(self) -> tuple[str, ...]:
+        """What its queries may be: ("image", "text") for an image-text index, ("image",) for images only."""
+        return ("image", "text") if self.names is not None else ("image",)
+
     def collection(self, target: str):
         """The `VectorIndex` of "images" or "names"."""
         if target not in TARGETS:
             raise ValueError(f"`target` must be one of {', '.join(TARGETS)}, got {target!r}")
+        if target not in self.targets:
+            raise ValueError(f"this index holds only {', '.join(self.targets)} (modalities: "
+                             f"{', '.join(self.modalities)}), not {target}")
         return self.images if target == "images" else self.names
 
     def thumbnail(self, position: int) -> bytes:
@@ -286,16 +300,19 @@ class ImageTextIndex:
         return self.thumbnails[self.offsets[position]:self.offsets[position + 1]]
 
     def summary(self) -> str:
+        if self.names is None:
+            return f"{self.images.count} images (image run, {self.kind}, dim {self.dim})"
         return (f"{self.images.count} images and {self.names.count} names (image-text, {self.kind}, "
                 f"dim {self.dim})")
 
     def save(self, path) -> None:
-        """Write to a folder atomically; see `contrastlab.search.store.save_image_text_index`."""
-        from .store import save_image_text_index
+        """Write to a folder atomically; see `contrastlab.search.folders.save_image_text_index`."""
+        from .folders import save_image_text_index
         save_image_text_index(self, path)
 
     def __repr__(self) -> str:
-        return f"ImageTextIndex(images={self.images.count}, names={self.names.count}, dim={self.dim})"
+        names = None if self.names is None else self.names.count
+        return f"ImageTextIndex(images={self.images.count}, names={names}, dim={self.dim})"
 
 
 def _embed_in_batches(fn, items, dim: int, *, batch_size: int, desc: str, unit: str, progress: bool) -> np.ndarray:

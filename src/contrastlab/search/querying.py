@@ -21,16 +21,16 @@ from pathlib import Path
 import numpy as np
 
 from .indexing import load_run_embedder
+from .neighbours import modalities_of, search_excluding_self
 
 __all__ = ["MAX_IMAGE_FILE", "open_for_queries", "search_folder", "embed_image_file", "serve_folder"]
 
 #: The largest `--image` query file read, in bytes.
 MAX_IMAGE_FILE = 64 << 20
-
-
 def open_for_queries(path, embedder=None):
-    """The index folder `path` (text or image-text) and the embedder for its queries: `embedder`, else the one
-    its meta.json records. Returns (index, embedder)."""
+    """The index folder `path` (text, image-text or images) and the embedder for its queries: `embedder`, else the
+    one its meta.json records. Returns (index, embedder). An index built from another checkpoint of its run than
+    the one there now is refused (its vectors and the queries' would come from different weights)."""
     from .store import open_index
     index = open_index(path)
     if embedder is None:
@@ -39,14 +39,20 @@ def open_for_queries(path, embedder=None):
             raise ValueError(f"{path} records no embedder (meta.json 'embedder' is empty): it was not built by "
                              f"`contrastlab index`, so text queries cannot be embedded")
         embedder = load_run_embedder(source)
+        built, now = index.meta.get("run_step"), getattr(embedder, "step", None)
+        if built is not None and now is not None and built != now:
+            raise ValueError(f"{path} was built from {source} at step {built}, but that run's checkpoint is now at "
+                             f"step {now}: rebuild the index with `contrastlab index {source} --images "
+                             f"{index.meta.get('data', 'SPEC')} --out {path}`")
     if embedder.dim != index.dim:
         raise ValueError(f"the embedder makes {embedder.dim}-dimensional vectors but {path} holds "
                          f"{index.dim}-dimensional ones")
     return index, embedder
 
 
-def embed_image_file(path, embedder) -> np.ndarray:
-    """The image file `path` (PNG or JPEG) embedded by the image tower. Shape: (1, D)."""
+def embed_image_file(path, embedder, *, notes: list | None = None) -> np.ndarray:
+    """The image file `path` (PNG or JPEG) embedded by the embedder's image tower / feature. Shape: (1, D).
+    `notes`: a list that hears what was done to the image (resized ...)."""
     from .multimodal import ImageDecodeError
     if not hasattr(embedder, "prepare_image"):
         raise ValueError("the index's embedder has no image tower: it cannot embed --image")
@@ -55,34 +61,55 @@ def embed_image_file(path, embedder) -> np.ndarray:
     if Path(path).stat().st_size > MAX_IMAGE_FILE:
         raise ValueError(f"--image {path} is larger than {MAX_IMAGE_FILE >> 20} MiB")
     try:
-        pixels = embedder.prepare_image(Path(path).read_bytes())                    # (3, H, W) uint8
+        data = Path(path).read_bytes()
+        if hasattr(embedder, "prepare_query_image"):
+            pixels, said = embedder.prepare_query_image(data)                           # (C, H, W) uint8
+        else:
+            pixels, said = embedder.prepare_image(data), []
     except ImageDecodeError as e:
         raise ValueError(f"--image {path} {e}") from None
+    if notes is not None:
+        notes.extend(said)
     return np.asarray(embedder.encode_images(pixels[None]), dtype=np.float32)
 
 
 def search_folder(path, query: str | None = None, *, image=None, target: str | None = None, k: int = 10,
-                  embedder=None) -> list[tuple[float, str, str | None]]:
+                  embedder=None, exclude_self: bool = False,
+                  notes: list | None = None) -> list[tuple[float, str, str | None]]:
     """The `k` best (score, id, text) of the index folder `path` for a query text, or for an image file
-    (`image`: an image-text index). An image-text index searches `target` ("images" or "names"; default images
-    for a text, names for an image)."""
+    (`image`: an image-text index or an image run's). An image-text index searches `target` ("images" or
+    "names"; default images for a text, names for an image); an image run's index its images (texts: the class
+    names). `exclude_self`: leave out the query itself (see `search_excluding_self`). `notes`: a list that hears
+    what was done to the query image (resized ...)."""
     from .multimodal import ImageTextIndex
     if (query is None) == (image is None):
         raise ValueError("give a query text or --image FILE" + (", not both" if image is not None else ""))
     if query is not None and not query.strip():
         raise ValueError("the query must not be empty")
     index, embedder = open_for_queries(path, embedder)
+    has = modalities_of(index)
+    asked = "image" if image is not None else "text"
+    if asked not in has:
+        raise ValueError(f"{path} holds {' and '.join(has)} embeddings only (modalities: {', '.join(has)}): "
+                         f"a{'n' if asked == 'image' else ''} {asked} query needs an index with {asked}s"
+                         + ("; give a text query" if asked == "image" else "; give --image FILE"))
     if isinstance(index, ImageTextIndex):
-        target = target or ("names" if image is not None else "images")
-        vector = (embed_image_file(image, embedder) if image is not None
+        target = target or ("names" if image is not None and "names" in index.targets else "images")
+        if target not in index.targets:
+            raise ValueError(f"--target {target}: {path} holds only {', '.join(index.targets)} (modalities: "
+                             f"{', '.join(has)})")
+        vector = (embed_image_file(image, embedder, notes=notes) if image is not None
                   else np.asarray(embedder.encode([query], batch_size=1), dtype=np.float32))        # (1, D)
         collection = index.collection(target)
     else:
-        if image is not None or target is not None:
-            raise ValueError(f"--image and --target are for an image-text index; {path} is a text index")
+        if target is not None:
+            raise ValueError(f"--target is for an index of images; {path} is a text index (modalities: text)")
         vector = np.asarray(embedder.encode([query], batch_size=1), dtype=np.float32)               # (1, D)
         collection = index
-    scores, ids = collection.search(vector, k)
+    if exclude_self:
+        scores, ids = search_excluding_self(collection, vector, k)
+    else:
+        scores, ids = collection.search(vector, k)
     return [(s, d, collection.text_of(collection.position[d])) for s, d in zip(scores[0].tolist(), ids[0])]
 
 

@@ -85,7 +85,8 @@ def serve_index(index: VectorIndex | ImageTextIndex, embedder, *, host: str = "1
     `create_search_app` (body_timeout, max_batch, max_wait_ms, max_k, max_body_bytes, faiss_threads)."""
     server, sock, url = make_server(index, embedder, host=host, port=port, **app_options)
     if isinstance(index, ImageTextIndex):
-        log(f"contrastlab search: {index.summary()} on {url}  (POST {url}/search with 'query' or 'image', "
+        fields = "'query' or 'image'" if index.names is not None else "'image'"
+        log(f"contrastlab search: {index.summary()} on {url}  (POST {url}/search with {fields}, "
             f"GET {url}/thumbnails/<position>.png, GET {url}/health; Ctrl-C to stop)")
     else:
         log(f"contrastlab search: {index.count} documents ({index.kind}, dim {index.dim}) on {url}  "

@@ -23,8 +23,8 @@ import numpy as np
 __all__ = ["SearchQuery", "RequestError", "parse_search_request", "parse_image_text_request", "FIELDS",
            "IMAGE_TEXT_FIELDS", "TARGETS", "MAX_IMAGE_BYTES"]
 
-FIELDS = ("query", "vector", "k", "ids")
-IMAGE_TEXT_FIELDS = ("query", "image", "vector", "k", "ids", "target")
+FIELDS = ("query", "vector", "k", "ids", "exclude_self")
+IMAGE_TEXT_FIELDS = ("query", "image", "vector", "k", "ids", "target", "exclude_self")
 TARGETS = ("images", "names")
 MAX_IMAGE_BYTES = 512 * 1024
 DEFAULT_K = 10
@@ -42,8 +42,9 @@ class RequestError(ValueError):
 
 @dataclass(frozen=True)
 class SearchQuery:
-    """One checked request: `text`, `vector` (D,) float32 or (image-text indexes) `image` (3, H, W) uint8
-    pixels, `k`, optional allowed document ids, and (image-text indexes) the collection to search, `target`."""
+    """One checked request: `text`, `vector` (D,) float32 or (indexes of images) `image` (C, H, W) uint8
+    pixels, `k`, optional allowed document ids, (indexes of images) the collection to search, `target`, whether
+    to leave out the query itself (`exclude_self`) and what was done to its image (`notes`: resized ...)."""
 
     k: int
     text: str | None = None
@@ -51,6 +52,8 @@ class SearchQuery:
     allowed_ids: tuple[str, ...] | None = None
     target: str | None = None
     image: np.ndarray | None = field(default=None, repr=False, compare=False)
+    exclude_self: bool = field(default=False, repr=False)
+    notes: tuple[str, ...] = field(default=(), repr=False, compare=False)
 
 
 def _kind(value) -> str:
@@ -82,6 +85,23 @@ def _parse_k(body, max_k: int) -> int:
     return k
 
 
+def _parse_exclude_self(body) -> bool:
+    value = body.get("exclude_self", False)
+    if not isinstance(value, bool):
+        raise RequestError(f"'exclude_self' must be true or false, got {_kind(value)} {_shown(value)}")
+    return value
+
+
+def _modality_error(asked: str, modalities) -> RequestError:
+    """A query of a modality the index does not have (422), naming those it has."""
+    has = ", ".join(modalities)
+    send = {"text": "'query'", "image": "'image'"}
+    other = " or ".join([send[m] for m in modalities if m in send] + ["'vector'"])
+    return RequestError(f"this index holds {' and '.join(modalities)} embeddings only (modalities: {has}): "
+                        f"{send[asked]} (a{'n' if asked == 'image' else ''} {asked} query) cannot be answered; "
+                        f"send {other}")
+
+
 def _parse_text(text) -> str:
     if not isinstance(text, str):
         raise RequestError(f"'query' must be a string, got {_kind(text)} {_shown(text)}")
@@ -96,7 +116,10 @@ def _parse_text(text) -> str:
 
 
 def parse_search_request(body, *, dim: int, max_k: int, known_ids: Container[str]) -> SearchQuery:
-    """Check a parsed JSON body {"query": str} or {"vector": [D floats]}, "k": int (default 10), "ids": [str]."""
+    """Check a parsed JSON body {"query": str} or {"vector": [D floats]}, "k": int (default 10), "ids": [str],
+    "exclude_self": bool. An "image" gets a 422 saying this index holds texts only."""
+    if isinstance(body, dict) and "image" in body:
+        raise _modality_error("image", ("text",))
     _check_fields(body, FIELDS)
     has_query, has_vector = "query" in body, "vector" in body
     if has_query == has_vector:
@@ -110,16 +133,18 @@ def parse_search_request(body, *, dim: int, max_k: int, known_ids: Container[str
         vector = _parse_vector(body["vector"], dim)
     if "ids" in body:
         allowed = _parse_ids(body["ids"], known_ids)
-    return SearchQuery(k=k, text=text, vector=vector, allowed_ids=allowed)
+    return SearchQuery(k=k, text=text, vector=vector, allowed_ids=allowed, exclude_self=_parse_exclude_self(body))
 
 
 def parse_image_text_request(body, *, dim: int, max_k: int, known_ids: Mapping[str, Container[str]],
                              prepare_image: Callable[[bytes], np.ndarray],
-                             max_image_bytes: int = MAX_IMAGE_BYTES) -> SearchQuery:
+                             max_image_bytes: int = MAX_IMAGE_BYTES, targets: tuple[str, ...] = TARGETS) -> SearchQuery:
     """Check a request to an image-text index: exactly one of {"query": str} (searches the images by default),
     {"image": base64 PNG or JPEG} (the names by default) and {"vector": [D floats]} (the images by default);
     "target": "images" | "names" picks the collection; "k", "ids" (of that collection) as for a text index.
-    `prepare_image(bytes)` decodes the image (an `ImageDecodeError` becomes a 4xx naming 'image').
+    `prepare_image(bytes)` decodes the image (an `ImageDecodeError` becomes a 4xx naming 'image') into (C, H, W)
+    pixels, or (pixels, notes). `targets`: the collections the index holds; ("images",) (an image run's index)
+    takes no text query (a 422 naming its modalities) and searches the images for an image.
 
     >>> from contrastlab.search.multimodal import decode_image
     >>> parse_image_text_request({"query": "red heart"}, dim=4, max_k=10, known_ids={}, prepare_image=decode_image)
@@ -136,21 +161,30 @@ def parse_image_text_request(body, *, dim: int, max_k: int, known_ids: Mapping[s
         got = "none" if not given else " and ".join(f"'{g}'" for g in given)
         raise RequestError(f"give exactly one of 'query' (a text), 'image' (a base64 PNG or JPEG file) and "
                            f"'vector' (a list of numbers), got {'both ' if len(given) == 2 else ''}{got}")
-    target = body.get("target", "names" if given[0] == "image" else "images")
-    if not isinstance(target, str) or target not in TARGETS:
-        raise RequestError(f"'target' must be one of {', '.join(map(repr, TARGETS))}, got {_kind(target)} "
-                           f"{_shown(target)}")
+    modalities = ("image", "text") if "names" in targets else ("image",)
+    if given[0] == "query" and "text" not in modalities:
+        raise _modality_error("text", modalities)
+    target = body.get("target", "names" if given[0] == "image" and "names" in targets else "images")
+    if not isinstance(target, str) or target not in targets:
+        raise RequestError(f"'target' must be one of {', '.join(map(repr, targets))}"
+                           + (f" (this index holds only {', '.join(targets)})" if targets != TARGETS else "")
+                           + f", got {_kind(target)} {_shown(target)}")
     k = _parse_k(body, max_k)
+    exclude_self = _parse_exclude_self(body)
     text = vector = image = allowed = None
+    notes: tuple[str, ...] = ()
     if given[0] == "query":
         text = _parse_text(body["query"])
     elif given[0] == "vector":
         vector = _parse_vector(body["vector"], dim)
     else:
         image = _parse_image(body["image"], prepare_image, max_image_bytes)
+        if isinstance(image, tuple):
+            image, notes = image[0], tuple(image[1])
     if "ids" in body:
         allowed = _parse_ids(body["ids"], known_ids[target])
-    return SearchQuery(k=k, text=text, vector=vector, allowed_ids=allowed, target=target, image=image)
+    return SearchQuery(k=k, text=text, vector=vector, allowed_ids=allowed, target=target, image=image,
+                       exclude_self=exclude_self, notes=notes)
 
 
 def _parse_image(value, prepare_image, max_bytes: int) -> np.ndarray:
