@@ -1,6 +1,5 @@
 """Hugging Face datasets on disk (`hf:PATH`): datasets written with `datasets` itself (save_to_disk, to_parquet) from
 PNGs whose pixels are known (the reference), read back row by row; labels, splits, unreadable rows, bad inputs."""
-import io
 
 import numpy as np
 import pytest
@@ -10,9 +9,9 @@ from datasets.utils import are_progress_bars_disabled, disable_progress_bars, en
 from PIL import Image
 
 from contrastlab.data import load_images
+from .conftest import SIDE, png_bytes, random_images
 from contrastlab.data.stream import batches, is_source
 
-SIDE = 12
 NAMES = ["zebra", "ant", "moth"]                       # ClassLabel order, not sorted: the codes keep it
 
 
@@ -25,20 +24,10 @@ def quiet_datasets():
         enable_progress_bars()
 
 
-def _png(a: np.ndarray) -> bytes:
-    buf = io.BytesIO()
-    Image.fromarray(a).save(buf, format="PNG")
-    return buf.getvalue()
-
-
-def _arrays(n, seed=0, gray=False):
-    rng = np.random.default_rng(seed)
-    shape = (SIDE, SIDE) if gray else (SIDE, SIDE, 3)
-    return [rng.integers(0, 256, shape, dtype=np.uint8) for _ in range(n)]
 
 
 def _dataset(arrays, labels=None, *, names=NAMES, encoded=None):
-    images = [{"bytes": _png(a) if encoded is None else encoded(i, _png(a)), "path": None}
+    images = [{"bytes": png_bytes(a) if encoded is None else encoded(i, png_bytes(a)), "path": None}
               for i, a in enumerate(arrays)]
     if labels is None:
         return Dataset.from_dict({"image": images}, features=Features({"image": HFImage()}))
@@ -66,7 +55,7 @@ def _check_split(d, arrays, truth, n_train, n_test):
 
 @pytest.mark.parametrize("form", ["save_to_disk", "parquet_file", "parquet_folder"])
 def test_pixels_labels_and_the_held_out_split(tmp_path, form):
-    arrays = _arrays(60)
+    arrays = random_images(60)
     codes = [i % 3 for i in range(60)]
     ds = _dataset(arrays, codes)
     if form == "save_to_disk":
@@ -90,7 +79,7 @@ def test_pixels_labels_and_the_held_out_split(tmp_path, form):
 
 
 def test_a_dataset_dict_keeps_its_train_and_test_splits(tmp_path):
-    arrays = _arrays(40, seed=1)
+    arrays = random_images(40, seed=1)
     codes = [i % 3 for i in range(40)]
     DatasetDict(train=_dataset(arrays[:30], codes[:30]), test=_dataset(arrays[30:], codes[30:]),
                 validation=_dataset(arrays[:3], codes[:3])).save_to_disk(str(tmp_path / "dd"))
@@ -106,11 +95,11 @@ def test_a_dataset_dict_keeps_its_train_and_test_splits(tmp_path):
 
 
 def test_train_only_dict_gray_unlabelled_binary_column(tmp_path):
-    arrays = _arrays(20, seed=2, gray=True)
+    arrays = random_images(20, seed=2, gray=True)
     DatasetDict(train=_dataset(arrays, [i % 2 for i in range(20)])).save_to_disk(str(tmp_path / "dd"))
     d = load_images(f"hf:{tmp_path / 'dd'}")
     assert d.x.shape == (17, 1, SIDE, SIDE) and len(d.x_test) == 3                        # held out like folders
-    raw = Dataset.from_dict({"img": [_png(a) for a in arrays], "caption": ["x"] * 20},
+    raw = Dataset.from_dict({"img": [png_bytes(a) for a in arrays], "caption": ["x"] * 20},
                             features=Features({"img": Value("binary"), "caption": Value("string")}))
     raw.save_to_disk(str(tmp_path / "raw"))
     d = load_images(f"hf:{tmp_path / 'raw'}")
@@ -121,12 +110,12 @@ def test_train_only_dict_gray_unlabelled_binary_column(tmp_path):
 def test_a_single_other_split_and_plain_parquet_struct_images(tmp_path):
     import pyarrow as pa
     import pyarrow.parquet as pq
-    arrays = _arrays(6, seed=7)
+    arrays = random_images(6, seed=7)
     DatasetDict(valid=_dataset(arrays)).save_to_disk(str(tmp_path / "one"))
     d = load_images(f"hf:{tmp_path / 'one'}")
     assert "used the only split, 'valid', as the training set" in d.notes
     np.testing.assert_array_equal(d.x.numpy(), np.stack([_chw(a) for a in arrays]))
-    table = pa.table({"img": pa.array([{"bytes": _png(a), "path": None} for a in arrays]),  # no HF metadata
+    table = pa.table({"img": pa.array([{"bytes": png_bytes(a), "path": None} for a in arrays]),  # no HF metadata
                       "label": pa.array(["b", "a", "b", "a", "b", "a"])})
     pq.write_table(table, str(tmp_path / "plain.parquet"))
     d = load_images(f"hf:{tmp_path / 'plain.parquet'}")
@@ -135,15 +124,15 @@ def test_a_single_other_split_and_plain_parquet_struct_images(tmp_path):
 
 
 def test_string_and_int_label_columns(tmp_path):
-    arrays = _arrays(12, seed=3)
+    arrays = random_images(12, seed=3)
     names = ["moth", "ant"] * 6
-    Dataset.from_dict({"image": [{"bytes": _png(a), "path": None} for a in arrays], "labels": names},
+    Dataset.from_dict({"image": [{"bytes": png_bytes(a), "path": None} for a in arrays], "labels": names},
                       features=Features({"image": HFImage(), "labels": Value("string")})
                       ).save_to_disk(str(tmp_path / "s"))
     d = load_images(f"hf:{tmp_path / 's'}", stream=True)
     assert d.classes == ("ant", "moth")                                                    # sorted, as folders
     _check_split(d, arrays, names, 10, 2)
-    Dataset.from_dict({"image": [{"bytes": _png(a), "path": None} for a in arrays], "label_id": [7, 3] * 6},
+    Dataset.from_dict({"image": [{"bytes": png_bytes(a), "path": None} for a in arrays], "label_id": [7, 3] * 6},
                       features=Features({"image": HFImage(), "label_id": Value("int64")})
                       ).save_to_disk(str(tmp_path / "i"))
     d = load_images(f"hf:{tmp_path / 'i'}")
@@ -168,7 +157,7 @@ def test_image_paths_mixed_sizes_equal_a_folder_of_the_same_files(tmp_path):
 
 
 def test_streamed_reads_in_worker_processes_equal_the_in_memory_load(tmp_path):
-    arrays = _arrays(60, seed=5)
+    arrays = random_images(60, seed=5)
     _dataset(arrays, [i % 3 for i in range(60)]).save_to_disk(str(tmp_path / "ds"))
     mem = load_images(f"hf:{tmp_path / 'ds'}", stream=False)
     st = load_images(f"hf:{tmp_path / 'ds'}", stream=True)
@@ -178,7 +167,7 @@ def test_streamed_reads_in_worker_processes_equal_the_in_memory_load(tmp_path):
 
 
 def test_unreadable_rows_are_counted_alike(tmp_path):
-    arrays = _arrays(30, seed=6)
+    arrays = random_images(30, seed=6)
     broken = {4: b"not a png", 11: None}                                    # garbage; truncated (below)
 
     def encoded(i, data):
@@ -195,7 +184,7 @@ def test_unreadable_rows_are_counted_alike(tmp_path):
 
 
 def test_mostly_unreadable_is_refused(tmp_path):
-    _dataset(_arrays(5), encoded=lambda i, data: data if i < 2 else data[:60]).save_to_disk(str(tmp_path / "ds"))
+    _dataset(random_images(5), encoded=lambda i, data: data if i < 2 else data[:60]).save_to_disk(str(tmp_path / "ds"))
     for stream in (False, True):
         with pytest.raises(ValueError, match=r"hf:.*ds: 3 of 5 images are unreadable \(more than half\), refusing to "
                                              r"continue; e\.g\. row 2: .*Unreadable: row 2, row 3, row 4"):
@@ -218,8 +207,8 @@ def test_bad_inputs_have_clear_messages(tmp_path):
                                          r"named image, img, pixel_values; columns: text \(Value\('string'\)\), "
                                          r"score \(Value\('float64'\)\)"):
         load_images(f"hf:{tmp_path / 'text'}")
-    arrays = _arrays(4)
-    images = [{"bytes": _png(a), "path": None} for a in arrays]
+    arrays = random_images(4)
+    images = [{"bytes": png_bytes(a), "path": None} for a in arrays]
     Dataset.from_dict({"image": images, "label": [0.5, 1.5, 0.5, 1.5]},
                       features=Features({"image": HFImage(), "label": Value("float32")})
                       ).save_to_disk(str(tmp_path / "float"))

@@ -11,21 +11,11 @@ import webdataset as wds
 from PIL import Image
 
 from contrastlab.data import load_images
+from .conftest import SIDE, png_bytes, random_images
 from contrastlab.data.stream import UnreadableImage, batches, is_source
 
-SIDE = 12
 
 
-def _png(a: np.ndarray) -> bytes:
-    buf = io.BytesIO()
-    Image.fromarray(a).save(buf, format="PNG")
-    return buf.getvalue()
-
-
-def _arrays(n, seed=0, gray=False):
-    rng = np.random.default_rng(seed)
-    shape = (SIDE, SIDE) if gray else (SIDE, SIDE, 3)
-    return [rng.integers(0, 256, shape, dtype=np.uint8) for _ in range(n)]
 
 
 def _shards(root, arrays, labels=None, *, per_shard=20, label_ext="cls", prefix="train"):
@@ -35,7 +25,7 @@ def _shards(root, arrays, labels=None, *, per_shard=20, label_ext="cls", prefix=
     for s in range(count):
         with wds.TarWriter(str(root / f"{prefix}-{s:03d}.tar")) as sink:
             for i in range(s * per_shard, min(len(arrays), (s + 1) * per_shard)):
-                sample = {"__key__": f"{s}-{i:03d}", "png": _png(arrays[i])}
+                sample = {"__key__": f"{s}-{i:03d}", "png": png_bytes(arrays[i])}
                 if labels is not None and labels[i] is not None:
                     sample[label_ext] = labels[i]
                 sink.write(sample)
@@ -59,7 +49,7 @@ def _match(loaded: torch.Tensor, arrays) -> list[int]:
     ("json", lambda c: json.dumps(["zebra", "ant", "moth"][c]), ("ant", "moth", "zebra")),
 ])
 def test_pixels_labels_and_the_held_out_split(tmp_path, label_ext, write, classes):
-    arrays = _arrays(60)
+    arrays = random_images(60)
     truth = [i % 3 for i in range(60)]
     pattern = _shards(tmp_path / "s", arrays, [write(c) for c in truth], label_ext=label_ext)
     for stream in (False, True):
@@ -78,7 +68,7 @@ def test_pixels_labels_and_the_held_out_split(tmp_path, label_ext, write, classe
 
 
 def test_gray_unlabelled_glob_keeps_shard_order(tmp_path):
-    arrays = _arrays(25, seed=1, gray=True)
+    arrays = random_images(25, seed=1, gray=True)
     _shards(tmp_path / "g", arrays, per_shard=10)
     d = load_images(f"shards:{tmp_path}/g/*.tar")
     assert d.y is None and d.x_test is None and d.classes is None and not d.streamed
@@ -87,13 +77,13 @@ def test_gray_unlabelled_glob_keeps_shard_order(tmp_path):
 
 
 def test_the_first_image_member_of_a_sample_is_used(tmp_path):
-    arrays = _arrays(4, seed=9)
+    arrays = random_images(4, seed=9)
     with wds.TarWriter(str(tmp_path / "a.tar")) as sink:
         for i, a in enumerate(arrays):
             other = Image.fromarray(255 - a)
             buf = io.BytesIO()
             other.save(buf, format="BMP")
-            sink.write({"__key__": f"k{i}", "bmp": buf.getvalue(), "png": _png(a)})         # png before bmp
+            sink.write({"__key__": f"k{i}", "bmp": buf.getvalue(), "png": png_bytes(a)})         # png before bmp
     d = load_images(f"shards:{tmp_path}/a.tar::{tmp_path}/a.tar")                        # named twice: read once
     np.testing.assert_array_equal(d.x.numpy(), np.stack([_chw(a) for a in arrays]))
     assert "4 sample(s) hold more than one image member: used the first of jpg, jpeg, png, webp, bmp" in d.notes
@@ -118,7 +108,7 @@ def test_same_images_as_a_folder_of_the_same_files_mixed_sizes(tmp_path):
 
 
 def test_streamed_reads_in_worker_processes_equal_the_in_memory_load(tmp_path):
-    arrays = _arrays(60, seed=3)
+    arrays = random_images(60, seed=3)
     pattern = _shards(tmp_path / "s", arrays, [i % 2 for i in range(60)], per_shard=7)
     mem = load_images(f"shards:{pattern}", stream=False)
     st = load_images(f"shards:{pattern}", stream=True)
@@ -131,7 +121,7 @@ def test_streamed_reads_in_worker_processes_equal_the_in_memory_load(tmp_path):
 
 def test_shards_stream_by_themselves_when_they_would_not_fit(tmp_path, monkeypatch):
     from contrastlab.data import limits
-    pattern = _shards(tmp_path / "s", _arrays(30, seed=8))
+    pattern = _shards(tmp_path / "s", random_images(30, seed=8))
     monkeypatch.setattr(limits, "available_memory", lambda: 20000)   # 30 images of 3x12x12 = 12,960 bytes
     d = load_images(f"shards:{pattern}")
     assert d.streamed and any("would not fit in memory" in n for n in d.notes)
@@ -140,12 +130,12 @@ def test_shards_stream_by_themselves_when_they_would_not_fit(tmp_path, monkeypat
 
 
 def test_unreadable_members_are_counted_alike(tmp_path):
-    arrays = _arrays(30, seed=4)
+    arrays = random_images(30, seed=4)
     labels = [i % 3 for i in range(30)]
     (tmp_path / "s").mkdir()
     with wds.TarWriter(str(tmp_path / "s" / "a.tar")) as sink:
         for i, a in enumerate(arrays):
-            data = _png(a)
+            data = png_bytes(a)
             if i == 4:
                 data = b"not a png"                                                    # fails at the header
             if i == 11:
@@ -167,7 +157,7 @@ def test_unreadable_members_are_counted_alike(tmp_path):
 
 
 def test_a_shard_that_breaks_after_loading_is_named(tmp_path):
-    pattern = _shards(tmp_path / "s", _arrays(20, seed=5))
+    pattern = _shards(tmp_path / "s", random_images(20, seed=5))
     x = load_images(f"shards:{pattern}", stream=True).x
     (tmp_path / "s" / "train-000.tar").write_bytes(b"")
     with pytest.raises(UnreadableImage, match=r"train-000\.tar: 0-003\.png could not be read while training"):
@@ -183,19 +173,19 @@ def _raw_tar(path, members):
 
 
 def test_bad_inputs_have_clear_messages(tmp_path):
-    img = _png(_arrays(1)[0])
+    img = png_bytes(random_images(1)[0])
     with pytest.raises(FileNotFoundError, match=r"shards:.*nothing-\{0\.\.3\}\.tar: the pattern matches no file"):
         load_images(f"shards:{tmp_path}/nothing-{{0..3}}.tar")
     with pytest.raises(FileNotFoundError, match=r"shards:.*\*\.tar: the pattern matches no file"):
         load_images(f"shards:{tmp_path}/*.tar")
-    pattern = _shards(tmp_path / "two", _arrays(10), per_shard=5)                     # 2 shards exist
+    pattern = _shards(tmp_path / "two", random_images(10), per_shard=5)                     # 2 shards exist
     with pytest.raises(FileNotFoundError, match=r"2 of the 4 shards the pattern names do not exist: .*train-002\.tar"):
         load_images(f"shards:{pattern.replace('001}', '003}')}")
-    mixed = _shards(tmp_path / "mixed", _arrays(6), [0, 1, None, 0, 1, 0])
+    mixed = _shards(tmp_path / "mixed", random_images(6), [0, 1, None, 0, 1, 0])
     with pytest.raises(ValueError, match=r"labels are all or none, but .*train-000\.tar: 0-002\.png has no label "
                                          r"member \(\.cls, \.json or \.txt\) while .*0-000\.png has one \(0\)"):
         load_images(f"shards:{mixed}")
-    kinds = _shards(tmp_path / "kinds", _arrays(4), [json.dumps(3), json.dumps("cat"), "3", "1"], label_ext="json")
+    kinds = _shards(tmp_path / "kinds", random_images(4), [json.dumps(3), json.dumps("cat"), "3", "1"], label_ext="json")
     with pytest.raises(ValueError, match=r"labels must all be ints or all class names, got the int 3 for "
                                          r".*0-000\.png and the name 'cat' for .*0-001\.png"):
         load_images(f"shards:{kinds}")
@@ -225,11 +215,11 @@ def test_bad_inputs_have_clear_messages(tmp_path):
 
 
 def test_mostly_unreadable_shards_are_refused(tmp_path):
-    arrays = _arrays(5)
+    arrays = random_images(5)
     (tmp_path / "s").mkdir()
     with wds.TarWriter(str(tmp_path / "s" / "a.tar")) as sink:
         for i, a in enumerate(arrays):
-            sink.write({"__key__": f"k{i}", "png": _png(a) if i < 2 else _png(a)[:60]})
+            sink.write({"__key__": f"k{i}", "png": png_bytes(a) if i < 2 else png_bytes(a)[:60]})
     for stream in (False, True):
         with pytest.raises(ValueError, match=r"shards:.*a\.tar: 3 of 5 images are unreadable \(more than half\), "
                                              r"refusing to continue; e\.g\. .*a\.tar: k2\.png: "):

@@ -157,6 +157,16 @@ class _Basic(nn.Module):
 STEMS = ("small", "imagenet")
 
 
+def _resnet_input(in_channels, width, stem, mean, std) -> Standardize:
+    """The checks both ResNets make of their arguments, and their input standardisation."""
+    _check_channels(in_channels, mean, std)
+    if isinstance(width, bool) or not isinstance(width, int) or width < 1:
+        raise ValueError(f"`width` must be a positive int, got {width!r}")
+    if stem not in STEMS:
+        raise ValueError(f"`stem` must be one of {list(STEMS)}, got {stem!r}")
+    return Standardize(mean or [0.5] * in_channels, std or [0.25] * in_channels)
+
+
 @register_encoder("resnet18")
 class ResNet18(nn.Module):
     """ResNet-18 (He et al. 2016). 512 features; `width` scales every stage.
@@ -172,12 +182,7 @@ class ResNet18(nn.Module):
     def __init__(self, *, in_channels: int = 3, width: int = 64, stem: str = "small",
                  mean: Sequence[float] | None = None, std: Sequence[float] | None = None):
         super().__init__()
-        _check_channels(in_channels, mean, std)
-        if isinstance(width, bool) or not isinstance(width, int) or width < 1:
-            raise ValueError(f"`width` must be a positive int, got {width!r}")
-        if stem not in STEMS:
-            raise ValueError(f"`stem` must be one of {list(STEMS)}, got {stem!r}")
-        self.standardize = Standardize(mean or [0.5] * in_channels, std or [0.25] * in_channels)
+        self.standardize = _resnet_input(in_channels, width, stem, mean, std)
         if stem == "small":
             self.stem = nn.Sequential(*_conv_bn_relu(in_channels, width, 1))
         else:
@@ -234,12 +239,7 @@ class ResNet50(nn.Module):
     def __init__(self, *, in_channels: int = 3, width: int = 64, stem: str = "small",
                  mean: Sequence[float] | None = None, std: Sequence[float] | None = None):
         super().__init__()
-        _check_channels(in_channels, mean, std)
-        if isinstance(width, bool) or not isinstance(width, int) or width < 1:
-            raise ValueError(f"`width` must be a positive int, got {width!r}")
-        if stem not in STEMS:
-            raise ValueError(f"`stem` must be one of {list(STEMS)}, got {stem!r}")
-        self.standardize = Standardize(mean or [0.5] * in_channels, std or [0.25] * in_channels)
+        self.standardize = _resnet_input(in_channels, width, stem, mean, std)
         if stem == "small":
             self.conv1, self.maxpool = nn.Conv2d(in_channels, width, 3, 1, 1, bias=False), nn.Identity()
         else:
