@@ -35,7 +35,9 @@ def client(setup):
 
 def test_health(client):
     assert client.get("/health").json() == {"status": "ok", "count": 10, "dim": 32, "kind": "exact", "recall": None,
-                                             "modalities": ["text"]}
+                                             "modalities": ["text"],
+                                             "collections": {"texts": {"count": 10, "kind": "exact", "modality": "text",
+                                                                       "recall": None, "thumbnails": False}}}
 
 
 def test_a_text_query_matches_brute_force_over_the_documents(client, setup):
@@ -70,7 +72,7 @@ def post_raw(client, content, content_type="application/json", headers=None):
     ({"query": 5}, 422, "'query' must be a string, got number 5"),
     ({"query": "hat", "vector": [0.0] * 32}, 422, "give exactly one of 'query' (a text) and 'vector' (a list of "
                                                   "numbers), got both"),
-    ({"k": 3}, 422, "got neither"),
+    ({"k": 3}, 422, "give exactly one of 'query' (a text) and 'vector' (a list of numbers), got none"),
     ({"query": "hat", "k": 0}, 422, "'k' must be a positive int, got 0"),
     ({"query": "hat", "k": -2}, 422, "'k' must be a positive int, got -2"),
     ({"query": "hat", "k": 2.5}, 422, "'k' must be a positive int, got 2.5"),
@@ -85,7 +87,7 @@ def post_raw(client, content, content_type="application/json", headers=None):
     ({"query": "hat", "ids": ["p1", 2]}, 422, "'ids[1]' must be a string, got number 2"),
     ({"query": "hat", "ids": ["p1", "nope", "p99"]}, 422, "'ids' holds 2 unknown document ids: 'nope', 'p99'"),
     ({"query": "hat", "ids": []}, 422, "'ids' must hold at least one document id, got an empty list"),
-    ({"query": "hat", "limit": 3}, 422, "unknown field 'limit'; the fields are query, vector, k, ids"),
+    ({"query": "hat", "limit": 3}, 422, "unknown field 'limit'; the fields are query, image, vector, k, ids, collection"),
     (["hat"], 422, "the request body must be a JSON object, got array"),
 ])
 def test_bad_fields_get_422_naming_the_field(client, body, status, message):

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from contrastlab.cli.search import add_search_commands
-from contrastlab.search import load_index
+from contrastlab.search import open_index
 
 from .helpers import HashEmbedder, reference_top_k
 
@@ -56,9 +56,9 @@ def test_index_then_search_through_load_embedder(tmp_path, corpus_file, stand_in
     args = parse(["index", str(run), "--corpus", str(corpus_file), "--out", str(tmp_path / "idx"), "--quiet"])
     assert args.handler(args) == 0
     out = capsys.readouterr().out
-    assert "indexed 8 documents (dim 32)" in out and "exact" in out
-    index = load_index(tmp_path / "idx")
-    assert index.meta["embedder"] == str(run.resolve()) and index.texts == list(DOCS.values())
+    assert "indexed 8 texts into" in out and "dim 32, exact" in out
+    index = open_index(tmp_path / "idx")
+    assert index.meta["embedder"] == str(run.resolve()) and index.collection("texts").texts == list(DOCS.values())
     args = parse(["search", str(tmp_path / "idx"), "red running shoe", "-k", "3"])
     assert args.handler(args) == 0
     lines = capsys.readouterr().out.strip().splitlines()
@@ -84,7 +84,7 @@ def test_index_with_an_injected_embedder_csv_and_hnsw(tmp_path, capsys):
     assert embedder.calls == [64, 64, 64, 64, 44, 3]                 # the corpus, then the 3 sample queries
     out = capsys.readouterr().out
     assert "hnsw" in out and "recall@10" in out and "on given queries, 3 in all" in out
-    index = load_index(tmp_path / "idx")
+    index = open_index(tmp_path / "idx").collection("texts")
     assert index.kind == "hnsw" and index.texts[5] == "doc 5, words w5 w5" and 0 < index.meta["recall"] <= 1
 
 
@@ -93,10 +93,10 @@ def test_the_embedders_own_source_is_recorded(tmp_path, corpus_file):
     embedder.source = "hf:/models/mini"
     args = parse(["index", "hf:/models/mini", "--corpus", str(corpus_file), "--out", str(tmp_path / "i"), "--quiet"])
     assert args.handler(args, embedder=embedder) == 0
-    assert load_index(tmp_path / "i").meta["embedder"] == "hf:/models/mini"
+    assert open_index(tmp_path / "i").meta["embedder"] == "hf:/models/mini"
     args = parse(["index", "wordllama", "--corpus", str(corpus_file), "--out", str(tmp_path / "j"), "--quiet"])
     assert args.handler(args, embedder=HashEmbedder(dim=32)) == 0
-    assert load_index(tmp_path / "j").meta["embedder"] == "wordllama"                  # not a path: kept as given
+    assert open_index(tmp_path / "j").meta["embedder"] == "wordllama"                  # not a path: kept as given
 
 
 @pytest.mark.parametrize("argv, message", [
@@ -124,7 +124,7 @@ def test_a_malformed_line_is_skipped_with_a_note(tmp_path, corpus_file, capsys):
     with pytest.warns(UserWarning, match="skipped 1 of 9 lines"):
         assert args.handler(args, embedder=HashEmbedder(dim=32)) == 0
     assert "note: docs.jsonl: skipped 1 of 9 malformed lines (line 9: missing field 'text')" in capsys.readouterr().out
-    assert load_index(tmp_path / "idx").ids == list(DOCS)
+    assert open_index(tmp_path / "idx").collection("texts").ids == list(DOCS)
 
 
 def test_search_refuses_an_embedder_of_another_dimension(tmp_path, corpus_file, capsys):
@@ -160,7 +160,8 @@ def test_serve_prints_its_url_answers_and_stops_cleanly_on_ctrl_c(tmp_path, corp
         url = first.split(" on ")[1].split()[0]
         health = json.loads(urllib.request.urlopen(url + "/health", timeout=120).read())
         assert health == {"status": "ok", "count": 8, "dim": 32, "kind": "exact", "recall": None,
-                          "modalities": ["text"]}
+                          "modalities": ["text"], "collections": {"texts": {
+                              "modality": "text", "count": 8, "kind": "exact", "recall": None, "thumbnails": False}}}
         request = urllib.request.Request(url + "/search", data=json.dumps({"query": "wool hat", "k": 1}).encode(),
                                          headers={"Content-Type": "application/json"})
         assert json.loads(urllib.request.urlopen(request, timeout=120).read())["results"][0]["id"] == "h1"

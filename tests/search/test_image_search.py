@@ -69,16 +69,16 @@ def test_image_to_image_search_finds_the_same_digit_and_equals_exact_numpy_searc
     from contrastlab.search.neighbours import search_excluding_self
     root, x, y, embedder = digits_run
     index = open_index(root / "idx")
-    assert index.targets == ("images",) and index.modalities == ("image",) and index.count == len(x) == 1797
-    assert index.images.ids == [str(i) for i in range(len(x))]
-    assert index.images.texts == [str(v) for v in y]                             # class names: "0".."9"
+    assert index.names == ("images",) and index.modalities == ("image",) and index.count == len(x) == 1797
+    assert index.collection("images").ids == [str(i) for i in range(len(x))]
+    assert index.collection("images").texts == [str(v) for v in y]                             # class names: "0".."9"
     z = embedder.encode_images(x).astype(np.float64)                             # (N, D): the eval feature
-    np.testing.assert_allclose(index.images.vectors_at(None), z / np.linalg.norm(z, axis=1, keepdims=True),
+    np.testing.assert_allclose(index.collection("images").vectors_at(None), z / np.linalg.norm(z, axis=1, keepdims=True),
                                atol=1e-5)
     queries = np.arange(0, len(x), 7)                                            # (Q,)
-    scores, ids = search_excluding_self(index.images, z[queries], 10)
+    scores, ids = search_excluding_self(index.collection("images"), z[queries], 10)
     ref_scores, ref_rows = reference_excluding_self(z, z[queries], 10)
-    assert_same_ranking(np.stack(scores), ids, ref_scores, ref_rows, index.images.ids)
+    assert_same_ranking(np.stack(scores), ids, ref_scores, ref_rows, index.collection("images").ids)
     same = np.mean([[y[int(d)] == y[q] for d in row] for q, row in zip(queries, ids)])
     assert same > 0.6, same                                                      # chance: about 0.1
     assert all(str(q) not in row for q, row in zip(queries, ids))
@@ -115,9 +115,8 @@ def test_a_query_of_another_size_is_resized_and_says_so(digits_run, tmp_path, ca
 
 @pytest.fixture()
 def client(digits_run):
-    from contrastlab.search.store import load_image_text_index
     root, _, _, embedder = digits_run
-    with TestClient(create_search_app(load_image_text_index(root / "idx"), embedder, max_image_bytes=64 * 1024),
+    with TestClient(create_search_app(open_index(root / "idx"), embedder, max_image_bytes=64 * 1024),
                     base_url="http://127.0.0.1") as c:
         yield c
 
@@ -128,14 +127,14 @@ def test_the_api_answers_image_queries_with_ids_scores_labels_and_thumbnails(dig
     reply = client.post("/search", json={"image": b64(png(x[row, 0], "L")), "k": 5, "exclude_self": True})
     assert reply.status_code == 200, reply.text
     body = reply.json()
-    assert body["target"] == "images" and "notes" not in body
+    assert body["collection"] == "images" and "notes" not in body
     z = embedder.encode_images(x).astype(np.float64)
     ref_scores, ref_rows = reference_excluding_self(z, z[row:row + 1], 5)
     assert [r["id"] for r in body["results"]] == [str(r) for r in ref_rows[0]]
     assert [r["label"] for r in body["results"]] == [str(y[r]) for r in ref_rows[0]]
     np.testing.assert_allclose([r["score"] for r in body["results"]], ref_scores[0], atol=1e-4)
     first = body["results"][0]
-    assert first["thumbnail"] == f"/thumbnails/{first['id']}.png"
+    assert first["thumbnail"] == f"/thumbnails/images/{first['id']}.png"
     thumb = client.get(first["thumbnail"])
     assert thumb.status_code == 200 and thumb.headers["content-type"] == "image/png"
     pixels = np.asarray(Image.open(io.BytesIO(thumb.content)).convert("L"))
@@ -163,8 +162,8 @@ def test_every_malformed_image_query_gets_its_4xx(digits_run, client):
                                                   "levels) but the run takes 1-channel (grayscale) images"),
         ({"query": "a seven"}, 422, "this index holds image embeddings only (modalities: image): 'query' (a text "
                                     "query) cannot be answered; send 'image' or 'vector'"),
-        ({"image": b64(png(x[0, 0], "L")), "target": "names"}, 422,
-         "'target' must be one of 'images' (this index holds only images), got string 'names'"),
+        ({"image": b64(png(x[0, 0], "L")), "collection": "names"}, 422,
+         "'collection' must be one of 'images' (this index holds only images), got string 'names'"),
         ({"image": b64(png(x[0, 0], "L")), "exclude_self": "yes"}, 422,
          "'exclude_self' must be true or false, got string 'yes'"),
     ]
@@ -192,19 +191,23 @@ def test_command_errors_name_the_rule(digits_run, tmp_path, capsys):
     VectorIndex.build(np.eye(640)[:3], ["a", "b", "c"], texts=["x", "y", "z"]).save(text_idx)
     cases = [
         (["search", str(root / "idx"), "a seven"],
-         "holds image embeddings only (modalities: image): a text query needs an index with texts"),
+         "{idx}: this index holds image embeddings only (queries: image): a text query cannot be answered; give "
+         "--image FILE"),
         (["search", str(text_idx), "--image", str(tmp_path / "q.png")],
-         "holds text embeddings only (modalities: text): an image query needs an index with images"),
-        (["search", str(root / "idx"), "--image", str(tmp_path / "q.png"), "--target", "names"],
-         "--target names: {idx} holds only images (modalities: image)"),
+         "this index holds text embeddings only (queries: text): an image query cannot be answered; give a text "
+         "query"),
+        (["search", str(root / "idx"), "--image", str(tmp_path / "q.png"), "--collection", "names"],
+         "--collection names: {idx} has the collections images (queries: image; collections: images)"),
         (["index", str(root / "run"), "--images", "digits", "--corpus", str(tmp_path / "c.jsonl"), "--out",
-          str(tmp_path / "i")], "--images indexes an image run's images; it takes no --corpus or --language"),
+          str(tmp_path / "i")], "--corpus needs a run that embeds texts; " + str(root / "run") + " is an image "
+                                "run: give --images SPEC"),
         (["index", str(tmp_path), "--images", "digits", "--out", str(tmp_path / "i")],
-         "--images needs RUN to be an image run directory"),
+         "--images needs a run with an image encoder; " + str(tmp_path) + " is a text run (or model): give "
+         "--corpus FILE"),
         (["index", str(root / "run"), "--images", str(tmp_path / "rgb.npz"), "--out", str(tmp_path / "i")],
          f"--images {tmp_path / 'rgb.npz'}: its images have 3 channel(s) but the run takes 1 (grayscale)"),
         (["index", str(root / "run"), "--out", str(tmp_path / "i")],
-         "an image run indexes images given with --images SPEC"),
+         "--images SPEC is required: " + str(root / "run") + " is an image run; give the images to index"),
     ]
     for argv, message in cases:
         args = parse(argv)
@@ -235,12 +238,20 @@ def test_an_image_only_index_round_trips_and_a_bad_collection_list_is_refused(di
     copy = tmp_path / "copy"
     index.save(copy)
     back = open_index(copy)
-    assert back.names is None and back.images.ids == index.images.ids and back.thumbnails == index.thumbnails
-    assert not (copy / "names").exists()
+    images = back.collection("images")
+    assert back.names == ("images",) and images.ids == index.collection("images").ids
+    assert images.thumbnails.data == index.collection("images").thumbnails.data and images.text_field == "label"
+    assert sorted(p.name for p in copy.iterdir()) == ["images", "meta.json"]
     meta = json.loads((copy / "meta.json").read_text())
-    assert meta["collections"] == {"images": 1797}
-    meta["collections"] = {"texts": 3}
+    assert meta["format"] == "contrastlab-search-index" and meta["queries"] == ["image"]
+    assert meta["collections"] == {"images": {"modality": "image", "count": 1797, "text_field": "label",
+                                              "thumbnails": True, "backend": "faiss"}}
+    meta["collections"] = {"images": {"modality": "sound", "text_field": "label"}}
     (copy / "meta.json").write_text(json.dumps(meta))
-    with pytest.raises(IndexFolderError, match="'collections' must name 'images' and optionally 'names', got "
-                                               "\\{'texts': 3\\}; rebuild the index with `contrastlab index`"):
+    with pytest.raises(IndexFolderError, match="collection 'images' is not described by a modality"):
+        open_index(copy)
+    meta["format_version"] = 3
+    (copy / "meta.json").write_text(json.dumps(meta))
+    with pytest.raises(IndexFolderError, match="has search-index format version 3; this contrastlab reads version "
+                                               "2: rebuild it with `contrastlab index`"):
         open_index(copy)

@@ -24,7 +24,7 @@ from PIL import Image
 from contrastlab.cli.search import add_search_commands
 from contrastlab.search import IndexFolderError, create_search_app, load_index
 from contrastlab.search.multimodal import ImageTextEmbedder, decode_image, load_image_text_embedder
-from contrastlab.search.store import load_image_text_index, open_index
+from contrastlab.search.store import open_index
 
 from .helpers import assert_same_ranking, live_search_server, reference_top_k
 
@@ -91,13 +91,15 @@ def test_the_index_holds_every_image_with_its_name_and_the_names(run, served):
     trainer, root = run
     data = trainer.data
     index, _, client = served
-    assert index.images.ids == list(data.ids) and index.images.texts == list(data.texts["en"])
-    assert index.names.texts == list(data.texts["en"]) and index.names.ids == list(data.ids)   # names are distinct
+    assert index.collection("images").ids == list(data.ids) and index.collection("images").texts == list(data.texts["en"])
+    assert index.collection("names").texts == list(data.texts["en"]) and index.collection("names").ids == list(data.ids)   # names are distinct
     assert index.meta["embedder"] == str((root / "run").resolve()) and index.meta["split"] == "all"
     assert index.meta["query_image"] == {"fit": "pad", "resample": "lanczos"}
     health = client.get("/health").json()
-    assert health["modality"] == "image_text" and health["count"] == len(data.ids) == 1870 and health["dim"] == 32
-    assert health["collections"]["names"] == {"count": 1870, "kind": "exact", "recall": None}
+    assert health["modalities"] == ["text", "image"] and health["count"] == 2 * len(data.ids) == 3740
+    assert health["dim"] == 32 and health["collections"]["names"] == {"modality": "text", "count": 1870,
+                                                                      "kind": "exact", "recall": None,
+                                                                      "thumbnails": False}
 
 
 def test_a_text_query_returns_images_ranked_as_brute_force(run, served, reference):
@@ -111,13 +113,13 @@ def test_a_text_query_returns_images_ranked_as_brute_force(run, served, referenc
         reply = client.post("/search", json={"query": text, "k": 10})
         assert reply.status_code == 200, reply.text
         body = reply.json()
-        assert body["target"] == "images" and len(body["results"]) == 10
+        assert body["collection"] == "images" and len(body["results"]) == 10
         results = body["results"]
         assert_same_ranking(np.array([[r["score"] for r in results]]), [[r["id"] for r in results]],
                             ref_scores[q:q + 1], ref_rows[q:q + 1], list(data.ids))
         for r in results:
             row = data.ids.index(r["id"])
-            assert r["text"] == data.texts["en"][row] and r["thumbnail"] == f"/thumbnails/{row}.png"
+            assert r["text"] == data.texts["en"][row] and r["thumbnail"] == f"/thumbnails/images/{row}.png"
 
 
 def test_an_image_query_with_a_held_out_emoji_png_returns_names_ranked_as_brute_force(run, served, reference):
@@ -129,7 +131,7 @@ def test_an_image_query_with_a_held_out_emoji_png_returns_names_ranked_as_brute_
     ref_scores, ref_rows = reference_top_k(names, images[held_out], 10)
     for q, row in enumerate(held_out):
         body = client.post("/search", json={"image": b64(png_bytes(data.images[row].numpy())), "k": 10}).json()
-        assert body["target"] == "names"
+        assert body["collection"] == "names"
         results = body["results"]
         assert "thumbnail" not in results[0]
         assert_same_ranking(np.array([[r["score"] for r in results]]), [[r["id"] for r in results]],
@@ -137,12 +139,12 @@ def test_an_image_query_with_a_held_out_emoji_png_returns_names_ranked_as_brute_
         assert [r["text"] for r in results] == [data.texts["en"][data.ids.index(r["id"])] for r in results]
     # explicit targets: an image against the images finds itself first; a text against the names
     row = held_out[0]
-    body = client.post("/search", json={"image": b64(png_bytes(data.images[row].numpy())), "target": "images",
+    body = client.post("/search", json={"image": b64(png_bytes(data.images[row].numpy())), "collection": "images",
                                         "k": 1}).json()
-    assert body["target"] == "images" and body["results"][0]["id"] == data.ids[row]
+    assert body["collection"] == "images" and body["results"][0]["id"] == data.ids[row]
     assert abs(body["results"][0]["score"] - 1.0) < 1e-4
     text = data.texts["en"][row]
-    body = client.post("/search", json={"query": text, "target": "names", "k": 1}).json()
+    body = client.post("/search", json={"query": text, "collection": "names", "k": 1}).json()
     assert body["results"][0]["text"] == text                                    # the name itself, score 1
 
 
@@ -178,7 +180,7 @@ def test_thumbnails_round_trip_to_the_stored_pixels(run, served):
             assert im.format == "PNG"
             pixels = np.asarray(im.convert("RGB")).transpose(2, 0, 1)
         np.testing.assert_array_equal(pixels, data.images[position].numpy())
-        assert reply.content == index.thumbnail(position)
+        assert reply.content == index.collection("images").thumbnail(position)
 
 
 def _gif() -> bytes:
@@ -211,15 +213,17 @@ def _huge_png() -> bytes:
     ({"image": b64(_gif())}, 422, "'image' must be a PNG or JPEG image, got GIF"),
     ({"image": b64(_noise_png()[:400])}, 422, "'image' could not be decoded: OSError: image file is truncated"),
     ({"image": b64(_huge_png())}, 413, "'image' is too large: 2100x2100 = 4410000 pixels, at most 4194304"),
-    ({"query": "heart", "target": "pictures"}, 422, "'target' must be one of 'images', 'names', got string "
-                                                    "'pictures'"),
-    ({"query": "heart", "target": None}, 422, "'target' must be one of 'images', 'names', got null None"),
+    ({"query": "heart", "collection": "pictures"}, 422, "'collection' must be one of 'images', 'names', got string "
+                                                        "'pictures'"),
+    ({"query": "heart", "collection": None}, 422, "'collection' must be one of 'images', 'names', got null None"),
+    ({"query": "heart", "target": "names"}, 422, "unknown field 'target'; the fields are query, image, vector, k, "
+                                                 "ids, collection"),
     ({"query": "heart", "k": 0}, 422, "'k' must be a positive int, got 0"),
     ({"query": "heart", "k": 101}, 422, "'k' must be at most 100, got 101"),
     ({"query": " "}, 422, "'query' must not be empty or only whitespace"),
     ({"query": "heart", "ids": ["nope"]}, 422, "'ids' holds 1 unknown document id: 'nope'"),
     ({"vector": [0.0] * 32}, 422, "'vector' must have a direction"),
-    ({"query": "heart", "size": 3}, 422, "unknown field 'size'; the fields are query, image, vector, k, ids, target"),
+    ({"query": "heart", "size": 3}, 422, "unknown field 'size'; the fields are query, image, vector, k, ids, collection"),
 ])
 def test_bad_inputs_get_a_4xx_naming_the_field(served, body, status, message):
     _, _, client = served
@@ -242,7 +246,7 @@ def test_image_size_limits_and_bad_thumbnail_paths(run, served):
         assert reply.status_code == 422 and "no image embedder" in reply.json()["detail"]
     for path, status, message in [("abc.png", 422, "'position' must be a non-negative int"),
                                   ("-1.png", 422, "'position' must be a non-negative int"),
-                                  ("01.png", 422, "without leading zeros"), ("3.jpg", 422, "as in /thumbnails/0.png"),
+                                  ("01.png", 422, "without leading zeros"), ("3.jpg", 422, "as in /thumbnails/images/0.png"),
                                   ("1870.png", 404, "'position' must be less than 1870 (the number of images), "
                                                     "got 1870"),
                                   ("99999999999999999999.png", 422, "'position'")]:
@@ -255,13 +259,14 @@ def test_image_size_limits_and_bad_thumbnail_paths(run, served):
 def test_a_text_index_does_not_take_image_fields(served):
     import contrastlab.search as search
     index, embedder, _ = served
-    with TestClient(create_search_app(index.names, embedder), base_url="http://127.0.0.1") as client:
+    texts_only = search.SearchIndex([index.collection("names")], queries=("text",))
+    with TestClient(create_search_app(texts_only, embedder), base_url="http://127.0.0.1") as client:
         reply = client.post("/search", json={"image": "AAAA"})
         assert reply.status_code == 422 and "this index holds text embeddings only (modalities: text)" in \
             reply.json()["detail"]
         assert client.get("/thumbnails/0.png").status_code == 404
-        assert "target" not in client.post("/search", json={"query": "heart"}).json()
-    assert search.ImageTextIndex is type(index)
+        assert client.post("/search", json={"query": "heart"}).json()["collection"] == "names"
+    assert search.SearchIndex is type(index)
 
 
 def test_concurrent_text_and_image_queries_are_batched_on_a_live_server(run, served, reference):
@@ -286,7 +291,7 @@ def test_concurrent_text_and_image_queries_are_batched_on_a_live_server(run, ser
     for i, reply in enumerate(replies):
         ref_scores, ref_rows = text_ref if i < len(QUERIES) else image_ref
         j = i if i < len(QUERIES) else i - len(QUERIES)
-        assert reply["target"] == ("images" if i < len(QUERIES) else "names")
+        assert reply["collection"] == ("images" if i < len(QUERIES) else "names")
         assert_same_ranking(np.array([[r["score"] for r in reply["results"]]]),
                             [[r["id"] for r in reply["results"]]], ref_scores[j:j + 1], ref_rows[j:j + 1],
                             list(data.ids))
@@ -332,12 +337,16 @@ def test_search_command_lists_images_for_a_text_and_names_for_an_image(run, refe
     (["search", "{idx}", "heart", "--image", "{tmp}/q.png"], "give a query text or --image FILE, not both"),
     (["search", "{idx}", "--image", "{tmp}/missing.png"], "--image {tmp}/missing.png does not exist"),
     (["search", "{idx}", "--image", "{tmp}/not.png"], "--image {tmp}/not.png is not a PNG or JPEG image"),
-    (["search", "{tmp}/text-idx", "heart", "--target", "names"], "--target is for an index of images; {tmp}/text-idx "
-                                                                  "is a text index (modalities: text)"),
+    (["search", "{tmp}/text-idx", "heart", "--collection", "names"], "--collection names: {tmp}/text-idx has the "
+                                                                      "collections texts (queries: text; "
+                                                                      "collections: texts)"),
+    (["search", "{tmp}/text-idx", "--image", "{tmp}/q.png"], "{tmp}/text-idx: this index holds text embeddings "
+                                                              "only (queries: text): an image query cannot be "
+                                                              "answered; give a text query"),
     (["index", "{run}", "--out", "{tmp}/i", "--language", "xx"], "--language must be one of en, es"),
-    (["index", "{tmp}", "--out", "{tmp}/i"], "--corpus is required unless RUN is an image-text run directory"),
+    (["index", "{tmp}", "--out", "{tmp}/i"], "--corpus or --images is required unless RUN is an image-text run directory"),
     (["index", "{run}", "--corpus", "{tmp}/c.jsonl", "--out", "{tmp}/i", "--split", "test"],
-     "--split and --language choose an image-text run's images"),
+     "--split chooses which images are indexed"),
 ])
 def test_command_errors_exit_2_with_a_message(run, served, argv, message, tmp_path, capsys):
     from contrastlab.search import VectorIndex
@@ -368,18 +377,19 @@ def test_split_and_a_corpus_with_an_image_text_run(run, tmp_path, capsys):
     args = parse(["index", str(root / "run"), "--out", str(tmp_path / "test-idx"), "--split", "test",
                   "--language", "es", "--quiet"])
     assert args.handler(args) == 0
-    assert "indexed 274 images and 274 names (es) of emoji (test)" in capsys.readouterr().out
-    index = load_image_text_index(tmp_path / "test-idx")
+    assert "indexed 274 images and 274 names of emoji (test; names in es)" in capsys.readouterr().out
+    index = open_index(tmp_path / "test-idx")
     test = data.test_indices().tolist()
-    assert index.images.ids == [data.ids[i] for i in test] and index.names.texts == [data.texts["es"][i] for i in test]
-    np.testing.assert_array_equal(Image.open(io.BytesIO(index.thumbnail(5))).convert("RGB"),
+    assert index.collection("images").ids == [data.ids[i] for i in test] and index.collection("names").texts == [data.texts["es"][i] for i in test]
+    np.testing.assert_array_equal(Image.open(io.BytesIO(index.collection("images").thumbnail(5))).convert("RGB"),
                                   data.images[test[5]].numpy().transpose(1, 2, 0))
     (tmp_path / "c.jsonl").write_text('{"id": "a", "text": "red heart"}\n{"id": "b", "text": "green tree"}\n')
     args = parse(["index", str(root / "run"), "--corpus", str(tmp_path / "c.jsonl"), "--out", str(tmp_path / "t"),
                   "--quiet"])
     assert args.handler(args) == 0                                      # texts embedded by the text tower
-    text_index = load_index(tmp_path / "t")
-    assert text_index.dim == 32 and text_index.ids == ["a", "b"]
+    text_index = open_index(tmp_path / "t")
+    assert text_index.dim == 32 and text_index.names == ("texts",)
+    assert text_index.collection("texts").ids == ["a", "b"] and text_index.queries == ("text", "image")
 
 
 def test_the_folder_is_checked_and_a_text_loader_names_the_kind(run, tmp_path):
@@ -387,13 +397,14 @@ def test_the_folder_is_checked_and_a_text_loader_names_the_kind(run, tmp_path):
     _, root = run
     folder = tmp_path / "idx"
     shutil.copytree(root / "idx", folder)
-    assert sorted(p.name for p in folder.iterdir()) == ["images", "meta.json", "names", "thumbnails.bin",
-                                                        "thumbnails.json"]
-    with pytest.raises(IndexFolderError, match="is an image-text index"):
+    assert sorted(p.name for p in folder.iterdir()) == ["images", "meta.json", "names"]
+    assert sorted(p.name for p in (folder / "images").iterdir()) == ["docs.jsonl", "index.faiss", "meta.json",
+                                                                     "thumbnails.bin", "thumbnails.json"]
+    with pytest.raises(IndexFolderError, match="is a search index of named collections"):
         load_index(folder)
-    data = bytearray((folder / "thumbnails.bin").read_bytes())
+    data = bytearray((folder / "images" / "thumbnails.bin").read_bytes())
     data[100] ^= 0xFF
-    (folder / "thumbnails.bin").write_bytes(bytes(data))
+    (folder / "images" / "thumbnails.bin").write_bytes(bytes(data))
     with pytest.raises(IndexFolderError, match="thumbnails.bin does not match the SHA-256"):
         open_index(folder)
     shutil.rmtree(folder)
@@ -402,9 +413,9 @@ def test_the_folder_is_checked_and_a_text_loader_names_the_kind(run, tmp_path):
     # caught by its size or, when the sizes happen to agree, by its SHA-256
     with pytest.raises(IndexFolderError, match=r"names/meta.json (does not match the SHA-256|has \d+ bytes but)"):
         open_index(folder)
-    (folder / "thumbnails.json").unlink()
+    (folder / "images" / "thumbnails.json").unlink()
     shutil.copy(root / "idx" / "names" / "meta.json", folder / "names" / "meta.json")
-    with pytest.raises(IndexFolderError, match="incomplete: thumbnails.json is missing"):
+    with pytest.raises(IndexFolderError, match="incomplete: images/thumbnails.json is missing"):
         open_index(folder)
 
 
@@ -423,25 +434,29 @@ class PixelEmbedder:
 
 
 def test_build_shrinks_large_thumbnails_and_keeps_each_name_once(tmp_path):
-    from contrastlab.search.multimodal import MAX_THUMBNAIL_SIZE, build_image_text_index
+    from contrastlab.search.indexing import build_index
+    from contrastlab.search.multimodal import MAX_THUMBNAIL_SIZE
     rng = np.random.default_rng(0)
     images = rng.integers(0, 256, (4, 3, 80, 80), dtype=np.uint8)               # (N, 3, H, W), larger than 64
-    index = build_image_text_index(PixelEmbedder(), images, ["a", "b", "c", "d"], ["red", None, "red", "green"])
-    assert index.images.texts == ["red", None, "red", "green"]
-    assert index.names.ids == ["a", "d"] and index.names.texts == ["red", "green"]
+    index = build_index(PixelEmbedder(), images=images, ids=["a", "b", "c", "d"],
+                        texts=["red", None, "red", "green"], names=True)
+    assert index.collection("images").texts == ["red", None, "red", "green"]
+    assert index.collection("names").ids == ["a", "d"] and index.collection("names").texts == ["red", "green"]
     assert index.meta["thumbnail_size"] == [MAX_THUMBNAIL_SIZE] * 2 and index.meta["embedder"] == "stand-in"
-    with Image.open(io.BytesIO(index.thumbnail(2))) as im:
+    with Image.open(io.BytesIO(index.collection("images").thumbnail(2))) as im:
         assert im.size == (64, 64)
         expected = Image.fromarray(images[2].transpose(1, 2, 0)).resize((64, 64), Image.Resampling.LANCZOS)
         np.testing.assert_array_equal(np.asarray(im.convert("RGB")), np.asarray(expected))
     index.save(tmp_path / "idx")
-    back = load_image_text_index(tmp_path / "idx")
-    assert back.thumbnails == index.thumbnails and back.names.texts == ["red", "green"]
+    back = open_index(tmp_path / "idx")
+    assert back.collection("images").thumbnails.data == index.collection("images").thumbnails.data
+    assert back.collection("names").texts == ["red", "green"] and back.queries == ("text", "image")
     assert back.meta == index.meta
     with pytest.raises(ValueError, match="the images have no names in this language"):
-        build_image_text_index(PixelEmbedder(), images, ["a", "b", "c", "d"], [None, " ", None, None])
+        build_index(PixelEmbedder(), images=images, ids=["a", "b", "c", "d"], texts=[None, " ", None, None],
+                    names=True)
     with pytest.raises(IndexError, match=r"`position` must be an int in \[0, 4\), got 4"):
-        index.thumbnail(4)
+        index.collection("images").thumbnail(4)
 
 
 def test_decode_image_refuses_a_bomb_before_decoding_and_reads_gray_and_palette():
@@ -467,7 +482,7 @@ def test_serve_command_answers_a_text_query_with_images_and_their_thumbnails(run
                             stderr=subprocess.PIPE, text=True)
     try:
         first = proc.stdout.readline()
-        assert "1870 images and 1870 names (image-text, exact, dim 32) on http://127.0.0.1:" in first, \
+        assert "1870 images (image, exact), 1870 names (text, exact); dim 32 on http://127.0.0.1:" in first, \
             first + proc.stderr.read()
         url = first.split(" on ")[1].split()[0]
         request = urllib.request.Request(url + "/search", data=json.dumps({"query": "red heart", "k": 3}).encode(),

@@ -6,11 +6,12 @@ parser loads no faiss).
 status. Handlers take an optional `embedder=` so tests (and callers with their own model) can pass one; otherwise
 it is loaded from the run directory with `contrastlab.search.load_embedder`.
 
-A text run indexes a corpus (`--corpus FILE`). An image-text run (`contrastlab train clip --data emoji`) indexes
-its own dataset without `--corpus`: the images (image tower) and their names (text tower), with thumbnails; then
-`contrastlab search INDEX "red heart"` lists images and `contrastlab search INDEX --image heart.png` names. An image
-run (SimCLR, BYOL, ... on images) indexes the images of `--images SPEC` (its evaluation feature, with thumbnails);
-`contrastlab search INDEX --image photo.png [--exclude-self]` lists similar images with their labels.
+Every run builds the same kind of index, of named collections: a text run indexes a corpus (`--corpus FILE`:
+"texts"); an image run the images of `--images SPEC` ("images": its evaluation feature, with thumbnails and
+labels); an image-text run (`contrastlab train clip --data emoji`) its own dataset without either ("images" and
+"names"), or a corpus and/or images given. `contrastlab search INDEX "red heart"` then lists images,
+`contrastlab search INDEX --image heart.png` names, and `--collection` picks another; `--exclude-self` leaves out
+a query image that is in the index.
 
 >>> import argparse
 >>> parser = argparse.ArgumentParser(prog="contrastlab")
@@ -32,20 +33,20 @@ __all__ = ["register", "add_search_commands", "index_command", "search_command",
 def register(subparsers, top=None) -> None:
     """Add `index`, `search` and `serve` to an argparse subparsers object (`top`, the `contrastlab` parser, is
     not needed: these commands report their errors themselves)."""
-    p = subparsers.add_parser("index", help="embed a corpus with a run's text encoder (or an image-text run's images "
-                                            "and names) and build a search index",
+    p = subparsers.add_parser("index", help="embed a corpus (texts) and/or images with a run's encoders into a "
+                                            "search index of named collections",
                               description="Examples: contrastlab index runs/simcse --corpus docs.jsonl --out idx; "
                                           "contrastlab index runs/clip-emoji --out emoji-idx (an image-text run: "
                                           "its images and names); contrastlab index runs/simclr-digits --images "
                                           "digits --out digits-idx (an image run)")
     p.add_argument("run", metavar="RUN", help="text run directory whose encoder embeds the corpus, a model spec "
                                               "(wordllama, hf:PATH, st:PATH), or an image-text run directory")
-    p.add_argument("--corpus", type=Path, help="JSONL {\"id\", \"text\"} per line, or CSV id,text (required "
-                                               "unless RUN is an image-text run, which indexes its own images and "
-                                               "names)")
+    p.add_argument("--corpus", type=Path, help="JSONL {\"id\", \"text\"} per line, or CSV id,text: the "
+                                               "collection 'texts' (a text or image-text run)")
     p.add_argument("--images", metavar="SPEC", default=None,
-                   help="image run: the images to index (folder:PATH, PATH.npz, fashion-mnist, digits, ...), "
-                        "embedded by the run's encoder (its evaluation feature), with thumbnails")
+                   help="the images to index (folder:PATH, PATH.npz, fashion-mnist, digits, ...): the collection "
+                        "'images', with thumbnails and class labels (an image or image-text run). Without "
+                        "--corpus and --images an image-text run indexes its own images and names")
     p.add_argument("--split", choices=("all", "train", "test"), default=None,
                    help="image-text run, or --images: which of the dataset's images to index (default all)")
     p.add_argument("--language", metavar="LANG", default=None,
@@ -57,6 +58,11 @@ def register(subparsers, top=None) -> None:
                    help="sample queries, one per line: an approximate index measures its recall (and picks its "
                         "search effort) on them instead of on corpus-derived queries")
     p.add_argument("--batch-size", type=positive_int, default=256, help="texts per encoder call (default 256)")
+    p.add_argument("--backend", choices=("faiss", "milvus"), default="faiss",
+                   help="where the vectors live: faiss (in the index folder; the default) or milvus (a Milvus "
+                        "database at --uri; the folder keeps where, and the thumbnails)")
+    p.add_argument("--uri", default=None, help="--backend milvus: a milvus-lite file (idx.db) or a server "
+                                               "(http://host:19530)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(handler=index_command)
 
@@ -68,9 +74,9 @@ def register(subparsers, top=None) -> None:
     s.add_argument("--image", type=Path, metavar="FILE",
                    help="a PNG or JPEG file as the query instead (an image-text index: finds names; an image run's "
                         "index: similar images)")
-    s.add_argument("--target", choices=("images", "names"), default=None,
-                   help="image-text index: the collection to search (default: images for a text, names for an "
-                        "image)")
+    s.add_argument("--collection", metavar="NAME", default=None,
+                   help="the collection to search: texts, images or names (default: across modalities where the "
+                        "index has another: a text finds images, an image finds names)")
     s.add_argument("-k", type=positive_int, default=10, help="results to show (default 10)")
     s.add_argument("--exclude-self", action="store_true",
                    help="leave out the query itself (and exact duplicates) when it is in the index")
@@ -83,7 +89,7 @@ def register(subparsers, top=None) -> None:
     v.add_argument("--max-batch", type=positive_int, default=64, help="most queries searched together")
     v.add_argument("--max-wait-ms", type=float, default=2.0, help="how long a query waits for others (ms)")
     v.add_argument("--max-image-bytes", type=positive_int, default=512 * 1024,
-                   help="image-text index: the largest query image accepted, in bytes (default 512 KiB)")
+                   help="the largest query image accepted, in bytes (default 512 KiB)")
     v.set_defaults(handler=serve_command)
 
 
@@ -109,91 +115,50 @@ def format_hits(scores, ids, texts, *, width: int = 100) -> str:
 
 
 def index_command(args, *, embedder=None) -> int:
-    """`contrastlab index RUN --corpus FILE --out INDEX`: read, embed, build, save; print count, time, recall.
-    Without `--corpus`, RUN must be an image-text run: see `index_image_text`."""
-    from ..search.indexing import index_corpus
-    from ..search.store import IndexFolderError
-    if getattr(args, "images", None) is not None:
-        if getattr(args, "corpus", None) is not None or getattr(args, "language", None) is not None:
-            return _fail("index", "--images indexes an image run's images; it takes no --corpus or --language")
-        return index_images(args, embedder=embedder)
-    if getattr(args, "corpus", None) is None:
-        return index_image_text(args, embedder=embedder)
-    if getattr(args, "split", None) is not None or getattr(args, "language", None) is not None:
-        return _fail("index", "--split and --language choose an image-text run's images; with --corpus the "
-                              "corpus is indexed")
-    try:
-        index = index_corpus(args.run, corpus=args.corpus, out=args.out, kind=args.kind, queries=args.queries,
-                             batch_size=args.batch_size, progress=not args.quiet, embedder=embedder,
-                             on_note=lambda note: print(f"  note: {note}"))
-    except (FileNotFoundError, ValueError, RuntimeError, IndexFolderError, OSError) as e:
-        return _fail("index", e)
-    recall = index.meta.get("recall")
-    print(f"indexed {index.count} documents (dim {index.dim}) into {args.out}: {index.kind}, embedded in "
-          f"{index.meta['embed_seconds']:.1f} s, built in {index.meta['build_seconds']:.2f} s"
-          + (f", recall@{index.meta['recall_k']} {recall:.3f} against exact search "
-             f"({', '.join(f'{v:.3f} on {n}' for n, v in index.meta['recall_by_queries'].items())} queries, "
-             f"{index.meta['recall_queries']} in all)" if recall is not None else " (exact search)"))
-    if index.meta.get("note"):
-        print(f"  note: {index.meta['note']}")
-    return 0
-
-
-def index_image_text(args, *, embedder=None) -> int:
-    """`contrastlab index RUN --out INDEX` for an image-text run: its dataset's images (`--split`, default all)
-    embedded by the image tower, their names (`--language`) by the text tower, and a PNG thumbnail per image."""
-    from ..search.indexing import index_image_text_run
+    """`contrastlab index RUN [--corpus FILE] [--images SPEC] --out INDEX`: embed, build, save (see
+    `contrastlab.search.indexing.index_run`); print what each collection holds, the times and the recall."""
+    from ..search.indexing import index_run
     from ..search.store import IndexFolderError
     try:
-        index, dataset, split, language = index_image_text_run(
-            args.run, out=args.out, split=getattr(args, "split", None), language=getattr(args, "language", None),
-            kind=args.kind, queries=args.queries, batch_size=args.batch_size, progress=not args.quiet,
-            embedder=embedder)
+        index = index_run(args.run, out=args.out, corpus=args.corpus, images=getattr(args, "images", None),
+                          split=getattr(args, "split", None), language=getattr(args, "language", None),
+                          kind=args.kind, queries=args.queries, batch_size=args.batch_size, progress=not args.quiet,
+                          embedder=embedder, on_note=lambda note: print(f"  note: {note}"),
+                          backend=getattr(args, "backend", "faiss"), uri=getattr(args, "uri", None))
     except (FileNotFoundError, ValueError, RuntimeError, IndexFolderError, OSError) as e:
         return _fail("index", e)
-    th, tw = index.meta["thumbnail_size"]
-    print(f"indexed {index.images.count} images and {index.names.count} names ({language}) of {dataset} "
-          f"({split}) into {args.out}: dim {index.dim}, {index.kind}, embedded in {index.meta['embed_seconds']:.1f} "
-          f"s, thumbnails {tw}x{th} px ({len(index.thumbnails) / 1024:.0f} KiB)")
-    for name, c in (("images", index.images), ("names", index.names)):
-        if c.meta.get("recall") is not None:
-            print(f"  {name}: recall@{c.meta['recall_k']} {c.meta['recall']:.3f} against exact search")
-        if c.meta.get("note"):
-            print(f"  note ({name}): {c.meta['note']}")
-    return 0
-
-
-def index_images(args, *, embedder=None) -> int:
-    """`contrastlab index RUN --images SPEC --out INDEX` for an image run: the images embedded by the run's
-    encoder (its evaluation feature), with their class names when known and a PNG thumbnail each."""
-    from ..search.indexing import index_image_run
-    from ..search.store import IndexFolderError
-    try:
-        index, dataset, split, _ = index_image_run(
-            args.run, images=args.images, out=args.out, split=getattr(args, "split", None), kind=args.kind,
-            batch_size=args.batch_size, progress=not args.quiet, embedder=embedder)
-    except (FileNotFoundError, ValueError, RuntimeError, IndexFolderError, OSError) as e:
-        return _fail("index", e)
-    th, tw = index.meta["thumbnail_size"]
-    c = index.images
-    print(f"indexed {c.count} images of {dataset} ({split}) into {args.out}: dim {index.dim}, {index.kind}"
-          f"{', labelled' if index.meta['has_labels'] else ''}, embedded in {index.meta['embed_seconds']:.1f} s, "
-          f"thumbnails {tw}x{th} px ({len(index.thumbnails) / 1024:.0f} KiB)"
-          + (f", recall@{c.meta['recall_k']} {c.meta['recall']:.3f} against exact search"
-             if c.meta.get("recall") is not None else ""))
-    if c.meta.get("note"):
-        print(f"  note: {c.meta['note']}")
+    m = index.meta
+    counts = " and ".join(f"{c.count} {name}" for name, c in index.collections.items())
+    where = (f" of {m.get('dataset', m.get('data'))} ({m['split']}" + (f"; names in {m['language']}"
+             if "language" in m else "") + ")") if "split" in m else ""
+    kinds = "/".join(dict.fromkeys(c.kind for c in index.collections.values()))
+    print(f"indexed {counts}{where} into {args.out}: dim {index.dim}, {kinds}"
+          + (", labelled" if m.get("has_labels") else "") + f", embedded in {m['embed_seconds']:.1f} s"
+          + (f", thumbnails {m['thumbnail_size'][1]}x{m['thumbnail_size'][0]} px" if "thumbnail_size" in m else "")
+          + (f", vectors in Milvus at {args.uri}" if m.get("backend") == "milvus" else ""))
+    for name, c in index.collections.items():
+        cm = c.meta
+        if cm.get("recall") is not None and cm.get("recall_by_queries"):
+            print(f"  {name}: recall@{cm['recall_k']} {cm['recall']:.3f} against exact search ("
+                  + ", ".join(f"{v:.3f} on {n}" for n, v in cm["recall_by_queries"].items())
+                  + f" queries, {cm['recall_queries']} in all), built in {cm.get('build_seconds', 0):.2f} s")
+        elif cm.get("recall") is None:
+            print(f"  {name}: exact search, built in {cm.get('build_seconds', 0):.2f} s")
+        if cm.get("note"):
+            print(f"  note ({name}): {cm['note']}")
+    index.close()
     return 0
 
 
 def search_command(args, *, embedder=None) -> int:
-    """`contrastlab search INDEX "query" -k 10`: print the ranked id, score and text. An image-text index: a text
-    query lists images (id, name), `--image FILE` names; `--target` picks the collection."""
+    """`contrastlab search INDEX "query" -k 10` (or `--image FILE`): print the ranked id, score and text (a
+    document, an image's name or its label) from the collection asked for (`--collection`; default: across
+    modalities where the index has another)."""
     from ..search.querying import search_folder
     notes: list[str] = []
     try:
         hits = search_folder(args.index, args.query, image=getattr(args, "image", None),
-                             target=getattr(args, "target", None), k=args.k, embedder=embedder,
+                             collection=getattr(args, "collection", None), k=args.k, embedder=embedder,
                              exclude_self=getattr(args, "exclude_self", False), notes=notes)
     except (FileNotFoundError, ValueError, RuntimeError, OSError) as e:
         return _fail("search", e)

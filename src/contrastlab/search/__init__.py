@@ -1,8 +1,8 @@
-"""Nearest-neighbour search over embeddings: a FAISS index, index building and querying as Python functions
-(`indexing`, `querying`; the `contrastlab index / search / serve` commands call them), `load_embedder` (what a run
-or a model spec embeds with) and an HTTP search API with micro-batching; across modalities with an image-text run
-(`ImageTextIndex`: text -> images, image -> names); image -> images with an image run (`build_image_index`: an
-`ImageTextIndex` of images only).
+"""Nearest-neighbour search over embeddings: one index of named collections (`SearchIndex`: "texts", "images"
+with thumbnails, "names"; each a FAISS `VectorIndex`, or a Milvus collection past one machine), built from any run
+(`indexing.index_run`: a text run's corpus, an image run's images, an image-text run's own images and names),
+opened with `open_index`, queried with a text, an image or a vector (`querying`), and served over HTTP with
+micro-batching (`create_search_app`, `serve_index`). `load_embedder` gives what a run or a model spec embeds with.
 
 >>> import numpy as np
 >>> from contrastlab.search import VectorIndex
@@ -12,20 +12,19 @@ or a model spec embeds with) and an HTTP search API with micro-batching; across 
 from __future__ import annotations
 
 
-__all__ = ["VectorIndex", "exact_top_k", "recall_at_k", "tie_aware_recall", "IndexFolderError", "load_index",
-           "save_index", "create_search_app", "MicroBatcher", "serve_index", "ImageTextIndex", "ImageTextEmbedder",
-           "build_image_text_index", "load_image_text_embedder", "load_image_text_index", "open_index",
-           "load_embedder", "build_image_index", "load_image_run_embedder"]
+__all__ = ["VectorIndex", "SearchIndex", "Collection", "exact_top_k", "recall_at_k", "tie_aware_recall",
+           "IndexFolderError", "load_index", "save_index", "open_index", "index_run", "create_search_app",
+           "MicroBatcher", "serve_index", "ImageTextEmbedder", "load_image_text_embedder", "load_embedder",
+           "load_image_run_embedder"]
 
 
 # Everything is imported on first use: faiss (and fastapi / uvicorn) only load when search is used. Importing faiss
 # in a training process makes torchrun's restarted processes hang while joining the process group (found with
 # `--max-restarts`).
 _LAZY = {"VectorIndex": ".index", "exact_top_k": ".recall", "recall_at_k": ".recall", "tie_aware_recall": ".recall",
-         "IndexFolderError": ".store", "load_index": ".store", "save_index": ".store",
-         "load_image_text_index": ".store", "open_index": ".store", "ImageTextIndex": ".multimodal",
-         "ImageTextEmbedder": ".multimodal", "build_image_text_index": ".multimodal",
-         "load_image_text_embedder": ".multimodal", "load_embedder": ".embedders", "build_image_index": ".images",
+         "IndexFolderError": ".store", "load_index": ".store", "save_index": ".store", "open_index": ".store",
+         "SearchIndex": ".collections", "Collection": ".collections", "index_run": ".indexing",
+         "ImageTextEmbedder": ".multimodal", "load_image_text_embedder": ".multimodal", "load_embedder": ".embedders",
          "load_image_run_embedder": ".images"}
 
 

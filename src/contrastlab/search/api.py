@@ -1,19 +1,19 @@
-"""The HTTP search API: `POST /search`, `GET /health`, `GET /stats`, as a FastAPI app factory.
+"""The HTTP search API: `POST /search`, `GET /health`, `GET /stats`, `GET /thumbnails/<collection>/<position>.png`,
+as a FastAPI app factory, over any `SearchIndex` (texts, images, both).
 
-Concurrent requests are micro-batched (`contrastlab.search.batching`): their texts are embedded in one call and
-searched in one faiss call, in a worker thread. Bad input gets a 4xx with a message naming the field (400 not
-JSON or nested too deeply, 408 body not in within `body_timeout` seconds, 413 body too large (checked before
-parsing), 415 not `application/json`, 422 a field breaks a rule; after a 408 or 413 the connection is closed). A
-query that makes its batch fail is answered alone (a 500 for it only); a client that leaves mid-body or stalls
-logs one line.
+A request is {"query": text} or {"image": "<base64 PNG or JPEG>"} or {"vector": [D numbers]}, with "collection"
+(default: across modalities where the index has another -- a text finds images, an image finds names -- else
+the collection of its own kind), "k", "ids" (only these documents) and "exclude_self" (leave the query itself
+out). The answer is {"collection", "results": [{"id", "score", "text" or "label" (an image's class name),
+"thumbnail" (for images)}], "took_ms", "notes" (what was done to a query image: resized ...)}. A query of a
+modality the index's embedder does not take gets a 422 naming the modalities it does.
 
-Over an image-text index (`contrastlab.search.multimodal.ImageTextIndex`) `POST /search` also takes
-{"image": "<base64 PNG or JPEG>"} (answered with names) and "target": "images" | "names"; a text query is
-answered with images, each with "thumbnail": "/thumbnails/<position>.png" (`GET` serves the PNG). Over an image
-run's index (images only, `contrastlab.search.images`) it takes "image" or "vector" and answers with images:
-{"id", "score", "label" (the class name, or null), "thumbnail"}; a query image of another size is resized and the
-answer's "notes" say so; "exclude_self": true leaves the query itself out. A query of a modality the index does
-not have (a text to images only, an image to texts only) gets a 422 naming the index's modalities.
+Concurrent requests are micro-batched (`contrastlab.search.batching`): their texts are embedded in one call, their
+images in another, and each collection searched in one faiss call, in a worker thread. Bad input gets a 4xx with a
+message naming the field (400 not JSON or nested too deeply, 408 body not in within `body_timeout` seconds, 413
+body too large (checked before parsing), 415 not `application/json`, 422 a field breaks a rule; after a 408 or 413
+the connection is closed). A query that makes its batch fail is answered alone (a 500 for it only); a client that
+leaves mid-body or stalls logs one line.
 
 >>> import numpy as np
 >>> from fastapi.testclient import TestClient
@@ -22,8 +22,8 @@ not have (a text to images only, an image to texts only) gets a 422 naming the i
 >>> with TestClient(create_search_app(index, None), base_url="http://127.0.0.1") as client:
 ...     reply = client.post("/search", json={"vector": [0, 1, 0], "k": 1}).json()
 ...     bad = client.post("/search", json={"vector": [0, 1, 0], "k": 0})
->>> reply["results"]
-[{'id': 'b', 'score': 1.0, 'text': 'y'}]
+>>> reply["collection"], reply["results"]
+('texts', [{'id': 'b', 'score': 1.0, 'text': 'y'}])
 >>> bad.status_code, bad.json()["detail"]
 (422, "'k' must be a positive int, got 0")
 """
@@ -44,12 +44,12 @@ from starlette.requests import ClientDisconnect
 
 from .. import __version__
 from .batching import MicroBatcher
+from .collections import Collection, SearchIndex
 from .index import VectorIndex
-from .multimodal import ImageTextIndex
-from .neighbours import modalities_of, search_excluding_self
-from .validation import MAX_IMAGE_BYTES, RequestError, SearchQuery, parse_image_text_request, parse_search_request
+from .neighbours import search_excluding_self
+from .validation import MAX_IMAGE_BYTES, RequestError, SearchQuery, parse_search_request
 
-__all__ = ["create_search_app", "answer_batch", "answer_image_text_batch", "LOCAL_HOSTS"]
+__all__ = ["create_search_app", "answer_batch", "LOCAL_HOSTS"]
 
 #: Host names a loopback server answers to (other Host headers are refused, against DNS rebinding).
 LOCAL_HOSTS = ["127.0.0.1", "localhost", "::1", "[::1]"]
@@ -100,7 +100,7 @@ def _query_vectors(queries: list[SearchQuery], dim: int, embedder) -> tuple[np.n
 
 
 def _search_into(answers: list, rows: list[int], queries: list[SearchQuery], vectors: np.ndarray,
-                 index: VectorIndex, results) -> None:
+                 index: Collection, results) -> None:
     """Fill `answers[rows]` with `results(index, scores, ids, k)`: one index search for the unfiltered queries
     (with the largest k), one per filtered query."""
     for i in rows:
@@ -119,55 +119,41 @@ def _search_into(answers: list, rows: list[int], queries: list[SearchQuery], vec
             answers[i] = results(index, scores[0], ids[0], queries[i].k)
 
 
-def answer_batch(queries: list[SearchQuery], index: VectorIndex, embedder) -> list:
-    """Answer checked queries together: one `encode` call for all texts, one index search for all unfiltered
-    queries (with the largest k), one per filtered query. Each answer is a result list or a RequestError."""
+def answer_batch(queries: list[SearchQuery], index: SearchIndex, embedder) -> list:
+    """Answer checked queries together: texts embedded in one `encode` call, images in one `encode_images` call,
+    then each collection searched once for its unfiltered queries (with the largest k) and once per filtered
+    query. Each answer is a result list or a RequestError."""
     vectors, answers = _query_vectors(queries, index.dim, embedder)
-    _search_into(answers, list(range(len(queries))), queries, vectors, index, _results)
-    return answers
-
-
-def answer_image_text_batch(queries: list[SearchQuery], index: ImageTextIndex, embedder) -> list:
-    """`answer_batch` for an image-text index: texts embedded in one call, images in one call, then each
-    collection searched for the queries that target it. Image results carry their thumbnail's URL path."""
-    vectors, answers = _query_vectors(queries, index.dim, embedder)
-    images = _labelled_image_results if index.names is None else _image_results
-    for target in index.targets:
-        rows = [i for i, q in enumerate(queries) if q.target == target]
+    for name, collection in index.collections.items():
+        rows = [i for i, q in enumerate(queries) if q.collection == name]
         if rows:
-            _search_into(answers, rows, queries, vectors, index.collection(target),
-                         images if target == "images" else _results)
+            _search_into(answers, rows, queries, vectors, collection, _results)
     return answers
 
 
-def _results(index: VectorIndex, scores, ids, k: int) -> list[dict]:
-    return [{"id": d, "score": float(s), "text": index.text_of(index.position[d])}
-            for s, d in zip(scores[:k].tolist(), ids[:k])]
+def _results(collection: Collection, scores, ids, k: int) -> list[dict]:
+    """{"id", "score", "text" (or "label": an image's class name), "thumbnail" (a URL path, for images)}."""
+    field, position, thumbs = collection.text_field, collection.position, collection.thumbnails is not None
+    out = []
+    for s, d in zip(scores[:k].tolist(), ids[:k]):
+        row = {"id": d, "score": float(s), field: collection.text_of(position[d])}
+        if thumbs:
+            row["thumbnail"] = f"/thumbnails/{collection.name}/{position[d]}.png"
+        out.append(row)
+    return out
 
 
-def _image_results(index: VectorIndex, scores, ids, k: int) -> list[dict]:
-    return [{"id": d, "score": float(s), "text": index.text_of(index.position[d]),
-             "thumbnail": f"/thumbnails/{index.position[d]}.png"} for s, d in zip(scores[:k].tolist(), ids[:k])]
-
-
-def _labelled_image_results(index: VectorIndex, scores, ids, k: int) -> list[dict]:
-    """Results of an image run's index: the texts are the images' class names ("label": null when unknown)."""
-    return [{"id": d, "score": float(s), "label": index.text_of(index.position[d]),
-             "thumbnail": f"/thumbnails/{index.position[d]}.png"} for s, d in zip(scores[:k].tolist(), ids[:k])]
-
-
-def create_search_app(index: VectorIndex | ImageTextIndex, embedder, *, max_batch: int = 64,
+def create_search_app(index: SearchIndex | VectorIndex, embedder, *, max_batch: int = 64,
                       max_wait_ms: float = 2.0, max_k: int = 1000, max_body_bytes: int = 1 << 20,
                       allowed_hosts: list[str] | None = None, faiss_threads: int | None = 1,
                       max_image_bytes: int = MAX_IMAGE_BYTES, body_timeout: float = 10.0) -> FastAPI:
-    """The search API over `index`; `embedder` (`.dim`, `.encode(texts, batch_size=)`) turns text queries into
-    vectors (None: vector queries only). `allowed_hosts`: accepted Host names (default loopback; ["*"] any).
-
-    An `ImageTextIndex` (see `contrastlab.search.multimodal`) gets the image-text API: "query" (a text; searches
-    the images by default), "image" (a base64 PNG or JPEG of at most `max_image_bytes`, decoded in a worker
-    thread and embedded by `embedder.encode_images`; searches the names by default) or "vector", and
-    "target": "images" | "names"; image results carry "thumbnail": "/thumbnails/<position>.png", served by
-    `GET /thumbnails/{position}.png`.
+    """The search API over `index` (a `SearchIndex`; a bare `VectorIndex` is served as one collection of texts);
+    `embedder` turns queries into vectors: `.encode(texts, batch_size=)` for "query", `.encode_images(pixels)`
+    with `.prepare_query_image(bytes)` or `.prepare_image(bytes)` for "image" (a base64 PNG or JPEG of at most
+    `max_image_bytes`, decoded in a worker thread); None: vector queries only. A query searches its "collection"
+    (default: `SearchIndex.default_collection`); results of a collection with thumbnails carry "thumbnail":
+    "/thumbnails/<collection>/<position>.png", served by `GET`. `allowed_hosts`: accepted Host names (default
+    loopback; ["*"] any).
 
     `body_timeout`: seconds a request body may take to arrive, in all (a 408 after it, and the connection closed).
 
@@ -175,9 +161,10 @@ def create_search_app(index: VectorIndex | ImageTextIndex, embedder, *, max_batc
     One is the default: batches are small, and on a busy 2-core machine OpenMP threads spin-waiting for each
     other cost 2.5-3.4 ms of CPU per request instead of 0.8 ms, and 130-270 queries/s instead of ~1,000, here.
     """
-    image_text = isinstance(index, ImageTextIndex)
-    if not image_text and not isinstance(index, VectorIndex):
-        raise TypeError(f"`index` must be a VectorIndex or an ImageTextIndex, got {type(index).__name__}")
+    if isinstance(index, VectorIndex):
+        index = SearchIndex([Collection("texts", "text", index)], queries=("text",), meta=index.meta)
+    if not isinstance(index, SearchIndex):
+        raise TypeError(f"`index` must be a SearchIndex or a VectorIndex, got {type(index).__name__}")
     if embedder is not None and getattr(embedder, "dim", None) != index.dim:
         raise ValueError(f"`embedder` makes {getattr(embedder, 'dim', None)}-dimensional vectors but the index "
                          f"holds {index.dim}-dimensional ones")
@@ -195,8 +182,7 @@ def create_search_app(index: VectorIndex | ImageTextIndex, embedder, *, max_batc
             import faiss
             faiss.omp_set_num_threads(faiss_threads)
 
-    answer = answer_image_text_batch if image_text else answer_batch
-    batcher = MicroBatcher(lambda queries: answer(queries, index, embedder), max_batch=max_batch,
+    batcher = MicroBatcher(lambda queries: answer_batch(queries, index, embedder), max_batch=max_batch,
                            max_wait_ms=max_wait_ms, thread_init=thread_init)
 
     @asynccontextmanager
@@ -208,33 +194,29 @@ def create_search_app(index: VectorIndex | ImageTextIndex, embedder, *, max_batc
                   redoc_url=None, openapi_url=None)
     app.add_middleware(TrustedHostMiddleware, allowed_hosts=allowed_hosts or LOCAL_HOSTS)
     app.state.index, app.state.embedder, app.state.batcher = index, embedder, batcher
+    first = next(iter(index.collections.values()))
+    known = {name: c.position for name, c in index.collections.items()}
+    can_image = embedder is not None and hasattr(embedder, "encode_images")
 
     @app.get("/health")
     async def health():
-        reply = {"status": "ok", "count": index.count, "dim": index.dim, "kind": index.kind,
-                 "recall": (index.images if image_text else index).meta.get("recall")}
-        reply["modalities"] = list(modalities_of(index))
-        if image_text:
-            reply["modality"] = "image_text" if index.names is not None else "image"
-            reply["collections"] = {t: {"count": c.count, "kind": c.kind, "recall": c.meta.get("recall")}
-                                    for t in index.targets for c in [index.collection(t)]}
-        return _json(reply)
+        return _json({"status": "ok", "count": index.count, "dim": index.dim, "kind": first.kind,
+                      "recall": first.meta.get("recall"), "modalities": list(index.queries),
+                      "collections": {n: {"modality": c.modality, "count": c.count, "kind": c.kind,
+                                          "recall": c.meta.get("recall"), "thumbnails": c.thumbnails is not None}
+                                      for n, c in index.collections.items()}})
 
     @app.get("/stats")
     async def stats():
         return _json(batcher.stats())
 
     def parse(body) -> SearchQuery:
-        if not image_text:
-            return parse_search_request(body, dim=index.dim, max_k=max_k, known_ids=index.position)
-        return parse_image_text_request(body, dim=index.dim, max_k=max_k,
-                                        known_ids={t: index.collection(t).position for t in index.targets},
-                                        prepare_image=prepare_image, max_image_bytes=max_image_bytes,
-                                        targets=index.targets)
+        return parse_search_request(body, dim=index.dim, max_k=max_k, collections=known, queries=index.queries,
+                                    default_collection=index.default_collection,
+                                    prepare_image=prepare_image if can_image else None,
+                                    max_image_bytes=max_image_bytes)
 
     def prepare_image(data: bytes):
-        if embedder is None or not hasattr(embedder, "encode_images"):
-            raise RequestError("this server has no image embedder: send 'query' or 'vector' instead of 'image'")
         if hasattr(embedder, "prepare_query_image"):                # (pixels, notes: resized ...)
             return embedder.prepare_query_image(data)
         return embedder.prepare_image(data)
@@ -244,7 +226,7 @@ def create_search_app(index: VectorIndex | ImageTextIndex, embedder, *, max_batc
         start = time.perf_counter()
         try:
             body = await _read_json(request, max_body_bytes, body_timeout)
-            if image_text and isinstance(body, dict) and "image" in body:
+            if isinstance(body, dict) and "image" in body:
                 query = await asyncio.to_thread(parse, body)        # decoding an image: off the event loop
             else:
                 query = parse(body)
@@ -263,23 +245,34 @@ def create_search_app(index: VectorIndex | ImageTextIndex, embedder, *, max_batc
             return Response(status_code=400)                        # nobody reads it
         took = round((time.perf_counter() - start) * 1000, 3)
         notes = {"notes": list(query.notes)} if query.notes else {}
-        if image_text:
-            return _json({"target": query.target, "results": answer, "took_ms": took, **notes})
-        return _json({"results": answer, "took_ms": took, **notes})
+        return _json({"collection": query.collection, "results": answer, "took_ms": took, **notes})
 
-    if image_text:
+    pictured = [n for n, c in index.collections.items() if c.thumbnails is not None]
+
+    def thumbnail_of(collection: str, name: str) -> Response:
+        if collection not in pictured:
+            return _json({"detail": f"'collection' must be one of {', '.join(map(repr, pictured)) or 'none'} (the "
+                                    f"collections with thumbnails), got {_shown(collection)}"}, 404)
+        c = index.collections[collection]
+        stem, dot, ext = name.rpartition(".")
+        if not dot or ext != "png" or not _POSITION.fullmatch(stem):
+            return _json({"detail": f"'position' must be a non-negative int without leading zeros, as in "
+                                    f"/thumbnails/{collection}/0.png, got {_shown(name)}"}, 422)
+        position = int(stem)
+        if position >= c.count:
+            return _json({"detail": f"'position' must be less than {c.count} (the number of {collection}), "
+                                    f"got {position}"}, 404)
+        return Response(c.thumbnail(position), media_type="image/png",
+                        headers={"Cache-Control": "public, max-age=3600", "X-Content-Type-Options": "nosniff"})
+
+    if pictured:
+        @app.get("/thumbnails/{collection}/{name}")
+        async def thumbnail(collection: str, name: str):
+            return thumbnail_of(collection, name)
+
         @app.get("/thumbnails/{name}")
-        async def thumbnail(name: str):
-            stem, dot, ext = name.rpartition(".")
-            if not dot or ext != "png" or not _POSITION.fullmatch(stem):
-                return _json({"detail": f"'position' must be a non-negative int without leading zeros, as in "
-                                        f"/thumbnails/0.png, got {_shown(name)}"}, 422)
-            position = int(stem)
-            if position >= index.count:
-                return _json({"detail": f"'position' must be less than {index.count} (the number of images), "
-                                        f"got {position}"}, 404)
-            return Response(index.thumbnail(position), media_type="image/png",
-                            headers={"Cache-Control": "public, max-age=3600", "X-Content-Type-Options": "nosniff"})
+        async def thumbnail_of_first(name: str):                   # contrastlab 0.1's path: the first pictured
+            return thumbnail_of(pictured[0], name)
 
     return app
 

@@ -30,12 +30,15 @@ import numpy as np
 from .kinds import KINDS
 from .leftovers import remove_leftovers, stale_leftovers, temporary_folder
 
-__all__ = ["save_index", "read_index", "IndexFolderError", "FORMAT", "IMAGE_TEXT_FORMAT", "save_image_text_index",
-           "read_image_text_index", "index_format"]
+__all__ = ["save_index", "read_index", "IndexFolderError", "FORMAT", "SEARCH_FORMAT", "IMAGE_TEXT_FORMAT",
+           "save_search_index", "read_search_index", "read_image_text_index", "index_format", "FORMATS"]
 
-FORMAT = "contrastlab-index"
+FORMAT = "contrastlab-index"                    # a folder of one vector index (a collection's, or a v1 text index)
 FORMAT_VERSION = 1
-IMAGE_TEXT_FORMAT = "contrastlab-image-text-index"
+SEARCH_FORMAT = "contrastlab-search-index"      # named collections (format version 2)
+SEARCH_FORMAT_VERSION = 2
+IMAGE_TEXT_FORMAT = "contrastlab-image-text-index"    # before named collections: images and names (read only)
+FORMATS = (SEARCH_FORMAT, FORMAT, IMAGE_TEXT_FORMAT)
 INDEX_FILE, DOCS_FILE, META_FILE = "index.faiss", "docs.jsonl", "meta.json"
 THUMBS_FILE, THUMBS_INDEX = "thumbnails.bin", "thumbnails.json"
 _REQUIRED = ("format", "format_version", "dim", "count", "kind", "params", "files")
@@ -146,11 +149,12 @@ def _read_meta(path: Path, what: str = "index folder", data: bytes | None = None
 
 
 def index_format(path: str | os.PathLike) -> str:
-    """The `format` of the index folder `path`: "contrastlab-index" (a `VectorIndex`) or
-    "contrastlab-image-text-index" (an `ImageTextIndex`); IndexFolderError when it is neither."""
+    """The `format` of the index folder `path`: "contrastlab-search-index" (named collections),
+    "contrastlab-index" (one vector index: a text index of contrastlab 0.1) or "contrastlab-image-text-index"
+    (images and names, contrastlab 0.1); IndexFolderError when it is none of them."""
     path = Path(path)
     fmt = _read_meta(path).get("format")
-    if fmt not in (FORMAT, IMAGE_TEXT_FORMAT):
+    if fmt not in FORMATS:
         raise IndexFolderError(f"{path / META_FILE} is not the meta file of a contrastlab index "
                                f"(its 'format' is {fmt!r})")
     return fmt
@@ -163,9 +167,9 @@ def read_index(path: str | os.PathLike, *, _meta_bytes: bytes | None = None):
     meta = _read_meta(path, data=_meta_bytes)
     if _meta_bytes is None:
         remove_leftovers(path)
-    if meta.get("format") == IMAGE_TEXT_FORMAT:
-        raise IndexFolderError(f"{path} is an image-text index (images and names); read it with "
-                               f"`contrastlab.search.load_image_text_index` or `open_index`")
+    if meta.get("format") in (IMAGE_TEXT_FORMAT, SEARCH_FORMAT):
+        raise IndexFolderError(f"{path} is a search index of named collections, not one vector index; open it with "
+                               f"`contrastlab.search.open_index`")
     if meta.get("format") != FORMAT:
         raise IndexFolderError(f"{path / META_FILE} is not the meta file of a contrastlab index "
                                f"(its 'format' is {meta.get('format')!r})")
@@ -201,43 +205,110 @@ def read_index(path: str | os.PathLike, *, _meta_bytes: bytes | None = None):
     return index, ids, texts if has_texts else None, meta
 
 
-# -- image-text indexes: two collections (images, names) and the images' thumbnails ---------------------------
-def save_image_text_index(index, path: str | os.PathLike) -> None:
-    """Write an `ImageTextIndex` to the folder `path`, atomically:
+# -- search indexes: named collections, each a vector-index folder (plus thumbnails) --------------------------
+def save_search_index(index, path: str | os.PathLike) -> None:
+    """Write a `SearchIndex` to the folder `path`, atomically:
 
-        INDEX/meta.json          format "contrastlab-image-text-index", the run, the data, the sizes of both
-                                 collections, and the size and SHA-256 of every other file below
-        INDEX/images/            a plain index folder: the images (ids: the dataset ids, texts: their names)
-        INDEX/names/             a plain index folder: the names (ids: the first image with that name); absent
-                                 in an image run's index (images only: `meta.json` "collections" lists those kept)
-        INDEX/thumbnails.bin     the PNG thumbnails, one per image row, back to back
-        INDEX/thumbnails.json    {"offsets": [N + 1 byte offsets into thumbnails.bin]}
+        INDEX/meta.json                format "contrastlab-search-index" (version 2), what queries it takes, each
+                                       collection's modality, size and text field, the index's meta, and the size
+                                       and SHA-256 of every other file below
+        INDEX/<name>/                  a vector-index folder per collection (index.faiss, docs.jsonl, meta.json),
+                                       or `backend.json` for a collection kept in a vector database
+        INDEX/<name>/thumbnails.bin    image collections: the PNG thumbnails, back to back
+        INDEX/<name>/thumbnails.json   {"offsets": [N + 1 byte offsets into thumbnails.bin]}
     """
     def fill(tmp: Path) -> None:
-        files = {}
-        for target in index.targets:
-            (tmp / target).mkdir()
-            files[f"{target}/{META_FILE}"] = _fingerprint(_write_index_files(index.collection(target), tmp / target))
-        offsets = (json.dumps({"offsets": [int(o) for o in index.offsets]}) + "\n").encode()
-        _write(tmp / THUMBS_FILE, index.thumbnails)
-        _write(tmp / THUMBS_INDEX, offsets)
-        files[THUMBS_FILE], files[THUMBS_INDEX] = _fingerprint(index.thumbnails), _fingerprint(offsets)
-        meta = {"format": IMAGE_TEXT_FORMAT, "format_version": FORMAT_VERSION, **index.meta,
-                "collections": {t: index.collection(t).count for t in index.targets}, "files": files}
+        files, collections = {}, {}
+        for name, c in index.collections.items():
+            sub = tmp / name
+            sub.mkdir()
+            writer = getattr(c.vectors, "write_folder", None)            # a vector database: where it lives
+            data = writer(sub) if writer is not None else _write_index_files(c.vectors, sub)
+            files[f"{name}/{BACKEND_FILE if writer is not None else META_FILE}"] = _fingerprint(data)
+            if c.thumbnails is not None:
+                offsets = (json.dumps({"offsets": [int(o) for o in c.thumbnails.offsets]}) + "\n").encode()
+                _write(sub / THUMBS_FILE, c.thumbnails.data)
+                _write(sub / THUMBS_INDEX, offsets)
+                files[f"{name}/{THUMBS_FILE}"] = _fingerprint(c.thumbnails.data)
+                files[f"{name}/{THUMBS_INDEX}"] = _fingerprint(offsets)
+            collections[name] = {"modality": c.modality, "count": c.count, "text_field": c.text_field,
+                                 "thumbnails": c.thumbnails is not None,
+                                 "backend": getattr(c.vectors, "backend", "faiss")}
+        meta = {"format": SEARCH_FORMAT, "format_version": SEARCH_FORMAT_VERSION, "queries": list(index.queries),
+                "dim": index.dim, **index.meta, "collections": collections, "files": files}
         _write(tmp / META_FILE, (json.dumps(meta, indent=2, ensure_ascii=False) + "\n").encode())
     _write_folder(Path(path), fill)
 
 
-def read_image_text_index(path: str | os.PathLike):
-    """Read a folder written by `save_image_text_index` (every file checked against the checksums in
-    meta.json): ({"images": parts, "names": parts or None} with the `read_index` parts of each collection,
-    thumbnails, offsets, meta); raises IndexFolderError saying what is wrong."""
+BACKEND_FILE = "backend.json"
+_ENTRY = {"modality": ("text", "image"), "text_field": ("text", "label")}
+
+
+def _thumbnail_parts(path: Path, prefix: str, meta: dict):
+    blob = _check_file(path, f"{prefix}{THUMBS_FILE}", meta)
+    listing = _check_file(path, f"{prefix}{THUMBS_INDEX}", meta)
+    try:
+        offsets = json.loads(listing)["offsets"]
+    except (ValueError, UnicodeDecodeError, KeyError, TypeError):
+        raise IndexFolderError(f"{path / prefix / THUMBS_INDEX} is not a JSON object with 'offsets'") from None
+    return blob, offsets
+
+
+def read_search_index(path: str | os.PathLike):
+    """Read a folder written by `save_search_index` (every file checked against the checksums in meta.json), or
+    one of contrastlab 0.1's formats (a text index; an image-text or image index), as
+    (queries, [entry, ...], meta): each entry a dict with "name", "modality", "text_field", "vectors" (the
+    `read_index` parts, or ("backend", the backend.json object)) and "thumbnails" ((bytes, offsets) or None).
+    Raises IndexFolderError saying what is wrong."""
     path = Path(path)
     meta = _read_meta(path)
     remove_leftovers(path)
-    if meta.get("format") != IMAGE_TEXT_FORMAT:
-        raise IndexFolderError(f"{path / META_FILE} is not the meta file of an image-text index (its 'format' is "
-                               f"{meta.get('format')!r}; a text index is read with `load_index`)")
+    fmt = meta.get("format")
+    if fmt == FORMAT:                                     # 0.1's text index: one collection of texts
+        parts = read_index(path, _meta_bytes=(path / META_FILE).read_bytes())
+        entry = {"name": "texts", "modality": "text", "text_field": "text", "vectors": parts, "thumbnails": None}
+        keep = ("embedder", "embed_seconds", "run_step", "data")
+        return ("text",), [entry], {k: parts[3][k] for k in keep if k in parts[3]}
+    if fmt == IMAGE_TEXT_FORMAT:
+        return _read_image_text(path, meta)
+    if fmt != SEARCH_FORMAT:
+        raise IndexFolderError(f"{path / META_FILE} is not the meta file of a contrastlab index "
+                               f"(its 'format' is {fmt!r})")
+    missing = [k for k in ("format_version", "queries", "collections", "files") if k not in meta]
+    if missing:
+        raise IndexFolderError(f"{path / META_FILE} lacks {missing}")
+    if meta["format_version"] != SEARCH_FORMAT_VERSION:
+        raise IndexFolderError(f"{path} has search-index format version {meta['format_version']}; this "
+                               f"contrastlab reads version {SEARCH_FORMAT_VERSION}: rebuild it with "
+                               f"`contrastlab index`")
+    if not isinstance(meta["files"], dict) or not isinstance(meta["collections"], dict) or not meta["collections"]:
+        raise IndexFolderError(f"{path / META_FILE}: 'files' and 'collections' must be objects (and 'collections' "
+                               f"not empty); rebuild the index with `contrastlab index`")
+    entries = []
+    for name, info in meta["collections"].items():
+        if not isinstance(info, dict) or any(info.get(k) not in ok for k, ok in _ENTRY.items()) \
+                or not isinstance(name, str) or "/" in name or name.startswith("."):
+            raise IndexFolderError(f"{path / META_FILE}: collection {name!r} is not described by a modality "
+                                   f"({', '.join(_ENTRY['modality'])}) and a text field ({', '.join(_ENTRY['text_field'])})")
+        if info.get("backend", "faiss") == "faiss":
+            sub = _check_file(path, f"{name}/{META_FILE}", meta)   # the collection's meta.json, checked here ...
+            vectors = read_index(path / name, _meta_bytes=sub)       # ... and its files against it
+        else:
+            raw = _check_file(path, f"{name}/{BACKEND_FILE}", meta)
+            try:
+                vectors = ("backend", json.loads(raw))
+            except (ValueError, UnicodeDecodeError):
+                raise IndexFolderError(f"{path / name / BACKEND_FILE} is not valid JSON") from None
+        thumbs = _thumbnail_parts(path, f"{name}/", meta) if info.get("thumbnails") else None
+        entries.append({"name": name, "modality": info["modality"], "text_field": info["text_field"],
+                        "vectors": vectors, "thumbnails": thumbs})
+    rest = {k: v for k, v in meta.items()
+            if k not in ("format", "format_version", "files", "collections", "queries", "dim")}
+    return tuple(meta["queries"]), entries, rest
+
+
+def _read_image_text(path: Path, meta: dict):
+    """contrastlab 0.1's image-text (or image-only) index as `read_search_index` parts."""
     missing = [k for k in ("format_version", "collections", "files") if k not in meta]
     if missing:
         raise IndexFolderError(f"{path / META_FILE} lacks {missing}")
@@ -250,17 +321,21 @@ def read_image_text_index(path: str | os.PathLike):
     if not isinstance(targets, dict) or "images" not in targets or not set(targets) <= {"images", "names"}:
         raise IndexFolderError(f"{path / META_FILE}: 'collections' must name 'images' and optionally 'names', got "
                                f"{targets!r}; rebuild the index with `contrastlab index`")
-    collections = {"names": None}
+    labels = meta.get("modality") == "image"
+    entries = []
     for target in ("images", "names"):
         if target not in targets:
             continue
-        sub = _check_file(path, f"{target}/{META_FILE}", meta)       # the sub-index's meta.json, checked here ...
-        collections[target] = read_index(path / target, _meta_bytes=sub)   # ... and its files against it
-    blob = _check_file(path, THUMBS_FILE, meta)
-    listing = _check_file(path, THUMBS_INDEX, meta)
-    try:
-        offsets = json.loads(listing)["offsets"]
-    except (ValueError, UnicodeDecodeError, KeyError, TypeError):
-        raise IndexFolderError(f"{path / THUMBS_INDEX} is not a JSON object with 'offsets'") from None
-    meta = {k: v for k, v in meta.items() if k not in ("format", "format_version", "files", "collections")}
-    return collections, blob, offsets, meta
+        sub = _check_file(path, f"{target}/{META_FILE}", meta)
+        entries.append({"name": target, "modality": "image" if target == "images" else "text",
+                        "text_field": "label" if labels else "text",
+                        "vectors": read_index(path / target, _meta_bytes=sub),
+                        "thumbnails": _thumbnail_parts(path, "", meta) if target == "images" else None})
+    queries = ("image",) if labels else ("text", "image")
+    rest = {k: v for k, v in meta.items() if k not in ("format", "format_version", "files", "collections")}
+    return queries, entries, rest
+
+
+def read_image_text_index(path: str | os.PathLike):
+    """Kept for callers of contrastlab 0.1: `read_search_index` of an image-text index folder."""
+    return read_search_index(path)

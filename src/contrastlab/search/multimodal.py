@@ -1,21 +1,13 @@
-"""Search across modalities with an image-text (two-tower, CLIP) run: a text query finds images, an image query
-finds names.
+"""Search across modalities with an image-text (two-tower, CLIP) run: its embedder (`ImageTextEmbedder`: the
+text tower's `encode`, the image tower's `encode_images`) and the decoding of query images (`decode_image`,
+`fit_image`) and of thumbnails (`encode_png`, `decode_png`, `thumbnails_of`).
 
-An :class:`ImageTextIndex` holds two collections embedded into the run's shared space: the dataset's images (by
-the image tower; id: the dataset id, text: the image's name) and their names (by the text tower; one entry per
-distinct name, id: the first image with that name), plus a small PNG thumbnail per image. `contrastlab index RUN
---out INDEX` builds it from an image-text run (no `--corpus`); `contrastlab search` and `contrastlab serve` answer
-text queries with images and image queries with names.
+`contrastlab index RUN --out INDEX` indexes an image-text run's own images and names (see
+`contrastlab.search.indexing.index_run`); a text query then finds images and an image query names.
 
 >>> import numpy as np
->>> from contrastlab.search import VectorIndex
->>> images = VectorIndex.build(np.eye(3), ["a", "b", "c"], texts=["cat", "dog", "cow"])      # (N, D) = (3, 3)
->>> names = VectorIndex.build(np.eye(3), ["a", "b", "c"], texts=["cat", "dog", "cow"])
 >>> pngs = [encode_png(np.full((3, 4, 4), v, np.uint8)) for v in (0, 128, 255)]
->>> index = ImageTextIndex(images, names, b"".join(pngs), np.cumsum([0] + [len(p) for p in pngs]), {})
->>> index.collection("names").search(np.array([[0.0, 1.0, 0.0]]), 1)[1]
-[['b']]
->>> decode_png(index.thumbnail(2))[:, 0, 0].tolist()             # (3, H, W) uint8, as stored
+>>> decode_png(pngs[2])[:, 0, 0].tolist()             # (3, H, W) uint8, as stored
 [255, 255, 255]
 
 This module loads faiss only when it needs it (`load_embedder` routes image-text runs here).
@@ -23,7 +15,6 @@ This module loads faiss only when it needs it (`load_embedder` routes image-text
 from __future__ import annotations
 
 import io
-import time
 from pathlib import Path
 from typing import Sequence
 
@@ -32,12 +23,10 @@ import numpy as np
 from ..rundir import RunDir
 from ..runs.embedders import TwoTowerEmbedder
 
-__all__ = ["TARGETS", "ImageTextEmbedder", "load_image_text_embedder", "is_image_text_run", "ImageTextIndex",
-           "build_image_text_index", "ImageDecodeError", "decode_image", "fit_image", "encode_png", "decode_png",
-           "MAX_IMAGE_PIXELS", "MAX_THUMBNAIL_SIZE", "QUERY_FIT"]
+__all__ = ["ImageTextEmbedder", "load_image_text_embedder", "is_image_text_run", "ImageDecodeError", "decode_image",
+           "fit_image", "encode_png", "decode_png", "thumbnails_of", "MAX_IMAGE_PIXELS", "MAX_THUMBNAIL_SIZE",
+           "QUERY_FIT"]
 
-#: The two collections of an image-text index, in the order they are stored.
-TARGETS = ("images", "names")
 #: The most pixels (width x height) a query image may have; larger ones are refused before they are decoded.
 MAX_IMAGE_PIXELS = 2048 * 2048
 #: Thumbnails are at most this many pixels on a side (the dataset images, shrunk if they are larger).
@@ -47,11 +36,6 @@ MAX_THUMBNAIL_SIZE = 64
 #: and the resampling filter the dataset used. Datasets not listed: ("crop", "bilinear").
 QUERY_FIT = {"emoji": ("pad", "lanczos")}
 _FORMATS = ("PNG", "JPEG")
-
-
-def _build(*args, **kwargs):
-    from .index import VectorIndex
-    return VectorIndex.build(*args, **kwargs)
 
 
 # ---------------------------------------------------------------------------------------------------- images
@@ -239,150 +223,19 @@ def load_image_text_embedder(run_dir) -> ImageTextEmbedder:
                              source=str(run.path.resolve()), fit=fit, resample=resample)
 
 
-# ----------------------------------------------------------------------------------------------------- index
-class ImageTextIndex:
-    """Named `VectorIndex` collections in one space: `images` (always) and `names` (an image-text run's texts;
-    None for an image run's index, which holds images only), and one PNG thumbnail per image row (`thumbnails`:
-    the PNGs back to back, `offsets` (N + 1,) their byte offsets). Save / load with `save` /
-    `contrastlab.search.store.load_image_text_index`."""
+# ------------------------------------------------------------------------------------------------ thumbnails
+def thumbnails_of(t: np.ndarray) -> np.ndarray:
+    """Images (N, 1 or 3, h, w) uint8 -> (N, 3, h', w') at most MAX_THUMBNAIL_SIZE a side (a gray channel
+    repeated; shrunk with Lanczos, keeping the aspect ratio).
 
-    def __init__(self, images, names, thumbnails: bytes, offsets, meta: dict):
-        if names is not None and images.dim != names.dim:
-            raise ValueError(f"the images ({images.dim}-dimensional) and names ({names.dim}-dimensional) must share "
-                             f"one space")
-        offsets = np.asarray(offsets)
-        if (offsets.ndim != 1 or len(offsets) != images.count + 1 or offsets.dtype.kind not in "iu"
-                or (len(offsets) and (offsets[0] != 0 or offsets[-1] != len(thumbnails)))
-                or (np.diff(offsets) <= 0).any()):
-            raise ValueError(f"the thumbnails must be {images.count} non-empty PNGs (one per image) with "
-                             f"{images.count + 1} increasing offsets from 0 to {len(thumbnails)}")
-        self.images, self.names = images, names
-        self.thumbnails = bytes(thumbnails)
-        self.offsets = offsets.astype(np.int64)
-        self.meta = dict(meta)
-
-    @property
-    def dim(self) -> int:
-        return self.images.dim
-
-    @property
-    def count(self) -> int:
-        return self.images.count
-
-    @property
-    def kind(self) -> str:
-        return self.images.kind
-
-    @property
-    def targets(self) -> tuple[str, ...]:
-        """The collections this index holds, in TARGETS order: ("images", "names") or ("images",)."""
-        return TARGETS if self.names is not None else ("images",)
-
-    @property
-    def modalities(self) -> tuple[str, ...]:
-        """What its queries may be: ("image", "text") for an image-text index, ("image",) for images only."""
-        return ("image", "text") if self.names is not None else ("image",)
-
-    def collection(self, target: str):
-        """The `VectorIndex` of "images" or "names"."""
-        if target not in TARGETS:
-            raise ValueError(f"`target` must be one of {', '.join(TARGETS)}, got {target!r}")
-        if target not in self.targets:
-            raise ValueError(f"this index holds only {', '.join(self.targets)} (modalities: "
-                             f"{', '.join(self.modalities)}), not {target}")
-        return self.images if target == "images" else self.names
-
-    def thumbnail(self, position: int) -> bytes:
-        """The PNG bytes of the thumbnail of image row `position` (0 <= position < count)."""
-        if isinstance(position, bool) or not isinstance(position, (int, np.integer)) \
-                or not 0 <= position < self.count:
-            raise IndexError(f"`position` must be an int in [0, {self.count}), got {position!r}")
-        return self.thumbnails[self.offsets[position]:self.offsets[position + 1]]
-
-    def summary(self) -> str:
-        if self.names is None:
-            return f"{self.images.count} images (image run, {self.kind}, dim {self.dim})"
-        return (f"{self.images.count} images and {self.names.count} names (image-text, {self.kind}, "
-                f"dim {self.dim})")
-
-    def save(self, path) -> None:
-        """Write to a folder atomically; see `contrastlab.search.folders.save_image_text_index`."""
-        from .folders import save_image_text_index
-        save_image_text_index(self, path)
-
-    def __repr__(self) -> str:
-        names = None if self.names is None else self.names.count
-        return f"ImageTextIndex(images={self.images.count}, names={names}, dim={self.dim})"
-
-
-def _embed_in_batches(fn, items, dim: int, *, batch_size: int, desc: str, unit: str, progress: bool) -> np.ndarray:
-    from tqdm.auto import tqdm
-    out = np.empty((len(items), dim), dtype=np.float32)                  # (N, D)
-    with tqdm(total=len(items), unit=unit, desc=desc, disable=not progress) as bar:
-        for i in range(0, len(items), batch_size):
-            chunk = np.asarray(fn(items[i:i + batch_size]), dtype=np.float32)
-            if chunk.shape != (len(items[i:i + batch_size]), dim):
-                raise ValueError(f"the embedder returned shape {chunk.shape} for {len(items[i:i + batch_size])} "
-                                 f"{unit}s, expected (n, {dim})")
-            out[i:i + len(chunk)] = chunk
-            bar.update(len(chunk))
-    return out
-
-
-def build_image_text_index(embedder, images, ids: Sequence[str], names: Sequence[str | None], *,
-                           thumbnails=None, kind: str = "auto", batch_size: int = 256, tune_queries=None,
-                           progress: bool = False, source: str | None = None,
-                           meta: dict | None = None) -> ImageTextIndex:
-    """Embed `images` (N, 3, H, W) uint8 with the image tower and the distinct non-blank `names` (N, str or None)
-    with the text tower; index both (`kind`: see `VectorIndex.build`) and keep a PNG of each image (`thumbnails`
-    (N, 3, h, w) uint8; default: `images` themselves, shrunk to at most MAX_THUMBNAIL_SIZE pixels a side).
-
-    An approximate collection measures its recall on the other collection's vectors, the queries it will get
-    (names search the images; images search the names), or on `tune_queries` (Q, D) for the images.
-    `source`: what `load_embedder` loads the embedder from again (default: `embedder.source`).
-    Returns the index with `meta` (the embedder's source, sizes, embedding seconds, plus `meta`).
+    >>> thumbnails_of(np.zeros((2, 1, 128, 96), np.uint8)).shape
+    (2, 3, 64, 48)
     """
-    x = np.asarray(images)
-    n = len(x)
-    if x.dtype != np.uint8 or x.ndim != 4 or x.shape[1] != 3:
-        raise ValueError(f"`images` must be (N, 3, H, W) uint8, got {x.dtype} {x.shape}")
-    if n == 0:
-        raise ValueError("`images` must hold at least one image, got none")
-    ids, names = list(ids), list(names)
-    if len(ids) != n or len(names) != n:
-        raise ValueError(f"`ids` and `names` must have one entry per image ({n}), got {len(ids)} and {len(names)}")
-    first: dict[str, int] = {}
-    for i, name in enumerate(names):
-        if name is not None and name.strip():
-            first.setdefault(name, i)
-    if not first:
-        raise ValueError("the images have no names in this language: nothing for an image query to find")
-    thumbs = _thumbnails(x if thumbnails is None else np.asarray(thumbnails), n)
-    start = time.perf_counter()
-    zi = _embed_in_batches(lambda b: embedder.encode_images(np.ascontiguousarray(b)), x, embedder.dim,
-                           batch_size=batch_size, desc="images", unit="image", progress=progress)     # (N, D)
-    distinct = list(first)
-    zt = _embed_in_batches(lambda b: embedder.encode(list(b), batch_size=batch_size), distinct, embedder.dim,
-                           batch_size=batch_size, desc="names", unit="name", progress=progress)       # (M, D)
-    seconds = time.perf_counter() - start
-    source = source if source is not None else getattr(embedder, "source", None)
-    image_index = _build(zi, ids, texts=names, kind=kind, embedder=source,
-                                    tune_queries=zt if tune_queries is None else tune_queries)
-    name_index = _build(zt, [ids[first[s]] for s in distinct], texts=distinct, kind=kind,
-                                   embedder=source, tune_queries=zi)
-    pngs = [encode_png(t) for t in thumbs]
-    offsets = np.cumsum([0] + [len(p) for p in pngs])
-    info = {"modality": "image_text", "embedder": source, "image_size": list(x.shape[2:]),
-            "thumbnail_size": list(thumbs.shape[2:]), "embed_seconds": round(seconds, 3),
-            "query_image": {"fit": getattr(embedder, "fit", None), "resample": getattr(embedder, "resample", None)},
-            **(meta or {})}
-    return ImageTextIndex(image_index, name_index, b"".join(pngs), offsets, info)
-
-
-def _thumbnails(t: np.ndarray, n: int) -> np.ndarray:
-    """(N, 3, h, w) uint8 at most MAX_THUMBNAIL_SIZE a side (shrunk with Lanczos, keeping the aspect ratio)."""
-    if t.dtype != np.uint8 or t.ndim != 4 or t.shape[1] != 3 or len(t) != n:
-        raise ValueError(f"`thumbnails` must be ({n}, 3, h, w) uint8, got {t.dtype} {t.shape}")
+    t = np.asarray(t)
+    if t.dtype != np.uint8 or t.ndim != 4 or t.shape[1] not in (1, 3):
+        raise ValueError(f"`thumbnails` must be (N, 1 or 3, h, w) uint8, got {t.dtype} {t.shape}")
+    if t.shape[1] == 1:
+        t = np.repeat(t, 3, axis=1)
     h, w = t.shape[2:]
     if max(h, w) <= MAX_THUMBNAIL_SIZE:
         return t

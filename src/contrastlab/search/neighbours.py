@@ -1,21 +1,15 @@
-"""Answering a query from an index's collection: which modalities an index answers (`modalities_of`) and a
-search that leaves the query itself out (`search_excluding_self`, for a query image that is in the index). The CLI
+"""Answering a query from an index's collection: a search that leaves the query itself out (`search_excluding_self`, for a query image that is in the index). The CLI
 (`contrastlab search --exclude-self`) and the HTTP API ("exclude_self": true) both call it.
 """
 from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["SELF_SCORE", "modalities_of", "search_excluding_self"]
+__all__ = ["SELF_SCORE", "search_excluding_self"]
 
 #: `exclude_self`: a hit at least this similar to the query is the query itself (the same image embedded twice
 #: agrees to float32 rounding) and is left out -- as is an exact duplicate of it.
 SELF_SCORE = 0.9999
-
-
-def modalities_of(index) -> tuple[str, ...]:
-    """What queries an index answers: ("text",) for a text index, else its `modalities` (image-text, images)."""
-    return tuple(getattr(index, "modalities", ("text",)))
 
 
 def search_excluding_self(collection, vectors, k: int, *, allowed_ids=None) -> tuple[list, list[list[str]]]:

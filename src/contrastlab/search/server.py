@@ -10,8 +10,8 @@ dropped.
 
 Example (not run here: it serves until Ctrl-C)::
 
-    from contrastlab.search import load_index, serve_index
-    serve_index(load_index("runs/wordnet-index"), my_embedder, port=8000)
+    from contrastlab.search import open_index, serve_index
+    serve_index(open_index("runs/wordnet-index"), my_embedder, port=8000)
 """
 from __future__ import annotations
 
@@ -22,8 +22,8 @@ import uvicorn
 
 from ..serving import guarded_protocols, seconds
 from .api import LOCAL_HOSTS, create_search_app
+from .collections import SearchIndex
 from .index import VectorIndex
-from .multimodal import ImageTextIndex
 
 __all__ = ["serve_index", "make_server", "listen", "url_for"]
 
@@ -53,7 +53,7 @@ def listen(host: str, port: int) -> socket.socket:
     return sock
 
 
-def make_server(index: VectorIndex | ImageTextIndex, embedder, *, host: str = "127.0.0.1", port: int = 8000,
+def make_server(index: SearchIndex | VectorIndex, embedder, *, host: str = "127.0.0.1", port: int = 8000,
                 head_timeout: float = 10.0, keep_alive_timeout: float = 5.0, max_head_bytes: int = 16384,
                 write_timeout: float = 30.0, **app_options) -> tuple[uvicorn.Server, socket.socket, str]:
     """A configured uvicorn server, its listening socket and URL (for callers that run it in a thread).
@@ -74,23 +74,27 @@ def make_server(index: VectorIndex | ImageTextIndex, embedder, *, host: str = "1
     return uvicorn.Server(config), sock, url_for(host, sock.getsockname()[1])
 
 
+def app_index(server: uvicorn.Server) -> SearchIndex:
+    """The `SearchIndex` a server made by `make_server` answers from."""
+    return server.config.app.state.index
+
+
 def _say(message: str) -> None:
     print(message, flush=True)
 
 
-def serve_index(index: VectorIndex | ImageTextIndex, embedder, *, host: str = "127.0.0.1", port: int = 8000,
+def serve_index(index: SearchIndex | VectorIndex, embedder, *, host: str = "127.0.0.1", port: int = 8000,
                 log: Callable[[str], None] = _say, **app_options) -> None:
     """Serve `POST /search` and `GET /health` over `index` until Ctrl-C (or SIGTERM); then stop cleanly.
     `app_options` go to `make_server` (head_timeout, keep_alive_timeout, write_timeout, max_head_bytes) and
     `create_search_app` (body_timeout, max_batch, max_wait_ms, max_k, max_body_bytes, faiss_threads)."""
     server, sock, url = make_server(index, embedder, host=host, port=port, **app_options)
-    if isinstance(index, ImageTextIndex):
-        fields = "'query' or 'image'" if index.names is not None else "'image'"
-        log(f"contrastlab search: {index.summary()} on {url}  (POST {url}/search with {fields}, "
-            f"GET {url}/thumbnails/<position>.png, GET {url}/health; Ctrl-C to stop)")
-    else:
-        log(f"contrastlab search: {index.count} documents ({index.kind}, dim {index.dim}) on {url}  "
-            f"(POST {url}/search, GET {url}/health; Ctrl-C to stop)")
+    index = app_index(server)
+    fields = " or ".join(f"'{f}'" for f, m in (("query", "text"), ("image", "image")) if m in index.queries)
+    pictured = any(c.thumbnails is not None for c in index.collections.values())
+    log(f"contrastlab search: {index.summary()} on {url}  (POST {url}/search with {fields or 'vector'}"
+        + (f", GET {url}/thumbnails/<collection>/<position>.png" if pictured else "")
+        + f", GET {url}/health; Ctrl-C to stop)")
     try:
         server.run(sockets=[sock])
     except KeyboardInterrupt:                  # uvicorn re-raises the Ctrl-C it handled

@@ -1,11 +1,10 @@
 """Checking a search request body: a pure function from parsed JSON to a `SearchQuery`, or a `RequestError`
-(HTTP status and a message naming the field, the rule and the value it got). `parse_search_request` checks a
-request to a text index; `parse_image_text_request` one to an image-text index (a text, an image or a vector,
-and the collection to search).
+(HTTP status and a message naming the field, the rule and the value it got). One request shape serves every
+index: a text, an image or a vector, and the collection to search.
 
->>> parse_search_request({"query": "red shoes", "k": 3}, dim=4, max_k=100, known_ids=set())
-SearchQuery(k=3, text='red shoes', vector=None, allowed_ids=None, target=None)
->>> parse_search_request({"query": "red shoes", "k": 0}, dim=4, max_k=100, known_ids=set())
+>>> parse_search_request({"query": "red shoes", "k": 3}, dim=4, max_k=100, collections={"texts": set()})
+SearchQuery(k=3, text='red shoes', vector=None, allowed_ids=None, collection='texts')
+>>> parse_search_request({"query": "red shoes", "k": 0}, dim=4, max_k=100, collections={"texts": set()})
 Traceback (most recent call last):
 ...
 contrastlab.search.validation.RequestError: 'k' must be a positive int, got 0
@@ -20,12 +19,9 @@ from typing import Callable, Container, Mapping
 
 import numpy as np
 
-__all__ = ["SearchQuery", "RequestError", "parse_search_request", "parse_image_text_request", "FIELDS",
-           "IMAGE_TEXT_FIELDS", "TARGETS", "MAX_IMAGE_BYTES"]
+__all__ = ["SearchQuery", "RequestError", "parse_search_request", "FIELDS", "MAX_IMAGE_BYTES"]
 
-FIELDS = ("query", "vector", "k", "ids", "exclude_self")
-IMAGE_TEXT_FIELDS = ("query", "image", "vector", "k", "ids", "target", "exclude_self")
-TARGETS = ("images", "names")
+FIELDS = ("query", "image", "vector", "k", "ids", "collection", "exclude_self")
 MAX_IMAGE_BYTES = 512 * 1024
 DEFAULT_K = 10
 _JSON_TYPES = {dict: "object", list: "array", str: "string", bool: "boolean", int: "number", float: "number",
@@ -42,15 +38,15 @@ class RequestError(ValueError):
 
 @dataclass(frozen=True)
 class SearchQuery:
-    """One checked request: `text`, `vector` (D,) float32 or (indexes of images) `image` (C, H, W) uint8
-    pixels, `k`, optional allowed document ids, (indexes of images) the collection to search, `target`, whether
-    to leave out the query itself (`exclude_self`) and what was done to its image (`notes`: resized ...)."""
+    """One checked request: `text`, `vector` (D,) float32 or `image` (C, H, W) uint8 pixels, `k`, optional
+    allowed document ids, the `collection` to search, whether to leave out the query itself (`exclude_self`) and
+    what was done to its image (`notes`: resized ...)."""
 
     k: int
     text: str | None = None
     vector: np.ndarray | None = None
     allowed_ids: tuple[str, ...] | None = None
-    target: str | None = None
+    collection: str | None = None
     image: np.ndarray | None = field(default=None, repr=False, compare=False)
     exclude_self: bool = field(default=False, repr=False)
     notes: tuple[str, ...] = field(default=(), repr=False, compare=False)
@@ -115,60 +111,50 @@ def _parse_text(text) -> str:
     return text
 
 
-def parse_search_request(body, *, dim: int, max_k: int, known_ids: Container[str]) -> SearchQuery:
-    """Check a parsed JSON body {"query": str} or {"vector": [D floats]}, "k": int (default 10), "ids": [str],
-    "exclude_self": bool. An "image" gets a 422 saying this index holds texts only."""
-    if isinstance(body, dict) and "image" in body:
-        raise _modality_error("image", ("text",))
-    _check_fields(body, FIELDS)
-    has_query, has_vector = "query" in body, "vector" in body
-    if has_query == has_vector:
-        raise RequestError("give exactly one of 'query' (a text) and 'vector' (a list of numbers), got "
-                           + ("both" if has_query else "neither"))
-    k = _parse_k(body, max_k)
-    text = vector = allowed = None
-    if has_query:
-        text = _parse_text(body["query"])
-    else:
-        vector = _parse_vector(body["vector"], dim)
-    if "ids" in body:
-        allowed = _parse_ids(body["ids"], known_ids)
-    return SearchQuery(k=k, text=text, vector=vector, allowed_ids=allowed, exclude_self=_parse_exclude_self(body))
-
-
-def parse_image_text_request(body, *, dim: int, max_k: int, known_ids: Mapping[str, Container[str]],
-                             prepare_image: Callable[[bytes], np.ndarray],
-                             max_image_bytes: int = MAX_IMAGE_BYTES, targets: tuple[str, ...] = TARGETS) -> SearchQuery:
-    """Check a request to an image-text index: exactly one of {"query": str} (searches the images by default),
-    {"image": base64 PNG or JPEG} (the names by default) and {"vector": [D floats]} (the images by default);
-    "target": "images" | "names" picks the collection; "k", "ids" (of that collection) as for a text index.
-    `prepare_image(bytes)` decodes the image (an `ImageDecodeError` becomes a 4xx naming 'image') into (C, H, W)
-    pixels, or (pixels, notes). `targets`: the collections the index holds; ("images",) (an image run's index)
-    takes no text query (a 422 naming its modalities) and searches the images for an image.
+def parse_search_request(body, *, dim: int, max_k: int, collections: Mapping[str, Container[str]],
+                         queries: tuple[str, ...] = ("text",),
+                         default_collection: Callable[[str | None], str] | None = None,
+                         prepare_image: Callable[[bytes], np.ndarray] | None = None,
+                         max_image_bytes: int = MAX_IMAGE_BYTES) -> SearchQuery:
+    """Check a parsed JSON body: exactly one of {"query": str}, {"image": base64 PNG or JPEG} and {"vector": [D
+    floats]}; "collection" (one of `collections`, whose values are each collection's known ids; default
+    `default_collection(modality)`, modality None for a vector, else the first collection), "k" (default 10),
+    "ids" (of that collection) and "exclude_self". `queries`: the modalities the index's embedder takes; a text
+    or an image it does not take gets a 422 naming them. `prepare_image(bytes)` decodes an image (an
+    `ImageDecodeError` becomes a 4xx naming 'image') into (C, H, W) pixels, or (pixels, notes).
 
     >>> from contrastlab.search.multimodal import decode_image
-    >>> parse_image_text_request({"query": "red heart"}, dim=4, max_k=10, known_ids={}, prepare_image=decode_image)
-    SearchQuery(k=10, text='red heart', vector=None, allowed_ids=None, target='images')
-    >>> parse_image_text_request({"image": "bm90IGFuIGltYWdl", "k": 3}, dim=4, max_k=10, known_ids={},
-    ...                          prepare_image=decode_image)                 # base64 of "not an image"
+    >>> ids = {"images": {"a"}, "names": {"a"}}
+    >>> parse_search_request({"query": "red heart", "collection": "names"}, dim=4, max_k=10, collections=ids,
+    ...                      queries=("text", "image"))
+    SearchQuery(k=10, text='red heart', vector=None, allowed_ids=None, collection='names')
+    >>> parse_search_request({"image": "bm90IGFuIGltYWdl", "k": 3}, dim=4, max_k=10, collections=ids,
+    ...                      queries=("text", "image"), prepare_image=decode_image)    # base64 of "not an image"
     Traceback (most recent call last):
     ...
     contrastlab.search.validation.RequestError: 'image' is not a PNG or JPEG image (Pillow cannot identify it)
     """
-    _check_fields(body, IMAGE_TEXT_FIELDS)
+    if isinstance(body, dict):
+        for field, modality in (("query", "text"), ("image", "image")):
+            if field in body and modality not in queries:
+                raise _modality_error(modality, queries)
+    _check_fields(body, FIELDS)
     given = [key for key in ("query", "image", "vector") if key in body]
     if len(given) != 1:
         got = "none" if not given else " and ".join(f"'{g}'" for g in given)
-        raise RequestError(f"give exactly one of 'query' (a text), 'image' (a base64 PNG or JPEG file) and "
-                           f"'vector' (a list of numbers), got {'both ' if len(given) == 2 else ''}{got}")
-    modalities = ("image", "text") if "names" in targets else ("image",)
-    if given[0] == "query" and "text" not in modalities:
-        raise _modality_error("text", modalities)
-    target = body.get("target", "names" if given[0] == "image" and "names" in targets else "images")
-    if not isinstance(target, str) or target not in targets:
-        raise RequestError(f"'target' must be one of {', '.join(map(repr, targets))}"
-                           + (f" (this index holds only {', '.join(targets)})" if targets != TARGETS else "")
-                           + f", got {_kind(target)} {_shown(target)}")
+        offer = [f for f, m in (("'query' (a text)", "text"), ("'image' (a base64 PNG or JPEG file)", "image"))
+                 if m in queries] + ["'vector' (a list of numbers)"]
+        raise RequestError(f"give exactly one of {', '.join(offer[:-1])} and {offer[-1]}, got "
+                           f"{'both ' if len(given) == 2 else ''}{got}" if len(offer) > 1 else
+                           f"give 'vector' (a list of numbers), got {got}")
+    modality = {"query": "text", "image": "image", "vector": None}[given[0]]
+    names = tuple(collections)
+    default = default_collection(modality) if default_collection is not None else names[0]
+    collection = body.get("collection", default)
+    if not isinstance(collection, str) or collection not in collections:
+        raise RequestError(f"'collection' must be one of {', '.join(map(repr, names))}"
+                           + (f" (this index holds only {names[0]})" if len(names) == 1 else "")
+                           + f", got {_kind(collection)} {_shown(collection)}")
     k = _parse_k(body, max_k)
     exclude_self = _parse_exclude_self(body)
     text = vector = image = allowed = None
@@ -178,12 +164,14 @@ def parse_image_text_request(body, *, dim: int, max_k: int, known_ids: Mapping[s
     elif given[0] == "vector":
         vector = _parse_vector(body["vector"], dim)
     else:
+        if prepare_image is None:
+            raise RequestError("this server has no image embedder: send 'query' or 'vector' instead of 'image'")
         image = _parse_image(body["image"], prepare_image, max_image_bytes)
         if isinstance(image, tuple):
             image, notes = image[0], tuple(image[1])
     if "ids" in body:
-        allowed = _parse_ids(body["ids"], known_ids[target])
-    return SearchQuery(k=k, text=text, vector=vector, allowed_ids=allowed, target=target, image=image,
+        allowed = _parse_ids(body["ids"], collections[collection])
+    return SearchQuery(k=k, text=text, vector=vector, allowed_ids=allowed, collection=collection, image=image,
                        exclude_self=exclude_self, notes=notes)
 
 
