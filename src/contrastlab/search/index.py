@@ -32,6 +32,7 @@ import numpy as np
 from .. import __version__
 from .folders import IndexFolderError, read_index, save_index
 from .recall import exact_top_k, measure_recall, query_sets
+from .rows import Rows
 
 __all__ = ["VectorIndex", "KINDS"]
 
@@ -68,7 +69,7 @@ def _flat(x: np.ndarray):
     return index
 
 
-class VectorIndex:
+class VectorIndex(Rows):
     """Cosine nearest neighbours over documents with string ids (and optional texts). Build with `build`,
     persist with `save` / `load` (see `contrastlab.search.store`, `contrastlab.search.folders`).
 
@@ -79,12 +80,7 @@ class VectorIndex:
     def __init__(self, faiss_index, ids: Sequence[str], texts: Sequence[str] | None, meta: dict, *,
                  filter_exact_max: int = 10_000):
         self.faiss = faiss_index
-        self.ids = list(ids)
-        self.texts = None if texts is None else list(texts)
-        self.meta = meta
-        self.position = {d: i for i, d in enumerate(self.ids)}
-        if len(self.position) != len(self.ids):
-            raise ValueError("`ids` must be unique")
+        self._set_rows(ids, texts, meta)
         if faiss_index.ntotal != len(self.ids):
             raise ValueError(f"the faiss index holds {faiss_index.ntotal} vectors but there are {len(self.ids)} ids")
         if self.texts is not None and len(self.texts) != len(self.ids):
@@ -98,27 +94,8 @@ class VectorIndex:
     def dim(self) -> int:
         return int(self.faiss.d)
 
-    @property
-    def count(self) -> int:
-        return len(self.ids)
-
-    @property
-    def kind(self) -> str:
-        return self.meta["kind"]
-
-    def __len__(self) -> int:
-        return self.count
-
     def __repr__(self) -> str:
-        recall = self.meta.get("recall")
-        return (f"VectorIndex(kind={self.kind!r}, count={self.count}, dim={self.dim}"
-                + (f", recall@{self.meta['recall_k']}={recall:.3f})" if recall is not None else ")"))
-
-    def text_of(self, position: int) -> str | None:
-        return None if self.texts is None else self.texts[position]
-
-    def unknown_ids(self, ids: Sequence[str]) -> list[str]:
-        return [d for d in ids if d not in self.position]
+        return f"VectorIndex(kind={self.kind!r}, count={self.count}, dim={self.dim}" + self._recall_repr()
 
     # -- building -----------------------------------------------------------------------------------
     @classmethod
@@ -303,14 +280,7 @@ class VectorIndex:
             k = min(k, self.count)
             scores, rows = self.faiss.search(q, k, params=self._params(k))
             return self._finish(q, scores, rows, k, None)
-        if isinstance(allowed_ids, str) or not isinstance(allowed_ids, (list, tuple, set, frozenset)):
-            raise ValueError(f"`allowed_ids` must be a list of ids, got {type(allowed_ids).__name__}")
-        unknown = self.unknown_ids(allowed_ids)
-        if unknown:
-            raise ValueError(f"`allowed_ids` holds {len(unknown)} ids not in the index, e.g. {unknown[:3]}")
-        allowed = np.unique(np.fromiter((self.position[d] for d in allowed_ids), np.int64, len(allowed_ids)))
-        if len(allowed) == 0:
-            raise ValueError("`allowed_ids` must hold at least one id, got an empty list")
+        allowed = self.allowed_positions(allowed_ids)
         k = min(k, len(allowed))
         if len(allowed) <= self.filter_exact_max:
             return self._exact_subset(q, k, allowed)

@@ -38,6 +38,7 @@ from .index import EF_LADDER, KINDS, _normalised, _positive_int
 from .milvus_store import (FORMAT, FORMAT_VERSION, MilvusCollectionError, check_name, check_strings, check_uri,
                            connect, insert_rows, make_schema, owned_properties, read_docs, release)
 from .recall import exact_top_k, measure_recall, query_sets
+from .rows import Rows
 
 __all__ = ["MilvusVectors", "MilvusCollectionError"]
 
@@ -48,7 +49,7 @@ CORE_META = {"kind", "dim", "count", "metric", "params", "recall", "recall_k", "
              "recall_by_queries"}
 
 
-class MilvusVectors:
+class MilvusVectors(Rows):
     """Cosine nearest neighbours over documents with string ids (and optional texts) in a Milvus collection; the
     query surface of `VectorIndex` (`dim`, `count`, `kind`, `ids`, `texts`, `meta`, `text_of`, `unknown_ids`,
     `vectors_at`, `search`). Make one with `build` or `open`; `close` it (or use it in a `with` block)."""
@@ -56,40 +57,19 @@ class MilvusVectors:
     def __init__(self, client, name: str, ids: Sequence[str], texts: Sequence[str] | None, meta: dict, *,
                  lite: str | None = None):
         self.client, self.name, self._lite = client, name, lite
-        self.ids = list(ids)
-        self.texts = None if texts is None else list(texts)
-        self.meta = meta
-        self.position = {d: i for i, d in enumerate(self.ids)}
-        if len(self.position) != len(self.ids):
-            raise MilvusCollectionError(f"collection {name!r}: its ids are not unique")
+        try:
+            self._set_rows(ids, texts, meta, not_unique=f"collection {name!r}: its ids are not unique")
+        except ValueError as e:
+            raise MilvusCollectionError(str(e)) from None
 
     # -- properties ---------------------------------------------------------------------------------
     @property
     def dim(self) -> int:
         return int(self.meta["dim"])
 
-    @property
-    def count(self) -> int:
-        return len(self.ids)
-
-    @property
-    def kind(self) -> str:
-        """exact, hnsw or ivf, as `VectorIndex.kind`; the Milvus index type is `meta["index_type"]`."""
-        return self.meta["kind"]
-
-    def __len__(self) -> int:
-        return self.count
-
     def __repr__(self) -> str:
-        recall = self.meta.get("recall")
-        return (f"MilvusVectors(collection={self.name!r}, kind={self.kind!r}, count={self.count}, dim={self.dim}"
-                + (f", recall@{self.meta['recall_k']}={recall:.3f})" if recall is not None else ")"))
-
-    def text_of(self, position: int) -> str | None:
-        return None if self.texts is None else self.texts[position]
-
-    def unknown_ids(self, ids: Sequence[str]) -> list[str]:
-        return [d for d in ids if d not in self.position]
+        return (f"MilvusVectors(collection={self.name!r}, kind={self.kind!r} (Milvus {self.meta.get('index_type')})"
+                f", count={self.count}, dim={self.dim}" + self._recall_repr())
 
     def _live(self):
         if self.client is None:
@@ -382,16 +362,7 @@ class MilvusVectors:
         """
         k = _positive_int("k", k)
         q = _normalised("queries", queries, self.dim)                   # (Q, D)
-        allowed = None
-        if allowed_ids is not None:
-            if isinstance(allowed_ids, str) or not isinstance(allowed_ids, (list, tuple, set, frozenset)):
-                raise ValueError(f"`allowed_ids` must be a list of ids, got {type(allowed_ids).__name__}")
-            unknown = self.unknown_ids(allowed_ids)
-            if unknown:
-                raise ValueError(f"`allowed_ids` holds {len(unknown)} ids not in the index, e.g. {unknown[:3]}")
-            allowed = np.unique(np.fromiter((self.position[d] for d in allowed_ids), np.int64, len(allowed_ids)))
-            if len(allowed) == 0:
-                raise ValueError("`allowed_ids` must hold at least one id, got an empty list")
+        allowed = None if allowed_ids is None else self.allowed_positions(allowed_ids)
         k = min(k, self.count if allowed is None else len(allowed))
         if k > MAX_TOPK:
             raise ValueError(f"`k` must be at most {MAX_TOPK} with the Milvus backend (Milvus's limit on results "
