@@ -17,7 +17,8 @@ inside a function; an entry such as "text.embedder" would place one module apart
    up today: see EXCEPTIONS)
 4. train
 5. runs
-6. search, dashboard; demo (the `losses --demo` program over losses and data, imported only by the CLI)
+6. search, dashboard; demo (the `losses --demo` program over losses and data, imported only by the CLI); export
+   (a run's encoders as sentence-transformers, safetensors or ONNX files: over runs, models and text)
 7. cli and `__main__`
 """
 from __future__ import annotations
@@ -45,7 +46,7 @@ LAYERS = [
     ("methods", "eval", "text"),
     ("train",),
     ("runs",),
-    ("search", "dashboard", "demo"),
+    ("search", "dashboard", "demo", "export"),
     ("cli", "__main__"),
 ]
 LAYER = {part: level for level, parts in enumerate(LAYERS) for part in parts}

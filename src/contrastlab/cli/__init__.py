@@ -1,5 +1,5 @@
-"""The `contrastlab` command: train, resume, evaluate, index and search, serve, the dashboard, the demo, and the
-lists of datasets, losses and recipes.
+"""The `contrastlab` command: train, resume, evaluate, index and search, export, serve, the dashboard, the demo,
+and the lists of datasets, losses and recipes.
 
 Each command family is a module of its own that registers its options with cheap imports only and sets
 `args.handler`; the handler imports the heavy modules (the trainer, faiss, the dashboard) when its command runs.
@@ -14,12 +14,12 @@ from __future__ import annotations
 import argparse
 
 from .. import __version__
-from . import dashboard, demo, evaluate, info, search, train
+from . import dashboard, demo, evaluate, export, info, search, train
 
 __all__ = ["build_parser", "main"]
 
 #: The command families, in the order `contrastlab --help` lists their commands.
-FAMILIES = (demo, dashboard, train, evaluate, search, info)
+FAMILIES = (demo, dashboard, train, evaluate, search, export, info)
 
 
 def build_parser() -> argparse.ArgumentParser:

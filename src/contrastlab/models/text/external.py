@@ -63,6 +63,19 @@ def _local_dir(path, marker: str) -> Path:
     return p
 
 
+#: Files of which a model folder needs one to hold its tokenizer (fast, WordPiece, BPE or SentencePiece).
+TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "vocab.txt", "vocab.json", "spiece.model",
+                   "sentencepiece.bpe.model", "tokenizer.model")
+
+
+def _need_tokenizer(folder: Path, path) -> None:
+    """A clear error when model folder `folder` (of `path`) has no tokenizer file (transformers would otherwise
+    build an empty tokenizer, or none, and fail later at the first text)."""
+    if not any((folder / name).is_file() for name in TOKENIZER_FILES):
+        raise FileNotFoundError(f"`path` {str(path)!r} has no tokenizer: none of {', '.join(TOKENIZER_FILES)} is in "
+                                f"{str(folder)!r}; save the model's tokenizer there (tokenizer.save_pretrained)")
+
+
 def _import_wordllama():
     """Import wordllama without its import-time `logging.basicConfig` changing the caller's root logger."""
     root = logging.getLogger()
@@ -158,6 +171,7 @@ class HFTextEncoder(TextEncoder):
         if self.max_length is None:
             raise ValueError("`max_length` must be a positive int, got None")
         folder = _local_dir(path, "config.json")
+        _need_tokenizer(folder, path)
         from transformers import AutoModel, AutoTokenizer
 
         self.tokenizer = AutoTokenizer.from_pretrained(str(folder), local_files_only=True)
@@ -174,6 +188,20 @@ class HFTextEncoder(TextEncoder):
         return POOLINGS[self.pooling](hidden, tokens["attention_mask"])       # (B, H)
 
 
+def _first_module(folder: Path) -> dict:
+    """The first entry of a sentence-transformers folder's modules.json, with a clear error when it is not one."""
+    import json
+    try:
+        modules = json.loads((folder / "modules.json").read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise ValueError(f"`path` {str(folder)!r} is not a sentence-transformers folder: its modules.json is not "
+                         f"readable JSON ({e})") from None
+    if not isinstance(modules, list) or not modules or not isinstance(modules[0], dict):
+        raise ValueError(f"`path` {str(folder)!r} is not a sentence-transformers folder: its modules.json must list "
+                         f"the model's modules, got {str(modules)[:80]!r}")
+    return modules[0]
+
+
 class SentenceTransformerEncoder(TextEncoder):
     """A `sentence_transformers.SentenceTransformer` from a local directory (its own tokenizer, pooling and
     normalisation modules), trainable; ``max_length`` overrides the model's ``max_seq_length``.
@@ -185,6 +213,9 @@ class SentenceTransformerEncoder(TextEncoder):
         super().__init__()
         max_length = _optional_length(max_length)
         folder = _local_dir(path, "modules.json")
+        first = _first_module(folder)
+        if str(first.get("type", "")).endswith(".Transformer"):         # a transformers model: its tokenizer beside it
+            _need_tokenizer(folder / str(first.get("path", "")), path)
         from sentence_transformers import SentenceTransformer
 
         self.model = SentenceTransformer(str(folder), device=str(CPU), local_files_only=True)   # moved with the method
