@@ -50,7 +50,11 @@ def test_dashboard_and_demo_commands_reach_the_server(monkeypatch, tmp_path):
     calls = []
     monkeypatch.setattr(dash, "dashboard", lambda runs, **kw: calls.append((list(runs), kw)) or 0)
     assert main(["dashboard", str(tmp_path / "a"), "--port", "0", "--no-browser"]) == 0
-    assert calls[-1] == ([tmp_path / "a"], {"host": "127.0.0.1", "port": 0, "open_browser": False})
+    assert calls[-1] == ([tmp_path / "a"], {"indexes": [], "host": "127.0.0.1", "port": 0, "open_browser": False})
+    assert main(["dashboard", "--index", str(tmp_path / "i"), "--index", str(tmp_path / "j"), "--port", "0",
+                 "--no-browser"]) == 0
+    assert calls[-1] == ([], {"indexes": [tmp_path / "i", tmp_path / "j"], "host": "127.0.0.1", "port": 0,
+                              "open_browser": False})
 
     started = []
 

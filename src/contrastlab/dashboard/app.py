@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import io
 from pathlib import Path
+from typing import Sequence
 from urllib.parse import urlsplit
 
 import numpy as np
@@ -26,6 +27,7 @@ from fastapi.staticfiles import StaticFiles
 from starlette.middleware.trustedhost import TrustedHostMiddleware
 
 from .. import __version__
+from .indexes import RequestError, ServedIndex, parse_int
 from .live import IDLE_TIMEOUT, SEND_TIMEOUT, PlaygroundSessions
 from .projection import LABELS, METHODS, available_methods
 from .runs import RunView
@@ -46,13 +48,15 @@ def _binary(array: np.ndarray, headers: dict) -> Response:
                     headers={"Cache-Control": "no-store", **{k: str(v) for k, v in headers.items()}})
 
 
-def create_app(run_dirs: list[Path], *, playground: bool = True, allowed_hosts: list[str] | None = None,
-               max_sessions: int = 16, send_timeout: float = SEND_TIMEOUT,
+def create_app(run_dirs: list[Path], *, indexes: Sequence[ServedIndex] = (), playground: bool = True,
+               allowed_hosts: list[str] | None = None, max_sessions: int = 16, send_timeout: float = SEND_TIMEOUT,
                idle_timeout: float = IDLE_TIMEOUT) -> FastAPI:
     """The dashboard as an ASGI app.
 
     Args:
         run_dirs: run directories to show, addressed by their index; they may not exist yet.
+        indexes: search indexes of images to browse in the run view (`indexes.open_indexes`), addressed by their
+            position (``/api/indexes/0/...``).
         playground: serve the playground WebSocket (``/ws/playground``).
         allowed_hosts: accepted ``Host`` header names (default: loopback names; ``["*"]`` for any).
         max_sessions: most playground connections at once (each trains its own points).
@@ -67,6 +71,8 @@ def create_app(run_dirs: list[Path], *, playground: bool = True, allowed_hosts: 
     sessions = PlaygroundSessions(max_sessions=max_sessions, send_timeout=send_timeout, idle_timeout=idle_timeout)
     app.state.sessions = sessions
     app.state.runs = runs
+    indexes = list(indexes)
+    app.state.indexes = indexes
 
     @app.middleware("http")
     async def security_headers(request: Request, call_next):
@@ -81,6 +87,21 @@ def create_app(run_dirs: list[Path], *, playground: bool = True, allowed_hosts: 
             raise HTTPException(404, f"no run {rid}: runs are numbered 0 to {len(runs) - 1}")
         return runs[rid]
 
+    def served_index(text: str) -> tuple[int, ServedIndex]:
+        number = parse_int(text)
+        if number is None:
+            raise HTTPException(422, f"`index` must be an integer, got {text!r}")
+        if not 0 <= number < len(indexes):
+            raise HTTPException(404, f"no index {number}: indexes are numbered 0 to {len(indexes) - 1}" if indexes
+                                else f"no index {number}: no index is served (start with --index IDX)")
+        return number, indexes[number]
+
+    def answer(call):
+        try:
+            return call()
+        except RequestError as e:
+            raise HTTPException(e.status, str(e)) from None
+
     @app.get("/", include_in_schema=False)
     def index():
         return FileResponse(STATIC_DIR / "index.html", headers={"Cache-Control": "no-cache"})
@@ -90,7 +111,29 @@ def create_app(run_dirs: list[Path], *, playground: bool = True, allowed_hosts: 
     @app.get("/api/info")
     def info():
         return {"version": __version__, "playground": playground, "runs": len(runs),
-                "projections": available_methods(), "projection_packages": METHODS, "projection_labels": LABELS}
+                "projections": available_methods(), "projection_packages": METHODS, "projection_labels": LABELS,
+                "indexes": len(indexes)}
+
+    @app.get("/api/indexes")
+    def list_indexes():
+        paths = [r.path for r in runs]
+        return [{"id": i, **x.summary(paths)} for i, x in enumerate(indexes)]
+
+    @app.get("/api/indexes/{number}/{collection}/rows")
+    def index_rows(number: str, collection: str, offset: str | None = None, limit: str | None = None):
+        i, x = served_index(number)
+        return answer(lambda: x.rows(i, collection, offset, limit))
+
+    @app.get("/api/indexes/{number}/{collection}/thumbnails/{file}")
+    def index_thumbnail(number: str, collection: str, file: str):
+        i, x = served_index(number)
+        png = answer(lambda: x.thumbnail(i, collection, file))
+        return Response(png, media_type="image/png", headers={"Cache-Control": "private, max-age=300"})
+
+    @app.get("/api/indexes/{number}/{collection}/neighbours")
+    def index_neighbours(number: str, collection: str, position: str | None = None, k: str | None = None):
+        i, x = served_index(number)
+        return answer(lambda: x.neighbours(i, collection, position, k))
 
     @app.get("/api/runs")
     def list_runs():

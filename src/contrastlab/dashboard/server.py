@@ -1,5 +1,5 @@
 """Starting and stopping the dashboard: ``serve`` runs uvicorn until Ctrl-C; ``dashboard`` is the
-entry point of ``contrastlab dashboard [RUN_DIR ...] [--port P] [--host H] [--no-browser]``.
+entry point of ``contrastlab dashboard [RUN_DIR ...] [--index IDX ...] [--port P] [--host H] [--no-browser]``.
 
 Example (not run here: it serves until Ctrl-C)::
 
@@ -21,6 +21,7 @@ import uvicorn
 
 from ..serving import guarded_protocols
 from .app import LOCAL_HOSTS, create_app
+from .indexes import open_indexes
 
 __all__ = ["serve", "dashboard", "url_for", "bind", "server_config"]
 
@@ -90,24 +91,33 @@ def _allowed_hosts(host: str) -> list[str]:
     return sorted(set(LOCAL_HOSTS) | {host})
 
 
-def serve(run_dirs: list[Path], *, host: str = "127.0.0.1", port: int = 8765, open_browser: bool = True,
-          playground: bool = True) -> None:
+def serve(run_dirs: list[Path], *, indexes: list[Path] = (), host: str = "127.0.0.1", port: int = 8765,
+          open_browser: bool = True, playground: bool = True) -> None:
     """Serve the dashboard until Ctrl-C (or SIGTERM), printing its URL first.
+
+    `indexes`: search-index folders of images (``contrastlab index RUN --images ...``) the run view browses;
+    each is opened here, before the port is taken (ValueError naming the folder when one cannot be).
 
     Port 0 picks a free port; the URL printed has the real one. The playground's small tensor
     operations run fastest on one thread, so this sets ``torch.set_num_threads(1)`` for the process.
     """
     runs = [Path(p) for p in run_dirs]
+    served = open_indexes([Path(p) for p in indexes])
     sock = bind(host, port)
     real_port = sock.getsockname()[1]
     url = url_for(host, real_port)
     torch.set_num_threads(1)
     threading.Thread(target=_warm_up, daemon=True).start()
-    app = create_app(runs, playground=playground, allowed_hosts=_allowed_hosts(host))
+    app = create_app(runs, indexes=served, playground=playground, allowed_hosts=_allowed_hosts(host))
     server = uvicorn.Server(server_config(app))
     print(f"contrastlab dashboard on {url}  (Ctrl-C to stop)", flush=True)
     for i, r in enumerate(runs):
         print(f"  run {i}: {r}" + ("" if r.exists() else "  (does not exist yet: shown as missing)"), flush=True)
+    for i, x in enumerate(served):
+        built = x.built_from([r.path for r in app.state.runs])
+        origin = f"built from run {built}" if built is not None else f"built from {x.embedder or 'an unknown run'}"
+        sizes = ", ".join(f"{c.count} {n}" for n, c in x.images.items())
+        print(f"  index {i}: {x.path} ({sizes}; {origin})", flush=True)
     if open_browser:
         def opener():
             deadline = time.monotonic() + 10
@@ -121,17 +131,20 @@ def serve(run_dirs: list[Path], *, host: str = "127.0.0.1", port: int = 8765, op
         pass
     finally:
         sock.close()
+        for x in served:
+            x.index.close()                              # a collection kept in a vector database: its connection
     print("contrastlab dashboard stopped", flush=True)
 
 
-def dashboard(run_dirs: list[str | Path] = (), *, host: str = "127.0.0.1", port: int = 8765,
-              open_browser: bool = True) -> int:
-    """The ``contrastlab dashboard`` command: serve the playground and the given run directories.
+def dashboard(run_dirs: list[str | Path] = (), *, indexes: list[str | Path] = (), host: str = "127.0.0.1",
+              port: int = 8765, open_browser: bool = True) -> int:
+    """The ``contrastlab dashboard`` command: serve the playground, the given run directories and image indexes.
 
     Returns the exit status: 0 after Ctrl-C, 2 when the server cannot start (message on stderr).
     """
     try:
-        serve([Path(p) for p in run_dirs], host=host, port=port, open_browser=open_browser)
+        serve([Path(p) for p in run_dirs], indexes=[Path(p) for p in indexes], host=host, port=port,
+              open_browser=open_browser)
     except (OSError, ValueError) as e:
         print(f"contrastlab dashboard: {e}", file=sys.stderr)
         return 2

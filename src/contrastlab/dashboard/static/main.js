@@ -6,7 +6,7 @@ const started = {};
 let info = null;
 
 function show() {
-  const want = location.hash.replace("#", "") || (info && info.runs > 0 ? "runs" : "playground");
+  const want = location.hash.replace("#", "") || (info && (info.runs > 0 || info.indexes > 0) ? "runs" : "playground");
   const name = want === "runs" ? "runs" : "playground";
   for (const v of ["playground", "runs"]) {
     document.getElementById(v).hidden = v !== name;

@@ -4,7 +4,9 @@
 // Image-text runs (the probe has `modality` and `pair`) show both kinds of point in the one map:
 // images as thumbnails, names as labelled dots, a line from each image to its name, and the mean
 // cosine between partners of the snapshot shown.
+// Indexes given with `--index` appear below the panes, in the "Index" panel (indexview.js).
 import { classColour, el, fetchJSON, fmt, lineChart, packedColour } from "./common.js";
+import { showRunIndex, startIndexView } from "./indexview.js";
 import { Scatter } from "./scatter.js";
 
 const POLL_MS = 1500;
@@ -447,6 +449,7 @@ function layout() {
   for (const p of rv.panes) p.close();
   rv.panes = unique.map((id) => new Pane(host, rv.runs[id]));
   host.classList.toggle("two", rv.panes.length === 2);
+  if (unique.length) showRunIndex(unique[0]);
 }
 
 export async function startRunView() {
@@ -467,6 +470,7 @@ export async function startRunView() {
   const link = document.getElementById("rv-link");
   link.addEventListener("change", () => { rv.link = link.checked; });
   if (rv.runs.length) layout();
+  if (info.indexes) await startIndexView(document.getElementById("runs"), rv.runs, rv.runs.length ? Number(a.value) : null);
   rv.ready = true;
   return info;
 }
