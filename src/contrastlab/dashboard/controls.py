@@ -24,7 +24,7 @@ __all__ = ["Control", "CONTROLS", "LOSS_NAMES", "MINING_MODES", "DATA_CONTROLS",
            "validate_value", "validate_settings"]
 
 #: Losses the playground trains with (each maps onto a function of :mod:`contrastlab.losses`).
-LOSS_NAMES = ("info_nce", "nt_xent", "supcon", "triplet", "margin_contrastive", "logistic")
+LOSS_NAMES = ("info_nce", "nt_xent", "supcon", "triplet", "margin_contrastive", "logistic", "debiased_info_nce")
 #: Triplet miners of :func:`contrastlab.losses.triplet`.
 MINING_MODES = ("batch_hard", "batch_all", "semi_hard")
 
@@ -58,6 +58,9 @@ CONTROLS: dict[str, Control] = {c.name: c for c in (
             low=0.01, high=2.0, log=True),
     Control("hard_negative_beta", "float", 0.0, "hard-negative beta",
             "InfoNCE only: re-weights each negative by exp(beta * s / temperature)", low=0.0, high=5.0),
+    Control("tau_plus", "float", 0.1, "false-negative prior tau+",
+            "debiased InfoNCE only: the assumed fraction of negatives that share the anchor's class "
+            "(Chuang et al. 2020)", low=0.0, high=0.9),
     Control("margin", "float", 0.5, "margin", "triplet and margin contrastive: the distance margin",
             low=0.0, high=2.0),
     Control("no_negatives", "bool", False, "no negatives",

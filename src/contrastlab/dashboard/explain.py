@@ -21,6 +21,7 @@ __all__ = ["explain"]
 _LOSS_TITLES = {
     "info_nce": "InfoNCE", "nt_xent": "NT-Xent", "supcon": "SupCon", "triplet": "triplet",
     "margin_contrastive": "margin contrastive", "logistic": "logistic (SigLIP)",
+    "debiased_info_nce": "debiased InfoNCE",
 }
 
 
@@ -56,6 +57,10 @@ def _positives_sentence(s: dict, anchor: dict) -> str:
     if loss == "logistic":
         return (f"{view} The logistic loss makes every (anchor, candidate) pair a yes/no question: "
                 f"logit = cos / {s['temperature']:g} - {1 / s['temperature']:g}; no softmax across negatives.")
+    if loss == "debiased_info_nce":
+        return (f"{view} The other {b - 1} anchors' positives are its negatives, but debiased InfoNCE assumes a "
+                f"fraction tau+ = {s['tau_plus']:g} of them share its class and subtracts their expected share "
+                f"from the denominator (Chuang et al. 2020): false negatives are pushed less.")
     return f"{view} The other {b - 1} anchors' positives are its negatives."
 
 

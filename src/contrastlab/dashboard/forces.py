@@ -31,7 +31,7 @@ from typing import Callable
 
 import torch
 
-from ..losses import alignment, info_nce, logistic, margin_contrastive, nt_xent, supcon, triplet
+from ..losses import alignment, debiased_info_nce, info_nce, logistic, margin_contrastive, nt_xent, supcon, triplet
 
 __all__ = ["make_objective", "forces_and_gradient", "pair_forces", "anchor_distribution", "entropy"]
 
@@ -63,6 +63,9 @@ def make_objective(settings: dict, *, labels: torch.Tensor) -> tuple[Objective, 
     if loss == "info_nce":
         beta = settings["hard_negative_beta"]
         return (lambda z: info_nce(z[:b], z[b:], temperature=t, hard_negative_beta=beta)), pair_ids
+    if loss == "debiased_info_nce":
+        tau_plus = settings["tau_plus"]
+        return (lambda z: debiased_info_nce(z[:b], z[b:], temperature=t, tau_plus=tau_plus)), pair_ids
     if loss == "nt_xent":
         return (lambda z: nt_xent(z[:b], z[b:], temperature=t)), pair_ids
     if loss == "supcon":

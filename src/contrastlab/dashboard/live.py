@@ -40,7 +40,7 @@ import time
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from .playground import Playground
-from .protocol import ProtocolError, encode_frame, error_message, init_message, parse_message
+from .protocol import ProtocolError, encode_frame, error_message, init_message, notice_message, parse_message
 
 __all__ = ["PlaygroundSessions", "Session", "MAX_FPS", "MAX_QUEUED_STEPS", "MAX_QUEUED_COMMANDS", "STEP_CHUNK",
            "SEND_TIMEOUT", "IDLE_TIMEOUT"]
@@ -116,7 +116,7 @@ class Session:
 
     def tick(self) -> tuple[list[str], list]:
         """Apply queued commands, step if running or asked to, and return (error texts, messages to send)."""
-        errors, changed = [], False
+        errors, notices, changed = [], [], False
         engine = self.engine
         while not self.closed.is_set():
             with self._lock:
@@ -136,6 +136,10 @@ class Session:
                     self._due += fields.get("count", 1)
                 elif kind == "anchor":
                     engine.select_anchor(fields["index"])
+                elif kind == "experiment":
+                    engine.start_experiment(fields["name"])
+                elif kind == "load":
+                    notices.append(notice_message(engine.load_link(fields["query"]), request=kind))
                 changed = True
             except (TypeError, ValueError) as e:
                 errors.append(error_message(str(e), request=kind))
@@ -155,7 +159,7 @@ class Session:
             return [], []                                                # nobody to send to
         if not changed:
             return errors, []
-        out = []
+        out = notices
         frame = engine.frame()
         if frame.epoch != self.sent_epoch:
             out.append(init_message(engine, running=engine.running))

@@ -8,7 +8,9 @@ the batch's vectors by SGD on the sphere (tangent step, at most :data:`MAX_STEP`
 renormalised). The loss is summed over the anchors (mean times batch size), so a learning rate
 means the same per point whatever the batch size. Every control applies at once: data controls
 (points, clusters, hard pair, dimension, seed) regenerate the points, the others change the next
-step and frame.
+step and frame. A guided experiment (:mod:`.experiments`) sets the controls phase by phase and judges its
+outcome from :func:`.measures.measure`; a link (:mod:`.share`) restarts the same run; each frame carries
+the clicked anchor's InfoNCE written out (:mod:`.formula`).
 
 Example::
 
@@ -32,8 +34,12 @@ import torch
 
 from ..losses import alignment, uniformity
 from .controls import DATA_CONTROLS, check_consistent, defaults, validate_settings
+from .experiments import EXPERIMENTS, ExperimentRun
 from .explain import explain
 from .forces import anchor_distribution, entropy, forces_and_gradient, make_objective
+from .formula import anchor_formula
+from .measures import measure
+from .share import parse_link, settings_query
 from .toy_data import class_names, make_clusters, nearest_positives, sample_batch
 
 __all__ = ["Playground", "Frame", "MAX_STEP", "SIMILARITY_SIZE", "TOP_NEGATIVES"]
@@ -73,6 +79,9 @@ class Frame:
     history: dict
     text: str
     settings: dict = field(default_factory=dict)
+    experiment: dict | None = None
+    formula: dict | None = None
+    link: str = ""
 
 
 class Playground:
@@ -87,6 +96,7 @@ class Playground:
         self.running = True
         self.anchor = 0
         self.epoch = 0                       # counts resets: the page clears its curves when it changes
+        self.experiment: ExperimentRun | None = None
         self._reset()
 
     # ------------------------------------------------------------------ state
@@ -97,6 +107,26 @@ class Playground:
     @property
     def labels(self) -> torch.Tensor:
         return self._labels
+
+    @property
+    def embeddings(self) -> torch.Tensor:
+        """The current unit vectors (N, dim), float32 (a view: do not modify)."""
+        return self._w
+
+    @property
+    def batch(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """The current batch: anchors (B,) and their positives (B,), point ids."""
+        return self._batch
+
+    @property
+    def eval_points(self) -> torch.Tensor:
+        """The fixed subset of point ids that uniformity (and the experiments' measures) use."""
+        return self._eval_points
+
+    def metrics(self) -> dict:
+        """The engine's loss on the current batch (per anchor, as the curves show it), alignment and uniformity."""
+        an = self._analysis or self._analyse()
+        return {"loss": an["loss"], **self._metrics()}
 
     @property
     def class_names(self) -> list[str]:
@@ -141,8 +171,13 @@ class Playground:
 
     # --------------------------------------------------------------- controls
     def update(self, **values) -> None:
-        """Change any controls (validated all together, applied at once)."""
+        """Change any controls (validated all together, applied at once); stops a guided experiment."""
         v = validate_settings(values)
+        check_consistent({**self._settings, **v})
+        self._stop_experiment("stopped: a control was changed")
+        self._set(v)
+
+    def _set(self, v: dict) -> None:
         new = {**self._settings, **v}
         check_consistent(new)
         old, self._settings = self._settings, new
@@ -167,7 +202,58 @@ class Playground:
 
     def reset(self) -> None:
         """Back to the initial embeddings of the current seed (the step count and curves restart)."""
+        self._stop_experiment("stopped: the playground was reset")
         self._reset()
+
+    def restart(self, settings: dict, *, anchor: int = 0) -> None:
+        """Start again from the seed's initial embeddings under complete ``settings`` (defaults for the
+        missing ones) with ``anchor`` as the anchor: the same settings and anchor give the same run."""
+        s = {**defaults(), **validate_settings(settings)}
+        check_consistent(s)
+        self._settings = s
+        self.anchor = 0
+        self._reset()
+        self.select_anchor(min(anchor, s["points"] - 1))
+
+    def load_link(self, query: str) -> list[str]:
+        """Open a playground link (:mod:`.share`): restart under its settings and anchor; with a ``step``,
+        take that many steps and pause. Returns the notices about the parts of the link that were ignored."""
+        link = parse_link(query)
+        self._stop_experiment("stopped: a link was opened")
+        self.restart(link.settings, anchor=link.anchor)
+        self.running = link.step is None
+        if link.step is not None:
+            self.step(link.step)
+        return link.notices
+
+    # ------------------------------------------------------------ experiments
+    def start_experiment(self, name: str) -> None:
+        """Run the guided experiment ``name`` (see :mod:`.experiments`): its first phase's settings from the
+        seed's initial embeddings, anchor 0, running; it pauses the playground when it ends."""
+        if name not in EXPERIMENTS:
+            raise ValueError(f"`name` must be one of {sorted(EXPERIMENTS)}, got {name!r}")
+        exp = EXPERIMENTS[name]
+        self._stop_experiment("stopped: another experiment started")
+        self.restart(exp.settings_of(exp.phases[0]))
+        self.experiment = ExperimentRun(exp)
+        self.experiment.measures.append(measure(self))
+        self.running = True                                                   # after_step pauses at the end
+
+    def _stop_experiment(self, why: str) -> None:
+        if self.experiment is not None:
+            self.experiment.stop(why)
+
+    def _experiment_step(self) -> bool:
+        """Count one step of the running experiment (it may measure and start its next phase). True: it ended."""
+        return self.experiment is not None and self.experiment.after_step(self)
+
+    def apply(self, settings: dict, *, restart: bool) -> None:
+        """Complete ``settings`` at once, from the seed's initial embeddings when ``restart`` (the anchor kept);
+        for the experiments' phases: unlike :meth:`update`, it leaves a running experiment running."""
+        if restart:
+            self.restart(settings, anchor=self.anchor)
+        else:
+            self._set(validate_settings(settings))
 
     # ------------------------------------------------------------------- step
     def _objective(self):
@@ -200,7 +286,7 @@ class Playground:
         taken (``step_count`` says how many were). The frame after a step shows the pull and push of
         that step's batch, the forces that made the move."""
         s = self._settings
-        start = self.step_count
+        taken = 0
         for _ in range(count):
             if should_stop is not None and should_stop():
                 break
@@ -214,8 +300,12 @@ class Playground:
             move = move * (MAX_STEP / norm.clamp(min=MAX_STEP))               # at most MAX_STEP per point
             self._w[rows] = torch.nn.functional.normalize(z + move, dim=1)
             self.step_count += 1
+            taken += 1
             self._last_loss = an["loss"]
-        if self.step_count > start:
+            if self._experiment_step():
+                break
+            s = self._settings                                                # a phase may change them
+        if taken and self._last_loss is not None:                             # None: a phase just restarted
             self._record()
         return self._last_loss
 
@@ -306,7 +396,9 @@ class Playground:
         return Frame(step=self.step_count, epoch=self.epoch, positions=self._w.numpy().astype(np.float32),
                      pull=pull_all, push=push_all, roles=roles, similarity=similarity,
                      similarity_rows=sa.tolist(), similarity_cols=sp.tolist(), anchor=anchor, metrics=metrics,
-                     history=new_history, text=explain(s, anchor, metrics), settings=self.settings)
+                     history=new_history, text=explain(s, anchor, metrics), settings=self.settings,
+                     experiment=None if self.experiment is None else self.experiment.to_json(),
+                     formula=anchor_formula(self), link=settings_query(s, anchor=self.anchor))
 
     def _negatives_count(self) -> int:
         s = self._settings

@@ -10,6 +10,9 @@ Client -> server (JSON text, at most :data:`MAX_MESSAGE_BYTES` bytes)::
     {"type": "ping", "id": 7}                                 answered by {"type": "pong", "id": 7}
     {"type": "ack", "seq": 12}                                frame 12 is drawn: from the first ack on, at
                                                               most MAX_IN_FLIGHT frames are sent ahead
+    {"type": "experiment", "name": "collapse"}                start a guided experiment (experiments.py)
+    {"type": "load", "query": "temperature=0.05&seed=3"}      open a playground link (share.py); answered by
+                                                              a ``notice`` listing what it ignored
 
 Server -> client: ``init`` (controls, settings, labels, class names, full history) when a
 connection opens and whenever the points are regenerated; per frame a JSON ``frame`` message then a
@@ -28,7 +31,7 @@ Example::
     ...     parse_message('{"type": "explode"}')
     ... except ProtocolError as e:
     ...     print(e)
-    `type` must be one of ['ack', 'anchor', 'pause', 'ping', 'reset', 'resume', 'set', 'step'], got 'explode'
+    `type` must be one of ['ack', 'anchor', 'experiment', 'load', 'pause', 'ping', 'reset', 'resume', 'set', 'step'], got 'explode'
 """
 
 from __future__ import annotations
@@ -39,8 +42,10 @@ import math
 import numpy as np
 
 from .controls import CONTROLS, validate_settings
+from .experiments import EXPERIMENTS
+from .share import MAX_LINK_CHARS
 
-__all__ = ["ProtocolError", "parse_message", "encode_frame", "init_message", "error_message",
+__all__ = ["ProtocolError", "parse_message", "encode_frame", "init_message", "error_message", "notice_message",
            "MAX_MESSAGE_BYTES", "FORMAT_VERSION", "HEADER"]
 
 #: Largest client message accepted (bytes of UTF-8 text).
@@ -62,8 +67,10 @@ _FIELDS = {
     "anchor": {"index": "index"},
     "ping": {"id": "id"},
     "ack": {"seq": "seq"},
+    "experiment": {"name": "experiment"},
+    "load": {"query": "query"},
 }
-_REQUIRED = {"set": {"values"}, "anchor": {"index"}, "ack": {"seq"}}
+_REQUIRED = {"set": {"values"}, "anchor": {"index"}, "ack": {"seq"}, "experiment": {"name"}, "load": {"query"}}
 
 
 class ProtocolError(ValueError):
@@ -90,6 +97,15 @@ def _check_field(kind: str, name: str, value):
         return _int(name, value, 0, CONTROLS["points"].high - 1)
     if kind == "seq":
         return _int(name, value, 0, 2**53)
+    if kind == "experiment":
+        if not isinstance(value, str) or value not in EXPERIMENTS:
+            raise ProtocolError(f"`name` must be one of {sorted(EXPERIMENTS)}, got {value!r}")
+        return value
+    if kind == "query":
+        if not isinstance(value, str) or len(value) > MAX_LINK_CHARS:
+            raise ProtocolError(f"`query` must be a string of at most {MAX_LINK_CHARS} characters, got "
+                                f"{type(value).__name__} of length {len(value) if isinstance(value, str) else '-'}")
+        return value
     # ping id: a small number or short string, echoed back
     if isinstance(value, bool) or not (isinstance(value, (int, float)) and math.isfinite(value)
                                        or isinstance(value, str) and len(value) <= 64):
@@ -140,12 +156,18 @@ def error_message(text: str, *, request: str | None = None) -> str:
     return _json({"type": "error", "message": text, "request": request})
 
 
+def notice_message(messages: list[str], *, request: str | None = None) -> str:
+    """Things the server did differently from what was asked (a link's ignored settings), for the page to show."""
+    return _json({"type": "notice", "messages": list(messages), "request": request})
+
+
 def init_message(playground, *, running: bool) -> str:
     """Everything the page needs to (re)build itself: the controls table, settings, labels."""
     return _json({"type": "init", "controls": [c.to_json() for c in CONTROLS.values()],
                   "settings": playground.settings, "running": running, "epoch": playground.epoch,
                   "class_names": playground.class_names, "labels": playground.labels.tolist(),
-                  "history": playground.history(), "limits": {"max_message_bytes": MAX_MESSAGE_BYTES,
+                  "history": playground.history(), "experiments": [e.to_json() for e in EXPERIMENTS.values()],
+                  "limits": {"max_message_bytes": MAX_MESSAGE_BYTES,
                                                              "max_steps": MAX_STEPS}})
 
 
@@ -166,5 +188,6 @@ def encode_frame(frame, *, seq: int, running: bool) -> tuple[str, bytes]:
     meta = {"type": "frame", "seq": seq, "step": frame.step, "epoch": frame.epoch, "running": running,
             "anchor": anchor, "metrics": metrics, "history": history, "text": frame.text,
             "similarity_rows": frame.similarity_rows, "similarity_cols": frame.similarity_cols,
-            "settings": frame.settings}
+            "settings": frame.settings, "experiment": frame.experiment, "formula": frame.formula,
+            "link": frame.link}
     return _json(meta), blob.tobytes()

@@ -86,6 +86,7 @@ export function setControlValues(settings, force = false) {
   if (bs && settings.points) bs.input.max = String(Math.min(bs.control.high, Math.floor(settings.points / 2)));
   if (inputs.mining) inputs.mining.input.disabled = settings.loss !== "triplet" || settings.no_negatives;
   if (inputs.hard_negative_beta) inputs.hard_negative_beta.input.disabled = settings.loss !== "info_nce" || settings.no_negatives;
+  if (inputs.tau_plus) inputs.tau_plus.input.disabled = settings.loss !== "debiased_info_nce" || settings.no_negatives;
   if (inputs.margin) inputs.margin.input.disabled = !["triplet", "margin_contrastive"].includes(settings.loss);
   panel.pause.textContent = panel.state.running ? "Pause" : "Resume";
 }

@@ -3,13 +3,14 @@
 import { classColour, el, fmt } from "./common.js";
 import { buildControls, haveControls, setControlValues } from "./pgcontrols.js";
 import { drawBars, drawCharts, drawHeatmap, drawPoints } from "./pgdraw.js";
+import { buildExperiments, drawExperiment, drawFormula, drawWeightPlot } from "./pgguide.js";
 
 const HEADER = 8;
 const KEEPALIVE_MS = 30000;        // a ping this often keeps the session open (live.py IDLE_TIMEOUT is minutes)
 const state = {                    // read by the browser tests and the benchmark
   connected: false, frames: 0, received: 0, seq: 0, step: 0, epoch: 0, running: true,
   settings: null, anchor: null, metrics: null, errors: [], fps: 0, drawnSeq: 0, drawnSettings: null,
-  historyLength: 0,
+  historyLength: 0, experiment: null, formula: null, link: "", notices: [], drawnStep: -1, drawnPositions: null,
 };
 window.__state = state;
 window.__frames = 0;
@@ -26,6 +27,8 @@ const settingsKey = (m) => JSON.stringify(m.settings) + m.running + m.anchor.poi
 let lastCharts = 0, lastText = 0, lastPanels = 0, lastSettingsKey = "";
 const fpsTimes = [];
 let dom = null;
+let experiments = [];              // the server's registry of guided experiments (init message)
+const startQuery = location.search; // a link's settings, read once before the page rewrites its own URL
 const emptyHistory = () => ({ step: [], loss: [], alignment: [], uniformity: [] });
 // what the drawing functions read: the latest complete frame, labels, the 3-D view, curves
 const pg = { dom: null, frame: null, labels: [], classNames: [], view: { yaw: 0.6, pitch: -0.35 }, arrowScale: null,
@@ -40,6 +43,12 @@ export function setControls(values) {
   send({ type: "set", values });
 }
 window.__setControls = setControls;
+export function startExperiment(name) {
+  send({ type: "experiment", name });
+}
+window.__pgStartExperiment = startExperiment;
+window.__pgLoad = (query) => send({ type: "load", query });
+window.__pgPositions = () => Array.from(pg.frame.positions);          // the drawn frame's positions (tests)
 
 // ------------------------------------------------------------------ messages
 function onMessage(ev) {
@@ -48,6 +57,7 @@ function onMessage(ev) {
     if (msg.type === "init") onInit(msg);
     else if (msg.type === "frame") meta = msg;
     else if (msg.type === "error") showError(msg.message);
+    else if (msg.type === "notice") showNotice(msg.messages);
     return;
   }
   const f = new Float32Array(ev.data);
@@ -79,6 +89,10 @@ function onInit(msg) {
   if (!haveControls()) buildControls(msg.controls, msg.settings, { box: dom.controls, pause: dom.pause, send, state });
   else setControlValues(msg.settings, true);
   state.settings = msg.settings;
+  if (msg.experiments && !experiments.length) {
+    experiments = msg.experiments;
+    buildExperiments(dom.experiments, experiments, startExperiment);
+  }
   pg.arrowScale = null;
   dom.legend.replaceChildren(...pg.classNames.map((name, i) =>
     el("span", { class: "swatch" }, el("i", { style: `background:${classColour(i)}` }), `cluster ${name}`)));
@@ -90,6 +104,17 @@ function showError(text) {
   dom.error.hidden = false;
   clearTimeout(showError.timer);
   showError.timer = setTimeout(() => { dom.error.hidden = true; }, 5000);
+}
+
+function showNotice(messages) {
+  state.notices.push(...messages);
+  dom.notice.replaceChildren(...messages.map((m) => el("div", { text: m })));
+  if (messages.length) dom.notice.prepend(el("b", { text: "The link's settings were not all usable; the defaults were used for: " }));
+  dom.notice.hidden = messages.length === 0;
+}
+
+function linkURL(query) {
+  return `${location.pathname}${query ? `?${query}` : ""}#playground`;
 }
 
 function draw(now) {
@@ -110,7 +135,13 @@ function draw(now) {
     drawBars(pg);
     dom.status.textContent = `${m.running ? "running" : "paused"} · step ${m.step} · ${state.fps} fps · ` +
       `loss ${fmt(m.metrics.loss, 4)} · alignment ${fmt(m.metrics.alignment, 3)} · uniformity ${fmt(m.metrics.uniformity, 3)}`;
+    drawExperiment(dom.experiments, m.experiment, experiments);
+    drawFormula(dom.formula, m.formula);
+    drawWeightPlot(dom.weights, m.formula);
     lastPanels = now;
+  }
+  if (m.link !== state.link && !location.hash.startsWith("#runs")) {
+    history.replaceState(null, "", linkURL(m.link));   // the address bar is always a link to what is shown
   }
   const t3 = performance.now();
   if (now - lastCharts > 200) { drawCharts(pg); lastCharts = now; }
@@ -125,6 +156,8 @@ function draw(now) {
   state.drawnSeq = m.seq; state.drawnSettings = m.settings; state.drawnRunning = m.running;
   state.drawnAt = performance.now();
   state.historyLength = pg.history.step.length;
+  state.experiment = m.experiment; state.formula = m.formula; state.link = m.link;
+  state.drawnStep = m.step;
   send({ type: "ack", seq: m.seq });                   // flow control: the server keeps <= 2 frames ahead
   fpsTimes.push(now);
   while (fpsTimes.length && now - fpsTimes[0] > 1000) fpsTimes.shift();
@@ -183,6 +216,11 @@ function connect() {
     state.connected = true; dom.conn.textContent = "connected"; dom.conn.className = "ok";
     // the server ends a session that sends nothing for minutes; a tab in the background draws (and acks) nothing
     keepalive = setInterval(() => send({ type: "ping", id: "keepalive" }), KEEPALIVE_MS);
+    if (startQuery && !connect.loaded) {                 // a link: the server parses it (share.py) and says what it ignored
+      connect.loaded = true;
+      if (startQuery.length > 2001) showNotice([`ignored the link's settings: at most 2000 characters, got ${startQuery.length - 1}`]);
+      else send({ type: "load", query: startQuery });
+    }
   };
   ws.onmessage = onMessage;
   ws.onclose = () => {
@@ -194,6 +232,37 @@ function connect() {
   };
 }
 
+// The guided experiments, link and formula panels, added to the page's existing columns.
+function addPanels() {
+  const aside = dom.controls.parentElement;
+  dom.copyLink = el("button", { id: "pg-copy-link", type: "button", text: "Copy link",
+    title: "a link to these settings, seed and anchor, paused at the current step",
+    onclick: () => {
+      const query = [state.link, `step=${state.step}`].filter(Boolean).join("&");
+      const url = `${location.origin}${linkURL(query)}`;
+      dom.linkOut.value = url;
+      dom.linkOut.hidden = false;
+      dom.linkOut.select();
+      if (navigator.clipboard) navigator.clipboard.writeText(url).catch(() => {});
+    } });
+  dom.linkOut = el("input", { id: "pg-link", type: "text", readonly: true, hidden: true, class: "linkout" });
+  dom.notice = el("div", { id: "pg-notice", class: "notice", hidden: true });
+  aside.querySelector(".buttons").append(dom.copyLink);
+  dom.experiments = el("div", { id: "pg-experiments", class: "experiments" });
+  aside.insertBefore(dom.linkOut, dom.controls);
+  aside.insertBefore(dom.notice, dom.controls);
+  aside.insertBefore(el("h2", { text: "Guided experiments" }), dom.controls);
+  aside.insertBefore(dom.experiments, dom.controls);
+  aside.insertBefore(el("h2", { text: "Settings" }), dom.controls);
+  const side = dom.bars.parentElement;
+  dom.formula = el("div", { id: "pg-formula", class: "formula" });
+  dom.weights = el("canvas", { id: "pg-weights", class: "chart weights" });
+  const after = dom.bars.nextSibling;
+  side.insertBefore(el("h2", { text: "The formula, live (the anchor's InfoNCE)" }), after);
+  side.insertBefore(dom.formula, after);
+  side.insertBefore(dom.weights, after);
+}
+
 export function startPlayground() {
   const $ = (id) => document.getElementById(id);
   dom = {
@@ -202,6 +271,7 @@ export function startPlayground() {
     lossChart: $("pg-loss"), alignChart: $("pg-alignment"), unifChart: $("pg-uniformity"),
     pause: $("pg-pause"), step: $("pg-step"), reset: $("pg-reset"), error: $("pg-error"), conn: $("conn"),
   };
+  addPanels();
   pg.dom = dom;
   dom.pause.addEventListener("click", () => {
     send({ type: state.running ? "pause" : "resume" });
