@@ -147,7 +147,10 @@ def test_a_flood_of_steps_is_bounded_and_stops_when_the_client_leaves(monkeypatc
     assert taken <= live.MAX_QUEUED_STEPS, f"{taken} steps taken for a client that left"
     assert len(refused) >= 200 - live.MAX_QUEUED_STEPS // 100
     assert "this step of 100 was dropped" in refused[0]["message"]
-    assert sessions.wait_for(lambda: sessions.ended == 1, SAFETY) and sessions.reasons["closed"] == 1
+    # it ended as "closed" -- or, on a loaded machine where the test client read its 200 refusals late, as "not
+    # reading": either way not by an error
+    assert sessions.wait_for(lambda: sessions.ended == 1, SAFETY)
+    assert sessions.reasons["closed"] + sessions.reasons["not reading"] == 1, sessions.reasons
 
 
 def raw_websocket(base: str, *, receive_buffer: int = 4096) -> socket.socket:

@@ -13,8 +13,10 @@ from contrastlab import rundir
 from contrastlab.rundir import RunDir
 
 SRC = Path(rundir.__file__).resolve().parent
-#: These name a Hugging Face model folder's config.json (`hf:PATH` encoders), another file than a run's.
-HF_FOLDERS = {"models/backbones.py", "models/text/external.py"}
+#: These name a Hugging Face model folder's config.json (`hf:PATH` encoders, and the sentence-transformers /
+#: transformers / safetensors folders `contrastlab export` writes), another file than a run's.
+HF_FOLDERS = {"models/backbones.py", "models/text/external.py", "export/images.py", "export/st_module.py",
+              "export/text.py", "export/towers.py"}
 
 
 def _modules():
