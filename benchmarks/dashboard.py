@@ -5,11 +5,15 @@ Measures, against the targets of issue #4:
     from the input event to the end of the first draw that shows the new value;
   * playground frame rate with 2,000 points (target 30 frames/s drawn);
   * run view with 100,000 probe points: time to first draw, draw cost and the longest gap between
-    frames while panning and zooming (target: no freeze, i.e. no gap over 250 ms).
+    frames while panning and zooming (target: no freeze, i.e. no gap over 250 ms);
+  * map stability (issue #17, no browser): the mean displacement between consecutive t-SNE / UMAP
+    frames after Procrustes alignment, maps started from the previous one against maps computed
+    independently, the time to the first t-SNE map at 1k and 10k points, and peak memory.
 Anchors measured in the same run: the browser's frame rate on an idle page (the ceiling of any
 frame rate here) and the engine's own tick at 2,000 points without the browser.
 
     .venv/bin/python benchmarks/dashboard.py [--screenshots docs/img]
+    .venv/bin/python benchmarks/dashboard.py --stability-only [--tsne-points 1000 10000]
 
 Shared machines are noisy: read the numbers against the anchors of the same run.
 """
@@ -195,13 +199,61 @@ def run_view(page, url: str, results: dict) -> None:
     results["scrub_s"] = time.perf_counter() - t
 
 
+def training_like(points: int, dim: int, snapshots: int, seed: int = 0) -> list:
+    """The same probe points in every snapshot, their four clusters tightening as a run trains."""
+    import numpy as np
+    rng = np.random.default_rng(seed)
+    labels = rng.integers(0, 4, points)
+    centres = rng.normal(size=(4, dim)) * 3
+    noise = rng.normal(size=(points, dim))
+    out = []
+    for k in range(snapshots):
+        x = centres[labels] + (2.0 - 0.25 * k) * noise + 0.3 * rng.normal(size=(points, dim))
+        out.append((x / np.linalg.norm(x, axis=1, keepdims=True)).astype(np.float32))
+    return out
+
+
+def stability(tsne_points: list[int], *, chain_points: int = 1000, snapshots: int = 6) -> None:
+    """Prints the stability of map chains and the time to a first t-SNE map (no browser)."""
+    import resource
+
+    from contrastlab.dashboard.projection import project
+    from contrastlab.dashboard.stability import chain_displacements
+    seq = training_like(chain_points, 32, snapshots)
+    print(f"\nmap stability: {chain_points:,} points x {snapshots} snapshots (32-D, clusters tightening); mean "
+          "displacement between consecutive frames after Procrustes, in map radii (RMS radius 1)")
+    print(f"{'method':<8} {'warm-started (ours)':>20} {'independent':>12} {'ratio':>6} {'time warm | indep':>20}")
+    for method in ("tsne", "umap"):
+        t = time.perf_counter()
+        warm = chain_displacements(seq, method=method, warm=True)
+        tw = time.perf_counter() - t
+        t = time.perf_counter()
+        cold = chain_displacements(seq, method=method, warm=False)
+        tc = time.perf_counter() - t
+        mw, mc = statistics.mean(warm), statistics.mean(cold)
+        print(f"{method:<8} {mw:>20.3f} {mc:>12.3f} {mw / mc:>6.2f} {f'{tw:.1f} | {tc:.1f} s':>20}", flush=True)
+    for n in tsne_points:
+        x = training_like(n, 32, 1)[0]
+        t = time.perf_counter()
+        project(x, method="tsne")
+        print(f"time to the first t-SNE map, {n:,} points: {time.perf_counter() - t:.1f} s", flush=True)
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024            # KiB on Linux
+    print(f"peak memory (max RSS of this process): {peak:.0f} MiB")
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--points", type=int, default=100_000, help="probe points of the run view (default 100000)")
     parser.add_argument("--screenshots", type=Path, default=None, help="also save playground.png and runview.png here")
     parser.add_argument("--runs", type=Path, nargs="*", default=None,
                         help="run directories for runview.png (default: two synthetic runs)")
+    parser.add_argument("--stability-only", action="store_true", help="only the map-stability part (no browser)")
+    parser.add_argument("--tsne-points", type=int, nargs="*", default=[1000, 10_000],
+                        help="sizes for the time to a first t-SNE map (default 1000 10000)")
     args = parser.parse_args()
+    if args.stability_only:
+        stability(args.tsne_points)
+        return 0
     try:
         from playwright.sync_api import sync_playwright
     except ImportError:
@@ -238,6 +290,7 @@ def main() -> int:
         if args.screenshots:
             screenshot_runs(Path(tmp), args.screenshots, chromium, args.runs)
     report(results)
+    stability(args.tsne_points)
     return 0
 
 

@@ -45,6 +45,10 @@ TSNE_FIRST_ITERATIONS = (250, 250)
 TSNE_NEXT_ITERATIONS = 150
 #: UMAP epochs for the first snapshot, and for one started from the previous map.
 UMAP_FIRST_EPOCHS, UMAP_NEXT_EPOCHS = 200, 100
+#: UMAP's learning rate for a map started from the previous one: umap-learn rescales an initial layout
+#: per axis to [0, 10] and its default rate (1.0) then reshuffles it; at 0.1 consecutive 1k-point frames
+#: moved ~0.12 map radii against ~0.2 (benchmarks/dashboard.py --stability-only).
+UMAP_NEXT_LEARNING_RATE = 0.1
 #: Threads of the t-SNE gradient: half the machine at most (the trainer may be running beside us).
 JOBS = max(1, min(4, (os.cpu_count() or 2) // 2))
 #: Exact nearest neighbours below this many points (cheap and deterministic), approximate above.
@@ -172,6 +176,7 @@ def _umap(x: np.ndarray, previous: np.ndarray | None, progress: Progress | None)
     init = "spectral" if previous is None else np.array(previous, np.float64)
     model = umap.UMAP(n_components=2, n_neighbors=k, init=init, random_state=0, n_jobs=1,
                       n_epochs=UMAP_FIRST_EPOCHS if previous is None else UMAP_NEXT_EPOCHS,
+                      learning_rate=1.0 if previous is None else UMAP_NEXT_LEARNING_RATE,
                       precomputed_knn=(*knn, None), force_approximation_algorithm=True)
     y = np.asarray(model.fit_transform(x), np.float32)
     _compiled.add("umap")
