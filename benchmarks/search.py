@@ -4,11 +4,18 @@ model's index of the WordNet corpus (117,659 documents) to 8 concurrent HTTP cli
 
 `--datasets movielens-100k` adds user -> item recommendation (leave-last-out, against popularity).
 
+`--anchors` adds, per dataset and on the same held-out queries, the rows a practitioner would pick instead
+(benchmarks/anchors.py): all-MiniLM-L6-v2 zero-shot, fine-tuned by sentence-transformers' trainer (MNRL) and by
+contrastlab `pairs` with the same data, batch, steps and learning rate, wall time and peak memory of each, and
+GradCache's peak memory at 4x the batch. Corpora over `--docs` (20,000) documents use a fixed, seeded sub-corpus
+that holds every held-out query's documents. `--smoke` runs the whole path in about a minute (tiny budgets).
+
 Goals (issue #5): reverse-dictionary nDCG@10 >= 1.5 x BM25's; English->Spanish recall@1 >= 0.90 on held-out verses;
 the API at >= 500 queries/s with p99 < 50 ms on a 100k-document index.
 
     .venv/bin/python benchmarks/search.py                       # 15 minutes per dataset (default)
     .venv/bin/python benchmarks/search.py --minutes 3 --datasets verses-en-es
+    .venv/bin/python benchmarks/search.py --minutes 3 --datasets verses-en-es --anchors --no-api --steps 150
 
 Runs go to .bench/search/<dataset>; an existing finished run is reused unless --retrain. Shared machines are noisy:
 every row of a table is measured in the same run, on the same queries.
@@ -24,6 +31,8 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import anchors  # noqa: E402  (benchmarks/anchors.py: the MiniLM rows)
 # per dataset: the settings that differ from the defaults (found on this machine; see the closing notes of issue #5)
 # threads=1: one core per run stays fast when another process shares the 2 cores (2 threads then slow 4x)
 RECIPES = {
@@ -100,7 +109,14 @@ def main() -> int:
     ap.add_argument("--no-api", action="store_true")
     ap.add_argument("--set", dest="extra", action="append", default=[], metavar="KEY=VALUE",
                     help="extra training settings for every dataset")
+    ap.add_argument("--anchors", action="store_true", help="add the MiniLM anchor rows (benchmarks/anchors.py)")
+    anchors.add_options(ap)
     args = ap.parse_args()
+    args.anchor_out = args.out / "anchors"
+    if args.smoke:
+        args.minutes, args.no_api = min(args.minutes, 0.2), True
+    if args.anchors:
+        anchors.finish_options(args)
     extra = [x for kv in args.extra for x in ("--set", kv)]
     report, runs = [f"load average before: {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores"], {}
     t0 = time.perf_counter()
@@ -109,6 +125,8 @@ def main() -> int:
         train(ds, run, args.minutes, args.retrain, extra)
         runs[ds] = run
         report += table(ds, evaluate(run))
+        if args.anchors and ds != "movielens-100k":
+            report += anchors.run_dataset(ds, args, scratch=run, log=lambda *a: print(*a, flush=True))
     if not args.no_api and "wordnet" in runs:
         report += api(runs["wordnet"], args.api_seconds)
     report.append(f"\ntotal {(time.perf_counter() - t0) / 60:.1f} min; load average after: {os.getloadavg()[0]:.1f}")

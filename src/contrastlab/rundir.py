@@ -4,6 +4,8 @@
     RUN/status.json               {"state", "step", "total_steps", "updated", "pid", "host"}, rewritten atomically
     RUN/metrics.jsonl             one JSON object per line: kind "train" (loss, lr, throughput) or "monitor"
     RUN/tokenizer.json            a text or image-text run's fitted tokenizer
+    RUN/model/                    an st:/hf: text run's model folder as it started (config, tokenizer, weights):
+                                  the run rebuilds from it offline, the trained weights then come from the checkpoint
     RUN/snapshots/probe.npz       ids, labels, thumbnails and class names of the fixed probe subset
     RUN/snapshots/step-XXXXXXXX.npz   L2-normalised probe embeddings at that step
     RUN/checkpoints/last.pt       the latest checkpoint (atomic: write-then-rename)
@@ -47,14 +49,15 @@ import numpy as np
 from .io import append_jsonl, atomic_write_bytes, read_json, read_jsonl, remove_stale_temporaries, write_json
 from .processes import pid_alive
 
-__all__ = ["RunDir", "RunInUse", "Probe", "CONFIG", "STATUS", "METRICS", "TOKENIZER", "EVAL", "SNAPSHOTS",
-           "CHECKPOINTS", "PROBE", "LAST_CHECKPOINT", "SNAPSHOT_PATTERN", "STALE_SECONDS"]
+__all__ = ["RunDir", "RunInUse", "Probe", "CONFIG", "STATUS", "METRICS", "TOKENIZER", "MODEL", "EVAL",
+           "SNAPSHOTS", "CHECKPOINTS", "PROBE", "LAST_CHECKPOINT", "SNAPSHOT_PATTERN", "STALE_SECONDS"]
 
 # -- the layout ---------------------------------------------------------------------------------------------------
 CONFIG = "config.json"
 STATUS = "status.json"
 METRICS = "metrics.jsonl"
 TOKENIZER = "tokenizer.json"
+MODEL = "model"
 EVAL = "eval.json"
 SNAPSHOTS = "snapshots"
 CHECKPOINTS = "checkpoints"
@@ -190,6 +193,10 @@ class RunDir:
         return self.path / TOKENIZER
 
     @property
+    def model_dir(self) -> Path:
+        return self.path / MODEL
+
+    @property
     def probe_file(self) -> Path:
         return self.snapshots / PROBE
 
@@ -248,10 +255,12 @@ class RunDir:
 
     def clear(self, *, tokenizer: bool = False) -> None:
         """Remove what a run that stopped before its first checkpoint wrote, so it can start over (``tokenizer``:
-        its fitted tokenizer too, before the new run builds its own). config.json stays until `create` replaces it
-        atomically: a kill in between still leaves a run that restarts."""
+        its fitted tokenizer and its copy of an st:/hf: model too, before the new run builds its own). config.json
+        stays until `create` replaces it atomically: a kill in between still leaves a run that restarts."""
         for name in (METRICS, STATUS, EVAL, *((TOKENIZER,) if tokenizer else ())):
             (self.path / name).unlink(missing_ok=True)
+        if tokenizer:                                            # the model folder an st:/hf: run copied in
+            shutil.rmtree(self.model_dir, ignore_errors=True)
         shutil.rmtree(self.snapshots, ignore_errors=True)
         shutil.rmtree(self.checkpoints, ignore_errors=True)
         self.remove_temporaries()

@@ -11,9 +11,9 @@ import torch
 from contrastlab import data as data_module
 from contrastlab.cli import main
 from contrastlab.data import (ImageData, ImageTextData, TextData, dataset_modality, list_datasets,
-                              list_image_text_datasets, list_text_datasets, load_image_text, load_images, load_text,
-                              register_dataset, register_image_text_dataset, register_text_dataset, registry,
-                              resolve_dataset, text_registry)
+                              list_image_text_datasets, list_text_datasets, load_image_text, load_images,
+                              load_sequences, load_text, register_dataset, register_image_text_dataset,
+                              register_text_dataset, registry, resolve_dataset, text_registry)
 from contrastlab.data import image_text as image_text_module
 from contrastlab.data.text import PairData
 from contrastlab.train import tasks
@@ -28,7 +28,7 @@ def fresh(monkeypatch):
 def test_one_registry_holds_every_modality():
     modality = {name: ds.modality for name, ds in registry.DATASETS.items()}
     assert modality["digits"] == "image" and modality["wordnet"] == "text" and modality["emoji"] == "image_text"
-    assert set(modality.values()) == {"image", "text", "image_text"}
+    assert set(modality.values()) == {"image", "text", "image_text", "sequence"}
     assert set(list_datasets()) == set(registry.DATASETS)
     assert list_datasets("text") == list_text_datasets() == sorted(n for n, m in modality.items() if m == "text")
     assert list_datasets("image_text") == list_image_text_datasets() == ["captions", "emoji"]
@@ -87,7 +87,7 @@ def test_names_and_suffixes_are_unique_across_modalities(fresh):
 
 
 @pytest.mark.parametrize("kw, exc, msg", [
-    (dict(modality="audio"), ValueError, r"`modality` must be one of image, text, image_text, got 'audio'"),
+    (dict(modality="audio"), ValueError, r"`modality` must be one of image, text, image_text, sequence, got 'audio'"),
     (dict(aliases="toy2"), TypeError, r"`aliases` must be a tuple of str, got 'toy2'"),
     (dict(options=("a", 3)), TypeError, r"`options` must be a tuple of str, got \('a', 3\)"),
     (dict(aliases=("toy",)), ValueError, r"`aliases` must differ from the name and from each other, got 'toy' twice"),
@@ -116,7 +116,7 @@ def test_the_decorator_needs_a_function(fresh):
 
 def _groups(msg: str) -> dict[str, str]:
     """'image datasets: a, b; text datasets: c' -> {'image': 'a, b', 'text': 'c'} (in message order)."""
-    return {m.group(1): m.group(2) for m in re.finditer(r"(image|text|image-text) datasets: (.*?)(?=; |$)", msg)}
+    return {m.group(1): m.group(2) for m in re.finditer(r"(image|text|image-text|sequence) datasets: (.*?)(?=; |$)", msg)}
 
 
 def test_an_unclaimed_spec_lists_every_dataset_by_modality():
@@ -125,8 +125,8 @@ def test_an_unclaimed_spec_lists_every_dataset_by_modality():
     msg = str(info.value)
     assert msg.startswith("`spec` must name a registered dataset or use a path form, got 'imagenet'; image datasets: ")
     groups = _groups(msg)
-    assert list(groups) == ["image", "text", "image-text"]
-    words = {"image": "image", "text": "text", "image_text": "image-text"}
+    assert list(groups) == ["image", "text", "image-text", "sequence"]
+    words = {"image": "image", "text": "text", "image_text": "image-text", "sequence": "sequence"}
     for name, ds in registry.DATASETS.items():
         entry = rf"(^|, ){re.escape(name)}([ :,(]|$)"            # "name", "name (alias ..)", "name:PATH"
         listed = {g for g, text in groups.items() if re.search(entry, text)}
@@ -139,13 +139,14 @@ def test_an_unclaimed_spec_lists_every_dataset_by_modality():
 @pytest.mark.parametrize("load, first, head", [
     (load_images, "image", "a registered image dataset"), (load_text, "text", "a registered text dataset"),
     (load_image_text, "image-text", "a registered image-text dataset"),
+    (load_sequences, "sequence", "a registered sequence dataset"),
 ])
 def test_each_loader_lists_its_own_modality_first(load, first, head):
     with pytest.raises(ValueError) as info:
         load("garbage")
     msg = str(info.value)
     assert msg.startswith(f"`spec` must name {head} or use a path form, got 'garbage'; ")
-    assert list(_groups(msg))[0] == first and len(_groups(msg)) == 3
+    assert list(_groups(msg))[0] == first and len(_groups(msg)) == 4
 
 
 def test_a_folder_spec_hints_at_the_folder_forms(tmp_path):
@@ -177,9 +178,9 @@ def test_a_loader_refuses_another_modality(load, spec, msg):
 
 
 @pytest.mark.parametrize("call, msg", [
-    (lambda: list_datasets("audio"), "`modality` must be one of image, text, image_text or None, got 'audio'"),
-    (lambda: resolve_dataset("digits", modality="sound"), "`modality` must be one of image, text, image_text or "
-                                                          "None, got 'sound'"),
+    (lambda: list_datasets("audio"), "`modality` must be one of image, text, image_text, sequence or None, got 'audio'"),
+    (lambda: resolve_dataset("digits", modality="sound"), "`modality` must be one of image, text, image_text, "
+                                                          "sequence or None, got 'sound'"),
     (lambda: resolve_dataset(""), "`spec` must be a non-empty str, got ''"),
     (lambda: dataset_modality(None), "`spec` must be a non-empty str, got None"),
 ])
@@ -244,5 +245,5 @@ def test_cli_refuses_an_unknown_modality(capsys):
     with pytest.raises(SystemExit) as info:
         main(["datasets", "--modality", "audio"])
     assert info.value.code == 2
-    assert "--modality: `modality` must be one of image, text, image_text or None, got 'audio'" in \
+    assert "--modality: `modality` must be one of image, text, image_text, sequence or None, got 'audio'" in \
         capsys.readouterr().err

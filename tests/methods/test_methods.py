@@ -45,7 +45,7 @@ def test_every_method_trains_through_one_interface(name):
 
 def test_registry_and_hyperparameters():
     assert set(METHODS) == {"simclr", "moco", "supcon", "triplet", "multi_instance", "supervised", "pairs", "simcse",
-                            "clip"}
+                            "clip", "ts2vec", "cpc"}
     assert {n for n in METHODS if METHODS[n].modality == "text"} == {"pairs", "simcse"}
     hp = method_hyperparameters("moco")
     assert {"temperature", "queue_size", "momentum", "symmetric"} <= set(hp) and "feature_dim" not in hp

@@ -25,7 +25,7 @@ from tests.methods.test_clip import toy_data
 #: fitted tokenizer in the run) and the default one.
 CASES = {"simclr": {}, "moco": {"queue_size": 64}, "supcon": {}, "triplet": {}, "multi_instance": {},
          "supervised": {}, "pairs": {}, "simcse": {}, "clip": {"text_encoder": "bag", "embed_dim": 8},
-         "clip-default-text": {"embed_dim": 8}}
+         "clip-default-text": {"embed_dim": 8}, "ts2vec": {}, "cpc": {"prediction_steps": 2, "anchors": 32}}
 
 
 def test_every_registered_method_has_a_case():
@@ -50,12 +50,18 @@ def _data_for(method: str, digits):
         return toy_data()
     if cls.modality == "text":
         return _text_data()
+    if cls.modality == "sequence":
+        from contrastlab.data import SequenceData
+        g = torch.Generator().manual_seed(0)
+        return SequenceData("toy-series", torch.randn(32, 2, 24, generator=g), torch.arange(32) % 2, None, None, None)
     return dataclasses.replace(digits, group=torch.arange(len(digits)) // 4) if cls.needs_groups else digits
 
 
 def _train(case: str, digits, run_dir, **kw) -> Trainer:
     method = case.split("-")[0]
     extra = {"encoder_options": {"dim": 16}} if METHODS[method].modality == "text" else {}
+    if METHODS[method].modality == "sequence":
+        extra = {"encoder_options": {"depth": 2, "hidden": 8, "out_dim": 16}}
     cfg = TrainConfig(**{"method": method, "data": "toy", "steps": 3, "batch_size": 16, "final_eval": False,
                          "threads": 1, "hyperparameters": CASES[case], "probe_size": 32, "monitor_bank": 64,
                          "checkpoint_minutes": 100.0, **extra, **kw})
@@ -90,8 +96,14 @@ def test_load_run_round_trips(case, digits, tmp_path, monkeypatch):
         assert mine[k].dtype == v.dtype and torch.equal(mine[k], v), k
         assert torch.equal(trained.state_dict()[k].cpu(), v), k
 
-    embedder = run.embedder()
     data = trainer.data
+    if run.modality == "sequence":                                     # no search embedder: the method's features
+        with torch.no_grad():
+            assert torch.equal(run.method.embed(data.x[:5]), trained.embed(data.x[:5]))
+        with pytest.raises(ValueError, match="is a sequence run: search embeds image, image_text, text runs only"):
+            run.embedder()
+        return
+    embedder = run.embedder()
     with torch.no_grad():
         if run.modality in ("image", "image_text"):
             x = (data.x if run.modality == "image" else data.images)[:5]                     # (5, C, H, W) uint8
@@ -155,7 +167,7 @@ def test_a_config_not_written_by_the_trainer(tmp_path):
 def test_an_unknown_modality(image_run, tmp_path):
     run = _copy(image_run, tmp_path / "r")
     run.update_config(model={**run.config()["model"], "modality": "audio"})
-    with pytest.raises(ValueError, match=r"the model's modality must be one of \['image', 'image_text', 'text'\], "
+    with pytest.raises(ValueError, match=r"the model's modality must be one of \['image', 'image_text', 'sequence', 'text'\], "
                                          r"got 'audio'"):
         load_run(run.path)
 

@@ -52,6 +52,10 @@ def _data_for(name, digits):
         return toy_data()
     if cls.modality == "text":
         return _text_data()
+    if cls.modality == "sequence":
+        from contrastlab.data import SequenceData
+        g = torch.Generator().manual_seed(0)
+        return SequenceData("toy-series", torch.randn(32, 2, 24, generator=g), torch.arange(32) % 2, None, None, None)
     assert cls.modality == "image", f"add data of kind {cls.modality!r} for method {name!r} to this test"
     return dataclasses.replace(digits, group=torch.arange(len(digits)) // 4) if cls.needs_groups else digits
 

@@ -32,7 +32,8 @@ def register(subparsers, top) -> None:
     train.add_argument("--data", default="fashion-mnist",
                        help="images: fashion-mnist (default), digits, PATH.npz, folder:PATH; text: verses-en-es, "
                             "wordnet, wordnet-synonyms, PATH.jsonl|.csv|.parquet (pairs), clicks:PATH, "
-                            "interactions:PATH, movielens-100k; images with names: emoji, captions:PATH")
+                            "interactions:PATH, movielens-100k; images with names: emoji, captions:PATH; sequences: "
+                            "ucr:NAME (UCR/UEA, e.g. ucr:ArrowHead), series:PATH.npz|.csv|.parquet")
     train.add_argument("--corpus", type=Path, help="documents file (JSONL id,text or CSV) for a click log of ids")
     budget = train.add_mutually_exclusive_group()
     budget.add_argument("--minutes", type=positive_float, help="training-time budget")

@@ -55,3 +55,11 @@ __all__ += [
     "ImageTextData", "load_image_text", "register_image_text_dataset", "list_image_text_datasets",
     "load_emoji", "load_captions",
 ]
+
+# Sequence (time-series) data: the container, load_sequences, and loaders that register themselves on import.
+from .sequences import SequenceData, list_sequence_datasets, load_sequences, register_sequence_dataset
+from .ucr import load_ucr, read_ts
+from .series_files import load_series_file
+
+__all__ += ["SequenceData", "load_sequences", "register_sequence_dataset", "list_sequence_datasets", "load_ucr",
+            "read_ts", "load_series_file"]

@@ -53,6 +53,7 @@ MODALITIES: dict[str, Modality] = {
     "image": Modality("image", "load_images"),
     "text": Modality("text", "load_text"),
     "image_text": Modality("image-text", "load_image_text"),
+    "sequence": Modality("sequence", "load_sequences"),
 }
 
 

@@ -45,3 +45,7 @@ __all__ += ["top_k", "rank", "retrieval_metrics", "evaluate_retrieval", "word_to
 from .metric_retrieval import METRIC_RETRIEVAL_KEYS, metric_retrieval
 
 __all__ += ["metric_retrieval", "METRIC_RETRIEVAL_KEYS", "format_metric_retrieval"]
+
+from .sequences import embed_series, one_nn_euclidean, svm_accuracy
+
+__all__ += ["embed_series", "svm_accuracy", "one_nn_euclidean"]

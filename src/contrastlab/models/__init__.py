@@ -12,3 +12,7 @@ __all__ = ["ENCODERS", "IMAGE_ENCODER_LOADERS", "ResNet18", "ResNet50", "SmallCN
            "feature_dim", "list_encoders", "register_encoder", "register_encoder_loader", "HFImageEncoder",
            "TimmEncoder", "FrozenEncoder", "load_pretrained", "read_state_dict", "ProjectionHead", "MomentumEncoder",
            "cosine_momentum", "ema_update", "NegativeQueue"]
+
+from .sequence import DilatedCNN, GRUEncoder
+
+__all__ += ["DilatedCNN", "GRUEncoder"]

@@ -22,6 +22,7 @@ from ..rundir import RunDir, RunInUse
 from .embedders import ImageEmbedder, TextEmbedder, TwoTowerEmbedder
 from .load import Run, load_run, run_modality
 from .rebuild import REBUILDERS, RunIncomplete, register_rebuilder
+from . import sequences as _sequences  # noqa: F401  (registers the "sequence" rebuilder)
 
 __all__ = ["RunDir", "RunInUse", "Run", "load_run", "run_modality", "REBUILDERS", "register_rebuilder",
            "RunIncomplete", "TextEmbedder", "ImageEmbedder", "TwoTowerEmbedder"]

@@ -55,13 +55,23 @@ class Run:
     def embedder(self):
         """What search needs from this run: `encode_texts` (text runs), `encode_images` (image runs: the
         evaluation feature), or both (image-text runs, one shared space); L2-normalised float32 rows."""
-        source = str(self.path.resolve())
-        if self.modality == "text":
-            return TextEmbedder(self.method.encoder, source=source)
-        size = tuple(int(v) for v in self.model["image_size"])
-        if self.modality == "image_text":
-            return TwoTowerEmbedder(self.method, image_size=size, source=source)
-        return ImageEmbedder(self.method, image_shape=(int(self.model["in_channels"]), *size), source=source)
+        if self.modality not in EMBEDDERS:
+            raise ValueError(f"{self.path} is a {self.modality} run: search embeds {', '.join(sorted(EMBEDDERS))} runs "
+                             f"only")
+        return EMBEDDERS[self.modality](self, str(self.path.resolve()))
+
+
+def _image_size(run) -> tuple[int, ...]:
+    return tuple(int(v) for v in run.model["image_size"])
+
+
+#: What `Run.embedder()` gives, by the run's modality.
+EMBEDDERS = {
+    "text": lambda run, source: TextEmbedder(run.method.encoder, source=source),
+    "image_text": lambda run, source: TwoTowerEmbedder(run.method, image_size=_image_size(run), source=source),
+    "image": lambda run, source: ImageEmbedder(run.method, image_shape=(int(run.model["in_channels"]),
+                                                                        *_image_size(run)), source=source),
+}
 
 
 def load_run(path, *, device="auto") -> Run:

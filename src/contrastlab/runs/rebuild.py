@@ -17,6 +17,7 @@ from ..models.text import TextTokenizer, create_text_encoder
 from ..models.text.external import TEXT_ENCODER_LOADERS, load_text_encoder_from
 from ..rundir import RunDir
 from ..text.embedder import text_encoder_from_config
+from ..train.model_folder import rebuild_external_encoder
 
 __all__ = ["REBUILDERS", "register_rebuilder", "RunIncomplete"]
 
@@ -69,7 +70,8 @@ def rebuild_text(config, model: dict, run: RunDir, num_classes: int | None):
     if own and tok is None:
         raise RunIncomplete(f"{run.config_file} names no tokenizer for the run's {config.encoder!r} encoder; "
                             f"re-train the run to load it")
-    encoder = text_encoder_from_config(config, tokenizer=tok)
+    encoder = (text_encoder_from_config(config, tokenizer=tok) if own
+               else rebuild_external_encoder(config, model, run.path))    # RUN/model when the run keeps it
     return create_method(config.method, encoder, feature_dim=encoder.out_dim, num_classes=num_classes,
                          **config.hyperparameters)
 

@@ -35,7 +35,8 @@ class TrainConfig:
     # text: the tokenizer fitted on the training text
     tokenizer: str = "auto"                  # bpe | words; auto: what the data suggests (bpe unless item ids)
     vocab_size: int = 16_000
-    max_length: int = 64
+    max_length: int | None = None            # tokens kept per text; None: 64 for a tokenizer fitted here, the
+                                             # model's own for st:/hf:/wordllama encoders (hf: 256)
     mine: str = "none"                       # hard negatives before training: none | bm25 | a text run directory
     mine_count: int = 3                      # mined negatives per pair
     # optimisation
@@ -136,7 +137,8 @@ class TrainConfig:
         need(self.tokenizer in ("auto", "bpe", "words"), "tokenizer", "one of auto, bpe, words")
         need(isinstance(self.vocab_size, int) and 10 <= self.vocab_size <= 1_000_000, "vocab_size",
              "an int in [10, 1000000]")     # the tokenizers library aborts the process on absurd sizes
-        need(isinstance(self.max_length, int) and self.max_length >= 1, "max_length", "a positive int")
+        need(self.max_length is None or (isinstance(self.max_length, int) and not isinstance(self.max_length, bool)
+                                         and self.max_length >= 1), "max_length", "a positive int or none")
         need(isinstance(self.mine_count, int) and self.mine_count >= 1, "mine_count", "a positive int")
         from .tracking import parse_trackers
         self.log = parse_trackers(self.log)

@@ -184,7 +184,10 @@ def evaluate_run(run_dir, *, parts=None, label_fractions=(0.01, 0.1), k: int = 2
     (auto | cpu | cuda | ...) replaces the run's own: a run trained on a GPU is evaluated on a CPU, and the reverse."""
     from .evaluate_text import TEXT_PARTS, evaluate_text, format_retrieval
     trainer = Trainer.resume(run_dir, show_progress=False, for_training=False, device=device)
-    if trainer.task.modality == "image_text":
+    own = getattr(trainer.task, "evaluate_run", None)      # a task that evaluates its own runs (sequences)
+    if own is not None:
+        results, report = own(parts=parts, log=log)
+    elif trainer.task.modality == "image_text":
         from .evaluate_multimodal import evaluate_multimodal, format_cross_modal
         if parts is not None:
             raise ValueError(f"an image-text run is evaluated as a whole (cross-modal retrieval, zero-shot, "

@@ -14,8 +14,6 @@ kind of data or on the method.
 """
 from __future__ import annotations
 
-import functools
-
 import torch
 from torch import nn
 
@@ -23,43 +21,13 @@ from ..devices import to_host
 from ..methods import create_method
 from ..rundir import TOKENIZER, RunDir
 from .seeding import generator as _generator
+from .task_base import TASKS, _Features, _fits_in_memory, _Task, register_task  # noqa: F401  (re-exported)
 
 __all__ = ["ImageTask", "TextTask", "ImageTextTask", "TASKS", "data_modality", "load_data"]
 
-TASKS: dict[str, type] = {}
 _AUGMENT_FOR = {"fashion-mnist": "fashion-mnist", "digits": "digits"}   # other images: by channel count
+DEFAULT_MAX_LENGTH = 64       # tokens per text of a tokenizer fitted here, when `max_length` is None
 MIN_TRAIN_SIZE = 4             # pixels: crops, flips and blur of smaller images are meaningless (image_size >= 4 too)
-
-
-def _fits_in_memory(build):
-    """A task's `build`, where a failed allocation (a size setting far too large for memory: `queue_size`,
-    `proj_dim`, an encoder's width) is a clear ValueError instead of the allocator's traceback."""
-    @functools.wraps(build)
-    def checked(config, data, run_dir):
-        try:
-            return build(config, data, run_dir)
-        except (RuntimeError, MemoryError) as e:
-            if not isinstance(e, MemoryError) and "allocate" not in str(e):
-                raise
-            import re
-
-            from ..data.limits import format_bytes
-            sizes = {**config.encoder_options, **config.hyperparameters}
-            asked = re.search(r"allocate (\d+) bytes", str(e))
-            why = (f"one tensor alone needs {format_bytes(int(asked.group(1)))}" if asked
-                   else str(e).splitlines()[0][:160])
-            raise ValueError(f"method {config.method!r} with {sizes or 'its default sizes'} does not fit in memory "
-                             f"({why}); lower its size settings (queue_size, proj_dim, proj_hidden_dim, embed_dim, "
-                             f"...)") from None
-    return checked
-
-
-def register_task(modality: str):
-    def deco(cls):
-        cls.modality = modality
-        TASKS[modality] = cls
-        return cls
-    return deco
 
 
 def data_modality(spec: str) -> str:
@@ -81,6 +49,9 @@ def load_data(config):
     """The data a configuration names, of any kind (image-text data: `image_size` is the loader's `size`)."""
     _unknown_data(config.data, config.method)
     kind = data_modality(config.data)
+    own = getattr(TASKS.get(kind), "load", None)           # a task that loads its own data (sequences)
+    if own is not None:
+        return own(config)
     if kind == "image_text":
         from ..data.image_text import load_image_text
         options = dict(config.data_options)
@@ -94,37 +65,6 @@ def load_data(config):
     if config.data_options:
         raise ValueError(f"`data_options` are for text data; {config.data!r} is image data, got {config.data_options}")
     return load_images(config.data, image_size=config.image_size, stream=config.stream)
-
-
-class _Task:
-    modality = "?"
-
-    def __init__(self, trainer):
-        self.trainer = trainer
-        self._probe = None
-
-    def default_augment(self):
-        return None
-
-    @staticmethod
-    def prepare(config, data, *, first_stage=None):
-        """Data preparation before the model is built (text: hard-negative mining by `first_stage`, an embedder
-        the caller built from the run that `config.mine` names)."""
-        return data
-
-    def features(self, method: nn.Module) -> nn.Module:
-        """The method's evaluation features as a plain module (what `contrastlab.eval.embed` expects)."""
-        return _Features(method)
-
-
-class _Features(nn.Module):
-    def __init__(self, method):
-        super().__init__()
-        self.method = method
-        self.out_dim = method.feature_dim
-
-    def forward(self, x):
-        return self.method.embed(x)
 
 
 # ------------------------------------------------------------------------------------------------------ images
@@ -256,7 +196,8 @@ def tokenizer_for(config, texts_of, run_dir, *, kind: str = "bpe"):
     if path.exists():
         return TextTokenizer.from_json(path.read_text())
     tok = TextTokenizer.train(texts_of(), kind=kind if config.tokenizer == "auto" else config.tokenizer,
-                              vocab_size=config.vocab_size, max_length=config.max_length)
+                              vocab_size=config.vocab_size,
+                              max_length=DEFAULT_MAX_LENGTH if config.max_length is None else config.max_length)
     path.parent.mkdir(parents=True, exist_ok=True)
     atomic_write_bytes(path, tok.to_json().encode())
     return tok
@@ -285,22 +226,28 @@ class TextTask(_Task):
     @staticmethod
     @_fits_in_memory
     def build(config, data, run_dir):
-        from ..models.text.external import TEXT_ENCODER_LOADERS
+        from ..models.text.external import TEXT_ENCODER_LOADERS, load_text_encoder_from
         from ..text.embedder import text_encoder_from_config
+        from .model_folder import build_external_encoder, run_model_spec
         own = config.encoder.partition(":")[0] not in TEXT_ENCODER_LOADERS     # not wordllama / hf: / st:
         tok = tokenizer_for(config, data.train.texts, run_dir, kind=getattr(data, "tokenizer", "bpe")) if own else None
         name = ("bag" if config.encoder == "auto" else config.encoder)
-
-        def make_encoder():
-            return text_encoder_from_config(config, tokenizer=tok)
-        encoder = make_encoder()
+        kept = {}
+        if own:
+            def make_encoder():
+                return text_encoder_from_config(config, tokenizer=tok)
+            encoder = make_encoder()
+        else:                                  # st:/hf: models: their folder kept in RUN/model, rebuilt from there
+            def make_encoder():
+                return load_text_encoder_from(run_model_spec(config, run_dir), max_length=config.max_length)
+            encoder, kept = build_external_encoder(config, run_dir)
         num_classes = len(data.classes) if data.classes else None
         method = create_method(config.method, encoder, feature_dim=encoder.out_dim, num_classes=num_classes,
                                **config.hyperparameters)
         info = {"encoder": name, "options": dict(config.encoder_options), "modality": "text",
                 "tokenizer": {"kind": type(tok.tokenizer.model).__name__, "vocab_size": tok.vocab_size,
                               "max_length": tok.max_length, "file": TOKENIZER} if tok else "the model's own",
-                "feature_dim": encoder.out_dim, "parameters": sum(p.numel() for p in method.parameters())}
+                "feature_dim": encoder.out_dim, "parameters": sum(p.numel() for p in method.parameters()), **kept}
         return method, info, make_encoder
 
     def _setup_probe(self) -> None:
@@ -440,3 +387,6 @@ class ImageTextTask(_Task):
         m = retrieval_metrics(rank(images, texts, k=10), self._probe[2], ks=(1, 10))
         return {"recall@1": m["recall@1"], "recall@10": m["recall@10"],
                 "temperature": method.scale.temperature}, torch.cat([to_host(images), to_host(texts)])  # (2P, E)
+
+
+from . import sequence_task  # noqa: E402,F401  (registers the "sequence" task; it builds on the classes above)

@@ -26,3 +26,9 @@ __all__ = [
     "color_jitter", "GRAY_WEIGHTS", "JITTER_OPS", "gaussian_blur", "gaussian_kernels", "blur_kernel_size",
     "resized_crop", "sample_crops", "resize_matrix",
 ]
+
+from .series import (SERIES_PRESETS, SeriesAugment, make_series_views, overlapping_crops, series_preset,
+                     take_segments)
+
+__all__ += ["SeriesAugment", "SERIES_PRESETS", "series_preset", "make_series_views", "overlapping_crops",
+            "take_segments"]

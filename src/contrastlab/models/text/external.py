@@ -187,6 +187,11 @@ class HFTextEncoder(TextEncoder):
         hidden = self.model(**tokens).last_hidden_state                       # (B, T, H)
         return POOLINGS[self.pooling](hidden, tokens["attention_mask"])       # (B, H)
 
+    def save_folder(self, folder: str | os.PathLike) -> None:
+        """Write the model and its tokenizer into `folder` (a `transformers` folder this class loads again)."""
+        self.model.save_pretrained(str(folder), safe_serialization=True)
+        self.tokenizer.save_pretrained(str(folder))
+
 
 def _first_module(folder: Path) -> dict:
     """The first entry of a sentence-transformers folder's modules.json, with a clear error when it is not one."""
@@ -231,37 +236,43 @@ class SentenceTransformerEncoder(TextEncoder):
     def forward(self, tokens: dict[str, torch.Tensor]) -> torch.Tensor:
         return self.model(dict(tokens))["sentence_embedding"]                 # (B, D)
 
+    def save_folder(self, folder: str | os.PathLike) -> None:
+        """Write the whole model (every module, its tokenizer) into `folder`, a sentence-transformers folder."""
+        self.model.save(str(folder), safe_serialization=True)
 
-def _wordllama_from(arg: str, trainable: bool | None = None) -> TextEncoder:
+
+def _wordllama_from(arg: str, trainable: bool | None = None, max_length: int | None = None) -> TextEncoder:
     if arg and not arg.isdigit():
         raise ValueError(f"`spec` 'wordllama:DIM' needs an int dimension, got {arg!r}")
-    return WordLlamaEncoder(**({"dim": int(arg)} if arg else {}), trainable=bool(trainable))
+    return WordLlamaEncoder(**({"dim": int(arg)} if arg else {}), trainable=bool(trainable), max_length=max_length)
 
 
 def _needs_path(cls):
-    def load(arg: str, trainable: bool | None = None) -> TextEncoder:
+    def load(arg: str, trainable: bool | None = None, max_length: int | None = None) -> TextEncoder:
         if not arg:
             raise ValueError(f"`spec` for {cls.__name__} must be 'PREFIX:PATH' with a local directory, got no path")
-        encoder = cls(arg)
+        encoder = cls(arg, **({} if max_length is None else {"max_length": max_length}))   # None: the default
         if trainable is False:
             encoder.requires_grad_(False)
         return encoder
     return load
 
 
-TEXT_ENCODER_LOADERS: dict[str, Callable[..., TextEncoder]] = {     # loader(argument, trainable)
+TEXT_ENCODER_LOADERS: dict[str, Callable[..., TextEncoder]] = {     # loader(argument, trainable, max_length)
     "wordllama": _wordllama_from,                      # "wordllama" or "wordllama:128"
     "hf": _needs_path(HFTextEncoder),                  # "hf:/path/to/transformers/model"
     "st": _needs_path(SentenceTransformerEncoder),     # "st:/path/to/sentence-transformers/model"
 }
 
 
-def load_text_encoder_from(spec: str, *, trainable: bool | None = None) -> TextEncoder:
+def load_text_encoder_from(spec: str, *, trainable: bool | None = None,
+                           max_length: int | None = None) -> TextEncoder:
     """A text encoder from "PREFIX" or "PREFIX:ARGUMENT", the prefix naming an entry of `TEXT_ENCODER_LOADERS`
     ("wordllama", "hf:PATH", "st:PATH"); add an entry to register another kind.
 
     ``trainable``: None keeps the model's own default (wordllama frozen, Hugging Face models trainable); True makes
-    wordllama's table a parameter; False freezes a Hugging Face model."""
+    wordllama's table a parameter; False freezes a Hugging Face model. ``max_length``: tokens kept per text (None:
+    the model's own limit for st:, 256 for hf:, no limit for wordllama)."""
     if trainable is not None and not isinstance(trainable, bool):
         raise TypeError(f"`trainable` must be None or a bool, got {type(trainable).__name__}")
     if not isinstance(spec, str):
@@ -271,4 +282,4 @@ def load_text_encoder_from(spec: str, *, trainable: bool | None = None) -> TextE
     if prefix not in TEXT_ENCODER_LOADERS:
         raise ValueError(f"`spec` must start with one of {sorted(TEXT_ENCODER_LOADERS)} (as 'wordllama', 'hf:PATH', "
                          f"'st:PATH'), got {spec!r}")
-    return TEXT_ENCODER_LOADERS[prefix](arg, trainable)
+    return TEXT_ENCODER_LOADERS[prefix](arg, trainable, _optional_length(max_length))

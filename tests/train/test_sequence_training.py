@@ -1,0 +1,98 @@
+"""Sequence runs through the trainer and the CLI: a ts2vec run killed with SIGKILL and resumed ends bit-identical
+to the uninterrupted run (the faults of `contrastlab.faults`, no sleeps); cpc trains and evaluates; the final
+evaluation's 1-NN baseline agrees with a float64 reference; the benchmark's smoke run."""
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from contrastlab.io import load_checkpoint
+from tests.train.test_resume import _killed, _metrics, _train
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(scope="module")
+def series_file(tmp_path_factory):
+    """40 + 20 two-channel series of two classes (a sine and a square wave with noise), 32 steps."""
+    rng = np.random.default_rng(0)
+    t = np.linspace(0, 4 * np.pi, 32)
+    y = np.arange(60) % 2
+    base = np.where(y[:, None] == 0, np.sin(t), np.sign(np.sin(t)))
+    x = np.stack([base, np.cos(t) * (1 + y[:, None])], 1) + rng.normal(0, 0.3, (60, 2, 32))
+    path = tmp_path_factory.mktemp("series") / "waves.npz"
+    np.savez(path, x=x[:40], y=y[:40], x_test=x[40:], y_test=y[40:])
+    return path
+
+
+def _args(path, method="ts2vec"):
+    return [method, "--data", f"series:{path}", "--steps", "16", "--seed", "2", "--no-eval", "--quiet",
+            "--set", "batch_size=8", "--set", "checkpoint_every=5", "--set", "monitor_every=6", "--set", "log_every=2",
+            "--set", "probe_size=10", "--set", "monitor_bank=20", "--set", "threads=1", "--set", "lr=0.001"]
+
+
+def _final(run: Path):
+    state = load_checkpoint(run / "checkpoints" / "last.pt")
+    lines = _metrics(run)
+    return (state, [(r["step"], r["loss"]) for r in lines if r["kind"] == "train"],
+            [(r["step"], r.get("knn_top1")) for r in lines if r["kind"] == "monitor"],
+            sorted(p.name for p in (run / "snapshots").glob("step-*.npz")))
+
+
+@pytest.mark.slow
+def test_a_killed_ts2vec_run_resumes_to_the_uninterrupted_run(tmp_path, series_file):
+    whole, killed = tmp_path / "whole", tmp_path / "killed"
+    p = _train(*_args(series_file), "--run", str(whole))
+    out, err = p.communicate()
+    assert p.returncode == 0, err
+    _killed(_train(*_args(series_file), "--run", str(killed), fault={"point": "after-step", "at": 12}))
+    assert load_checkpoint(killed / "checkpoints" / "last.pt")["step"] == 10
+    p = _train("--resume", str(killed))
+    out, err = p.communicate()
+    assert p.returncode == 0, err
+    s_ref, train_ref, mon_ref, snaps_ref = _final(whole)
+    s_res, train_res, mon_res, snaps_res = _final(killed)
+    assert s_ref["step"] == s_res["step"] == 16
+    for k, v in s_ref["method"].items():
+        assert torch.equal(v, s_res["method"][k]), k
+    assert train_res == train_ref and mon_res == mon_ref and snaps_res == snaps_ref
+    assert json.loads((killed / "status.json").read_text())["state"] == "done"
+    config = json.loads((whole / "config.json").read_text())
+    assert config["model"]["encoder"] == "dilated_cnn" and config["model"]["options"]["causal"] is False
+
+
+def test_cpc_trains_and_evaluates_through_the_trainer(tmp_path, series_file):
+    from contrastlab.data import load_sequences
+    from contrastlab.train import Trainer, TrainConfig
+    from contrastlab.train.evaluate import evaluate_run
+    cfg = TrainConfig(method="cpc", data=f"series:{series_file}", steps=3, batch_size=8, probe_size=10,
+                      monitor_bank=20, monitor_every=3, encoder_options={"depth": 2, "hidden": 8, "out_dim": 16},
+                      hyperparameters={"prediction_steps": 2, "anchors": 64}, final_eval=False, threads=1)
+    trainer = Trainer.from_config(cfg, tmp_path / "cpc", show_progress=False)
+    assert trainer.method.encoder.causal is True                     # cpc's encoder is built causal
+    record = trainer.fit()
+    assert record["step"] == 3 and 0.0 <= record["knn_top1"] <= 1.0
+    lines = []
+    results = evaluate_run(tmp_path / "cpc", log=lines.append)
+    for key in ("svm_top1", "linear_top1", "untrained_svm_top1", "untrained_linear_top1"):
+        assert 0.0 <= results[key] <= 1.0
+    data = load_sequences(f"series:{series_file}")
+    a, b = data.x.flatten(1).double().numpy(), data.x_test.flatten(1).double().numpy()
+    nearest = ((b[:, None] - a[None]) ** 2).sum(2).argmin(1)             # float64 1-NN Euclidean
+    assert results["one_nn_euclidean_top1"] == float((data.y.numpy()[nearest] == data.y_test.numpy()).mean())
+    assert "1-NN Euclidean (raw)" in lines[-1]
+    with pytest.raises(ValueError, match="a sequence run is evaluated as a whole"):
+        evaluate_run(tmp_path / "cpc", parts=["knn"], log=lines.append)
+
+
+def test_the_benchmark_smoke_run(series_file):
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    p = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "sequences.py"), "--smoke",
+                        "--datasets", f"series:{series_file}"], env=env, capture_output=True, text=True, timeout=600)
+    assert p.returncode == 0, p.stderr[-3000:]
+    assert "1-NN Eucl." in p.stdout and "ts2vec" in p.stdout and "cpc" in p.stdout
