@@ -133,6 +133,79 @@ def layer_breaks() -> dict[tuple[str, str], list[str]]:
     return breaks
 
 
+def import_time_graph() -> dict[str, set[str]]:
+    """module -> the contrastlab modules it imports when it is imported (statements at its top level, in `if` and
+    `try` blocks too; not inside functions), leaving out its own parent packages (Python imports those first)."""
+    modules = package_modules()
+    known = set(modules)
+    graph = {}
+    for name in modules:
+        path = module_file(name)
+        nodes: list = []
+
+        def collect(body):
+            for node in body:
+                if isinstance(node, (ast.Import, ast.ImportFrom)):
+                    nodes.append(node)
+                elif isinstance(node, ast.If):
+                    collect(node.body)
+                    collect(node.orelse)
+                elif isinstance(node, ast.Try):
+                    collect(node.body)
+        collect(ast.parse(path.read_text(encoding="utf-8")).body)
+        source = ast.unparse(ast.Module(body=nodes, type_ignores=[]))
+        targets = set()
+        for target, _ in imports_in(source, name, is_package=path.name == "__init__.py", known=known):
+            while target not in known and "." in target:
+                target = target.rpartition(".")[0]
+            if target in known and target != name and not name.startswith(target + "."):
+                targets.add(target)
+        graph[name] = targets
+    return graph
+
+
+def test_no_import_cycles():
+    """No two modules need each other at import time (a cycle works or breaks by import order). Checked as the
+    strongly connected components of the import-time graph."""
+    graph = import_time_graph()
+    order, low, stack, on_stack, cycles = {}, {}, [], set(), []
+
+    def visit(v):
+        order[v] = low[v] = len(order)
+        stack.append(v)
+        on_stack.add(v)
+        for w in sorted(graph[v]):
+            if w not in order:
+                visit(w)
+                low[v] = min(low[v], low[w])
+            elif w in on_stack:
+                low[v] = min(low[v], order[w])
+        if low[v] == order[v]:
+            component = []
+            while True:
+                w = stack.pop()
+                on_stack.discard(w)
+                component.append(w)
+                if w == v:
+                    break
+            if len(component) > 1:
+                cycles.append(sorted(component))
+    for v in sorted(graph):
+        if v not in order:
+            visit(v)
+    assert not cycles, f"modules that import each other at import time: {cycles}"
+
+
+def test_the_cycle_check_sees_a_cycle(monkeypatch):
+    """The check above is not vacuous: a graph with a cycle fails it."""
+    graph = import_time_graph()
+    a, b = "contrastlab.train.tasks", "contrastlab.train.task_base"
+    assert b in graph[a]
+    monkeypatch.setattr(sys.modules[__name__], "import_time_graph", lambda: {**graph, b: graph[b] | {a}})
+    with pytest.raises(AssertionError, match="modules that import each other at import time"):
+        test_no_import_cycles()
+
+
 def test_building_the_parser_loads_no_heavy_modules():
     code = ("import json, sys; from contrastlab.cli import build_parser; build_parser(); "
             f"print(json.dumps([m for m in {list(HEAVY)!r} if m in sys.modules]))")
