@@ -53,14 +53,20 @@ def encode_texts(encoder: TextEncoder, texts: list[str], *, batch_size: int = 25
     was_training = encoder.training
     encoder.eval()
     device = _device_of(encoder)
+    # longest first, so texts of similar length share a batch (less padding for the encoders that pad, as
+    # sentence-transformers' encode does); the rows go back to the caller's order at the end
+    order = sorted(range(len(texts)), key=lambda i: -len(texts[i]))
     out = []
     try:
         for i in range(0, len(texts), batch_size):
-            tokens = {k: v.to(device) for k, v in encoder.tokenize(list(texts[i:i + batch_size])).items()}
+            batch = [texts[j] for j in order[i:i + batch_size]]
+            tokens = {k: v.to(device) for k, v in encoder.tokenize(batch).items()}
             z = encoder(tokens).float()                                          # (b, D)
             out.append((F.normalize(z, dim=-1) if normalize else z).cpu())
     finally:
         encoder.train(was_training)
     if not out:
         return torch.zeros(0, encoder.out_dim)
-    return torch.cat(out)
+    result = torch.empty(len(texts), out[0].shape[1])                            # (N, D)
+    result[torch.tensor(order)] = torch.cat(out)
+    return result
