@@ -199,27 +199,13 @@ def run_view(page, url: str, results: dict) -> None:
     results["scrub_s"] = time.perf_counter() - t
 
 
-def training_like(points: int, dim: int, snapshots: int, seed: int = 0) -> list:
-    """The same probe points in every snapshot, their four clusters tightening as a run trains."""
-    import numpy as np
-    rng = np.random.default_rng(seed)
-    labels = rng.integers(0, 4, points)
-    centres = rng.normal(size=(4, dim)) * 3
-    noise = rng.normal(size=(points, dim))
-    out = []
-    for k in range(snapshots):
-        x = centres[labels] + (2.0 - 0.25 * k) * noise + 0.3 * rng.normal(size=(points, dim))
-        out.append((x / np.linalg.norm(x, axis=1, keepdims=True)).astype(np.float32))
-    return out
-
-
 def stability(tsne_points: list[int], *, chain_points: int = 1000, snapshots: int = 6) -> None:
     """Prints the stability of map chains and the time to a first t-SNE map (no browser)."""
     import resource
 
     from contrastlab.dashboard.projection import project
-    from contrastlab.dashboard.stability import chain_displacements
-    seq = training_like(chain_points, 32, snapshots)
+    from contrastlab.dashboard.stability import chain_displacements, tightening_snapshots
+    seq = tightening_snapshots(chain_points, 32, snapshots)
     print(f"\nmap stability: {chain_points:,} points x {snapshots} snapshots (32-D, clusters tightening); mean "
           "displacement between consecutive frames after Procrustes, in map radii (RMS radius 1)")
     print(f"{'method':<8} {'warm-started (ours)':>20} {'independent':>12} {'ratio':>6} {'time warm | indep':>20}")
@@ -233,7 +219,7 @@ def stability(tsne_points: list[int], *, chain_points: int = 1000, snapshots: in
         mw, mc = statistics.mean(warm), statistics.mean(cold)
         print(f"{method:<8} {mw:>20.3f} {mc:>12.3f} {mw / mc:>6.2f} {f'{tw:.1f} | {tc:.1f} s':>20}", flush=True)
     for n in tsne_points:
-        x = training_like(n, 32, 1)[0]
+        x = tightening_snapshots(n, 32, 1)[0]
         t = time.perf_counter()
         project(x, method="tsne")
         print(f"time to the first t-SNE map, {n:,} points: {time.perf_counter() - t:.1f} s", flush=True)

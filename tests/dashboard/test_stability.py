@@ -14,23 +14,10 @@ with warnings.catch_warnings():
 
 from contrastlab.dashboard.app import create_app
 from contrastlab.dashboard.projection import project
-from contrastlab.dashboard.stability import chain_displacements, procrustes_displacement
+from contrastlab.dashboard.stability import chain_displacements, procrustes_displacement, tightening_snapshots
 from contrastlab.dashboard.synthetic import write_synthetic_run
 
 pytestmark = pytest.mark.filterwarnings("ignore:precomputed_knn")
-
-
-def training_like(points: int, dim: int, snapshots: int, seed: int = 0) -> list[np.ndarray]:
-    """The same probe points in every snapshot, their clusters tightening as a run trains."""
-    rng = np.random.default_rng(seed)
-    labels = rng.integers(0, 4, points)
-    centres = rng.normal(size=(4, dim)) * 3
-    noise = rng.normal(size=(points, dim))
-    out = []
-    for k in range(snapshots):
-        x = centres[labels] + (2.0 - 0.3 * k) * noise + 0.3 * rng.normal(size=(points, dim))
-        out.append((x / np.linalg.norm(x, axis=1, keepdims=True)).astype(np.float32))
-    return out
 
 
 def test_displacement_agrees_with_scipy_procrustes():
@@ -46,13 +33,13 @@ def test_displacement_agrees_with_scipy_procrustes():
 
 @pytest.mark.parametrize("method", ["tsne", "umap"])
 def test_the_same_snapshot_gives_the_same_map(method):
-    x = training_like(120, 12, 1)[0]
+    x = tightening_snapshots(120, 12, 1, tighten=0.3)[0]
     np.testing.assert_array_equal(project(x, method=method), project(x.copy(), method=method))
 
 
 @pytest.mark.parametrize("method", ["tsne", "umap"])
 def test_warm_started_maps_move_less_than_independent_ones(method):
-    snapshots = training_like(150, 16, 3)
+    snapshots = tightening_snapshots(150, 16, 3, tighten=0.3)
     warm = chain_displacements(snapshots, method=method, warm=True)
     cold = chain_displacements(snapshots, method=method, warm=False)
     assert len(warm) == len(cold) == 2

@@ -23,7 +23,7 @@ import numpy as np
 
 from .projection import project
 
-__all__ = ["procrustes_displacement", "chain_displacements"]
+__all__ = ["procrustes_displacement", "chain_displacements", "tightening_snapshots"]
 
 
 def _standardise(y: np.ndarray) -> np.ndarray:
@@ -60,3 +60,23 @@ def chain_displacements(snapshots: Sequence[np.ndarray], *, method: str, warm: b
         maps.append(y)
         previous = y
     return [procrustes_displacement(maps[k - 1], maps[k]) for k in range(1, len(maps))]
+
+
+def tightening_snapshots(points: int, dim: int, snapshots: int, *, seed: int = 0, tighten: float = 0.25
+                         ) -> list[np.ndarray]:
+    """Synthetic snapshots of one probe set: the same `points` in every snapshot, four clusters whose spread falls
+    by `tighten` per snapshot (from 2.0), as a run's embeddings tighten while it trains; unit rows.
+    Shape: `snapshots` arrays of (points, dim) float32.
+
+    >>> [s.shape for s in tightening_snapshots(10, 3, 2)]
+    [(10, 3), (10, 3)]
+    """
+    rng = np.random.default_rng(seed)
+    labels = rng.integers(0, 4, points)
+    centres = rng.normal(size=(4, dim)) * 3
+    noise = rng.normal(size=(points, dim))
+    out = []
+    for k in range(snapshots):
+        x = centres[labels] + (2.0 - tighten * k) * noise + 0.3 * rng.normal(size=(points, dim))
+        out.append((x / np.linalg.norm(x, axis=1, keepdims=True)).astype(np.float32))
+    return out

@@ -31,19 +31,15 @@ import numpy as np
 
 from .. import __version__
 from .folders import IndexFolderError, read_index, save_index
-from .recall import exact_top_k, measure_recall, query_sets
-from .rows import Rows
+from .recall import exact_top_k, tune_effort
+from .rows import Rows, positive_int
 
 __all__ = ["VectorIndex", "KINDS"]
 
 from .kinds import KINDS  # noqa: E402
-EF_LADDER = (16, 24, 32, 48, 64, 96, 128, 192, 256, 384, 512, 768, 1024)
 
 
-def _positive_int(name: str, value) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-        raise ValueError(f"`{name}` must be a positive int, got {value!r}")
-    return int(value)
+_positive_int = positive_int
 
 
 def _normalised(name: str, x, dim: int | None = None) -> np.ndarray:
@@ -199,27 +195,13 @@ class VectorIndex(Rows):
         x = self.vectors_at(None)                                       # (N, D)
         if queries is not None:
             queries = _normalised("queries", queries, self.dim)
-        n = len(x)
-        k = min(recall_k, n - 1) if queries is None else min(recall_k, n)
-        if k < 1:
+        k, sets, recalls = tune_effort(lambda q, kk: self.faiss.search(q, kk, params=self._params(kk))[1], x,
+                                       self.meta["params"], kind=self.kind, queries=queries,
+                                       target_recall=target_recall, recall_k=recall_k,
+                                       recall_queries=recall_queries, seed=seed, fixed=fixed)
+        if sets is None:
             self.meta.update(recall=None, distances_per_query=0.0)
             return self.meta
-        sets = query_sets(x, count=recall_queries, seed=seed, queries=queries)
-        key = "ef_search" if self.kind == "hnsw" else "nprobe"
-        if fixed is not None:
-            ladder = [_positive_int(key, fixed)]
-        elif self.kind == "hnsw":
-            ladder = list(EF_LADDER)
-        else:
-            nlist = self.meta["params"]["nlist"]
-            ladder = sorted({min(2 ** i, nlist) for i in range(int(np.ceil(np.log2(nlist))) + 1)})
-        truth = None
-        for effort in ladder:
-            self.meta["params"][key] = effort
-            recalls, truth = measure_recall(lambda q, kk: self.faiss.search(q, kk, params=self._params(kk))[1],
-                                            x, sets, k, truth)
-            if min(recalls.values()) >= target_recall:
-                break
         stats = faiss.cvar.hnsw_stats if self.kind == "hnsw" else faiss.cvar.indexIVF_stats
         stats.reset()
         every = np.concatenate([q for q, _ in sets.values()])           # (m, D)

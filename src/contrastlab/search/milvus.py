@@ -34,10 +34,10 @@ from typing import Callable, Sequence
 import numpy as np
 
 from .. import __version__
-from .index import EF_LADDER, KINDS, _normalised, _positive_int
+from .index import KINDS, _normalised, _positive_int
 from .milvus_store import (FORMAT, FORMAT_VERSION, MilvusCollectionError, check_name, check_strings, check_uri,
                            connect, insert_rows, make_schema, owned_properties, read_docs, release)
-from .recall import exact_top_k, measure_recall, query_sets
+from .recall import exact_top_k, tune_effort
 from .rows import Rows
 
 __all__ = ["MilvusVectors", "MilvusCollectionError"]
@@ -216,26 +216,12 @@ class MilvusVectors(Rows):
         x = self.vectors_at(None) if vectors is None else vectors      # (N, D)
         if queries is not None:
             queries = _normalised("queries", queries, self.dim)
-        n = len(x)
-        k = min(recall_k, n - 1) if queries is None else min(recall_k, n)
-        if k < 1:
+        k, sets, recalls = tune_effort(lambda q, kk: self._search(q, kk)[1], x, self.meta["params"], kind=self.kind,
+                                       queries=queries, target_recall=target_recall, recall_k=recall_k,
+                                       recall_queries=recall_queries, seed=seed, fixed=fixed)
+        if sets is None:
             self.meta.update(recall=None)
             return self.meta
-        sets = query_sets(x, count=recall_queries, seed=seed, queries=queries)
-        key = "ef_search" if self.kind == "hnsw" else "nprobe"
-        if fixed is not None:
-            ladder = [_positive_int(key, fixed)]
-        elif self.kind == "hnsw":
-            ladder = list(EF_LADDER)
-        else:
-            nlist = self.meta["params"]["nlist"]
-            ladder = sorted({min(2 ** i, nlist) for i in range(int(np.ceil(np.log2(nlist))) + 1)})
-        truth = None
-        for effort in ladder:
-            self.meta["params"][key] = effort
-            recalls, truth = measure_recall(lambda q, kk: self._search(q, kk)[1], x, sets, k, truth)
-            if min(recalls.values()) >= target_recall:
-                break
         self.meta.update(recall=min(recalls.values()), recall_by_queries=recalls, recall_k=k,
                          recall_queries=sum(len(q) for q, _ in sets.values()))
         if save:

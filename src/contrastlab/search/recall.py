@@ -18,7 +18,11 @@ from typing import Callable
 import faiss
 import numpy as np
 
-__all__ = ["exact_top_k", "recall_at_k", "tie_aware_recall", "query_sets", "measure_recall"]
+__all__ = ["exact_top_k", "recall_at_k", "tie_aware_recall", "query_sets", "measure_recall", "EF_LADDER",
+           "tune_effort"]
+
+#: The HNSW search efforts tried, smallest first, until the target recall is reached.
+EF_LADDER = (16, 24, 32, 48, 64, 96, 128, 192, 256, 384, 512, 768, 1024)
 
 
 def exact_top_k(vectors: np.ndarray, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
@@ -102,3 +106,33 @@ def measure_recall(search: Callable[[np.ndarray, int], np.ndarray], x: np.ndarra
         found_scores = np.where(found >= 0, np.einsum("md,mkd->mk", q, x[found]), -np.inf)
         recalls[name] = round(tie_aware_recall(found_scores, truth[name]), 4)
     return recalls, truth
+
+
+def tune_effort(search: Callable[[np.ndarray, int], np.ndarray], x: np.ndarray, params: dict, *, kind: str,
+                queries: np.ndarray | None, target_recall: float, recall_k: int, recall_queries: int, seed: int,
+                fixed: int | None):
+    """Set `params["ef_search"]` (kind "hnsw") or `params["nprobe"]` ("ivf"; `params["nlist"]` lists) to the
+    smallest effort whose recall@k reaches `target_recall` on every sample query set (`fixed`: that effort only),
+    `search(queries, k)` -> (Q, k) rows answering with the effort in `params`. Returns (k, sets, recalls), or
+    (k, None, None) when there is no neighbour to measure (k < 1). Shape: x (N, D), queries (Q, D)."""
+    from .rows import positive_int
+    n = len(x)
+    k = min(recall_k, n - 1) if queries is None else min(recall_k, n)
+    if k < 1:
+        return k, None, None
+    sets = query_sets(x, count=recall_queries, seed=seed, queries=queries)
+    key = "ef_search" if kind == "hnsw" else "nprobe"
+    if fixed is not None:
+        ladder = [positive_int(key, fixed)]
+    elif kind == "hnsw":
+        ladder = list(EF_LADDER)
+    else:
+        nlist = params["nlist"]
+        ladder = sorted({min(2 ** i, nlist) for i in range(int(np.ceil(np.log2(nlist))) + 1)})
+    truth = recalls = None
+    for effort in ladder:
+        params[key] = effort
+        recalls, truth = measure_recall(search, x, sets, k, truth)
+        if min(recalls.values()) >= target_recall:
+            break
+    return k, sets, recalls

@@ -13,7 +13,14 @@ from typing import Sequence
 
 import numpy as np
 
-__all__ = ["Rows"]
+__all__ = ["Rows", "positive_int"]
+
+
+def positive_int(name: str, value) -> int:
+    """`value` as an int >= 1; ValueError naming `name` otherwise."""
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+        raise ValueError(f"`{name}` must be a positive int, got {value!r}")
+    return int(value)
 
 
 class Rows:
