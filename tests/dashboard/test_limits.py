@@ -141,7 +141,10 @@ def test_a_flood_of_steps_is_bounded_and_stops_when_the_client_leaves(monkeypatc
         calls = counter.calls
         counter.gate.set()
         counter.wait(lambda: counter.calls > calls, "the engine's next step call")
-    # the client is gone: wait until its session ended and no engine is stepping
+        # the client leaves; the test client cancels the app as soon as its block exits, so wait here until the
+        # server has seen the close and the session ended
+        ws.close(1000)
+        assert sessions.wait_for(lambda: sessions.ended == 1, SAFETY)
     counter.wait(lambda: sessions.active == 0 and counter.inside == 0, "the session to end")
     taken = counter.taken - before
     assert taken <= live.MAX_QUEUED_STEPS, f"{taken} steps taken for a client that left"
@@ -149,7 +152,6 @@ def test_a_flood_of_steps_is_bounded_and_stops_when_the_client_leaves(monkeypatc
     assert "this step of 100 was dropped" in refused[0]["message"]
     # it ended as "closed" -- or, on a loaded machine where the test client read its 200 refusals late, as "not
     # reading": either way not by an error
-    assert sessions.wait_for(lambda: sessions.ended == 1, SAFETY)
     assert sessions.reasons["closed"] + sessions.reasons["not reading"] == 1, sessions.reasons
 
 
@@ -280,3 +282,39 @@ def test_deeply_nested_json_is_a_4xx_never_a_500(tmp_path):
         assert "valid JSON" in until(ws, "error")["message"]
         ws.send_text(json.dumps({"type": "ping", "id": 1}))
         assert until(ws, "pong")["id"] == 1
+
+
+def test_a_session_whose_task_is_cancelled_ends_as_cancelled_not_as_an_error():
+    """A server that stops cancels its connections' tasks: the session is counted once, as "cancelled"."""
+    import asyncio
+
+    sessions = live.PlaygroundSessions()
+
+    class Socket:                                            # accepts, sends into a list, never receives
+        def __init__(self):
+            self.sent = asyncio.Queue()
+
+        async def accept(self):
+            pass
+
+        async def receive(self):
+            await asyncio.Event().wait()
+
+        async def send_text(self, text):
+            await self.sent.put(text)
+
+        async def send_bytes(self, data):
+            await self.sent.put(data)
+
+    async def scenario():
+        ws = Socket()
+        task = asyncio.create_task(sessions.serve(ws))
+        first = json.loads(await asyncio.wait_for(ws.sent.get(), SAFETY))    # the session is running
+        assert first["type"] == "init"
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        assert await asyncio.to_thread(sessions.wait_for, lambda: sessions.ended == 1, SAFETY)
+
+    asyncio.run(scenario())
+    assert sessions.active == 0 and dict(sessions.reasons) == {"cancelled": 1}

@@ -177,7 +177,8 @@ class PlaygroundSessions:
     """All playground connections of one app.
 
     ``active`` counts the open sessions; ``ended``, ``steps_taken`` (by ended sessions) and ``reasons``
-    (why they ended: "closed", "idle", "not reading", "error") are kept for monitoring and tests, and
+    (why they ended: "closed", "idle", "not reading", "cancelled" (the server
+    stopped, or cancelled the connection's task), "error") are kept for monitoring and tests, and
     :meth:`wait_for` blocks until a condition on them holds.
     """
 
@@ -224,10 +225,14 @@ class PlaygroundSessions:
                 pass
             return
         self._count(started=True)
-        state = {"reason": "error", "session": None, "inflight": None}
+        state = {"reason": None, "session": None, "inflight": None}
         try:
             await self._run(ws, state)
+        except asyncio.CancelledError:
+            state["reason"] = state["reason"] or "cancelled"          # the server stopped, or cancelled this task
+            raise
         finally:
+            state["reason"] = state["reason"] or "error"
             # the session counts as ended once its engine has stopped: at once, or when the tick in flight
             # returns (it stops before its next step); nothing here awaits, so a cancelled server exits at once
             def ended(_=None):
