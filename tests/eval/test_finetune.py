@@ -86,3 +86,65 @@ def test_both_arms_share_subset_recipe_and_init(digits):
     out = label_efficiency(MLP, fresh, xtr, ytr, xte, yte, num_classes=10, fractions=(0.05, 0.2), steps=20,
                            seed=7, progress=False)
     assert all(v["pretrained"] == v["scratch"] for v in out.values())
+
+
+# -- float series (N, C, T), the sequence runs' input ------------------------------------------------------------
+class SeriesEncoder(torch.nn.Module):
+    """A 1-d convolution, ReLU and a max over time: (B, C, T) -> (B, 8)."""
+    out_dim = 8
+
+    def __init__(self):
+        super().__init__()
+        self.conv = torch.nn.Conv1d(2, 8, 5, padding=2)
+
+    def forward(self, x):
+        return torch.relu(self.conv(x)).amax(2)
+
+
+@pytest.fixture(scope="module")
+def waves():
+    """Two classes of two-channel series, a sine and a square wave of random phase plus noise: separable by shape
+    (a square wave's samples sit near +-1), 120 train and 60 test."""
+    g = torch.Generator().manual_seed(0)
+    y = torch.arange(180) % 2
+    t = torch.linspace(0, 4 * np.pi, 40) + torch.rand(180, 1, generator=g) * 2 * np.pi     # (N, T)
+    wave = torch.where(y.view(-1, 1) == 0, torch.sin(t), torch.sign(torch.sin(t)))
+    x = torch.stack([wave, -wave], 1) + 0.2 * torch.randn(180, 2, 40, generator=g)            # (N, 2, T)
+    return x[:120], y[:120], x[120:], y[120:]
+
+
+def test_finetune_takes_float_series_as_they_are(waves):
+    xtr, ytr, xte, yte = waves
+    torch.manual_seed(0)
+    seen = []
+
+    def spy(xb, *, generator):
+        seen.append((xb.dtype, tuple(xb.shape[1:])))
+        return xb
+    acc = finetune(SeriesEncoder(), xtr, ytr, xte, yte, num_classes=2, epochs=30, lr=1e-2, batch_size=32, seed=0,
+                   augment=spy)
+    assert acc >= 0.95                                       # separable classes
+    assert set(seen) == {(torch.float32, (2, 40))}           # floats, not scaled as images are
+    assert finetune(SeriesEncoder(), xtr, ytr, xte, yte, num_classes=2, epochs=30, lr=1e-2, batch_size=32,
+                    seed=0) == acc                            # no augment: the series themselves, the same run
+
+
+def test_label_efficiency_on_series_shares_subset_recipe_and_init(waves):
+    xtr, ytr, xte, yte = waves
+    with torch.random.fork_rng():
+        torch.manual_seed(3)
+        fresh = SeriesEncoder().state_dict()
+    out = label_efficiency(SeriesEncoder, fresh, xtr, ytr, xte, yte, num_classes=2, fractions=(0.1, 0.5), steps=30,
+                           lr=1e-2, batch_size=16, seed=3, progress=False)
+    assert list(out) == [0.1, 0.5] and all(v["pretrained"] == v["scratch"] for v in out.values())
+
+
+def test_series_and_images_do_not_mix(waves, digits):
+    xtr, ytr, xte, yte = waves
+    with pytest.raises(ValueError, match=r"`x` and `x_test` must be the same kind of input, got series"):
+        finetune(SeriesEncoder(), xtr, ytr, digits[2], digits[3], num_classes=10)
+    with pytest.raises(ValueError, match=r"`x` must be uint8 images .* or float series .* got a float tensor of "
+                                         r"shape \(120, 80\)"):
+        finetune(SeriesEncoder(), xtr.flatten(1), ytr, xte, yte, num_classes=2)
+    with pytest.raises(ValueError, match=r"must have the same series shape \(C, T\), got \(2, 40\) and \(2, 30\)"):
+        finetune(SeriesEncoder(), xtr, ytr, xte[:, :, :30], yte, num_classes=2)

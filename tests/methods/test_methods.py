@@ -25,7 +25,7 @@ def _method(name, **kw):
     return create_method(name, enc, feature_dim=enc.out_dim, num_classes=3, **{**hp, **kw})
 
 
-IMAGE_METHODS = [n for n in list_methods() if METHODS[n].modality == "image"]
+IMAGE_METHODS = [n for n in list_methods() if "image" in METHODS[n].modalities]
 
 
 @pytest.mark.parametrize("name", IMAGE_METHODS)
@@ -46,7 +46,7 @@ def test_every_method_trains_through_one_interface(name):
 def test_registry_and_hyperparameters():
     assert set(METHODS) == {"simclr", "moco", "supcon", "triplet", "multi_instance", "supervised", "pairs", "simcse",
                             "clip", "ts2vec", "cpc"}
-    assert {n for n in METHODS if METHODS[n].modality == "text"} == {"pairs", "simcse"}
+    assert {n for n in METHODS if "text" in METHODS[n].modalities} == {"pairs", "simcse"}
     hp = method_hyperparameters("moco")
     assert {"temperature", "queue_size", "momentum", "symmetric"} <= set(hp) and "feature_dim" not in hp
     with pytest.raises(ValueError, match="`method` must be one of"):

@@ -81,6 +81,8 @@ def test_cpc_trains_and_evaluates_through_the_trainer(tmp_path, series_file):
     results = evaluate_run(tmp_path / "cpc", log=lines.append)
     for key in ("svm_top1", "linear_top1", "untrained_svm_top1", "untrained_linear_top1"):
         assert 0.0 <= results[key] <= 1.0
+    assert sorted(results["label_fraction"]) == [0.1, 0.5]
+    assert all(0.0 <= v <= 1.0 for arms in results["label_fraction"].values() for v in arms.values())
     data = load_sequences(f"series:{series_file}")
     a, b = data.x.flatten(1).double().numpy(), data.x_test.flatten(1).double().numpy()
     nearest = ((b[:, None] - a[None]) ** 2).sum(2).argmin(1)             # float64 1-NN Euclidean
@@ -96,3 +98,64 @@ def test_the_benchmark_smoke_run(series_file):
                         "--datasets", f"series:{series_file}"], env=env, capture_output=True, text=True, timeout=600)
     assert p.returncode == 0, p.stderr[-3000:]
     assert "1-NN Eucl." in p.stdout and "ts2vec" in p.stdout and "cpc" in p.stdout
+
+
+def _nt_xent64(a, b, temperature):
+    """NT-Xent (SimCLR) in float64 by its definition: 2B anchors, each against its partner and the 2B - 2 others."""
+    z = torch.nn.functional.normalize(torch.cat([a, b]).double(), dim=1)
+    n = a.shape[0]
+    sim = z @ z.T / temperature
+    total = 0.0
+    for i in range(2 * n):
+        j = (i + n) % (2 * n)
+        others = [k for k in range(2 * n) if k != i]
+        total += -(sim[i, j] - torch.logsumexp(sim[i, others], 0))
+    return total / (2 * n)
+
+
+def _supcon64(z, labels, temperature):
+    """SupCon L_out (Khosla et al. 2020, eq. 2) in float64: every other view of the same label is a positive."""
+    b, v, _ = z.shape
+    f = torch.nn.functional.normalize(z.reshape(b * v, -1).double(), dim=1)
+    y = labels.repeat_interleave(v)
+    sim = f @ f.T / temperature
+    total = 0.0
+    for i in range(b * v):
+        others = [k for k in range(b * v) if k != i]
+        positives = [k for k in others if y[k] == y[i]]
+        log_prob = sim[i] - torch.logsumexp(sim[i, others], 0)
+        total += -log_prob[positives].mean()
+    return total / (b * v)
+
+
+@pytest.mark.parametrize("name", ["simclr", "supcon"])
+def test_simclr_and_supcon_train_on_series_unchanged(tmp_path, series_file, name):
+    """The image methods take series as they are: two augmented views of every series (B, 2, C, T), a centred
+    encoder, the loss equal to its float64 definition on the batch's projections, then training and the sequence
+    evaluation."""
+    from contrastlab.train import Trainer, TrainConfig
+    cfg = TrainConfig(method=name, data=f"series:{series_file}", steps=4, batch_size=8, probe_size=10,
+                      monitor_bank=20, monitor_every=4, encoder_options={"depth": 2, "hidden": 8, "out_dim": 16},
+                      hyperparameters={"proj_hidden_dim": 16, "proj_dim": 8}, final_eval=False, threads=1)
+    trainer = Trainer.from_config(cfg, tmp_path / name, show_progress=False)
+    method = trainer.method
+    assert method.encoder.causal is False                             # the methods that do not ask get a centred one
+    batch = trainer.make_batch(method, 0)
+    data = trainer.data
+    views, idx = batch["views"], batch["index"]
+    assert views.shape == (8, 2, data.channels, data.length)
+    assert not torch.equal(views[:, 0], views[:, 1])                 # two different draws of the series views
+    assert torch.equal(trainer.make_batch(method, 0)["views"], views)   # and the same draws for the same step
+    raw = data.x[idx]
+    assert float((views[:, 0] - raw).abs().mean()) < float((views[:, 0] - raw.roll(1, 0)).abs().mean())
+    with torch.no_grad():
+        z, = method.embeddings(batch)                                 # (B, 2, P)
+        loss = float(method(batch).loss)
+    expected = (_nt_xent64(z[:, 0], z[:, 1], method.temperature) if name == "simclr"
+                else _supcon64(z, batch["labels"], method.temperature))
+    assert loss == pytest.approx(float(expected), rel=1e-5, abs=1e-6)
+    record = trainer.fit()
+    assert record["step"] == 4 and 0.0 <= record["knn_top1"] <= 1.0
+    from contrastlab.train.evaluate import evaluate_run
+    results = evaluate_run(tmp_path / name, log=lambda *_: None)
+    assert 0.0 <= results["svm_top1"] <= 1.0 and 0.0 <= results["untrained_svm_top1"] <= 1.0

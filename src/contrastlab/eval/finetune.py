@@ -16,7 +16,7 @@ from .. import devices
 from ..losses import validation as lcheck
 from ..optim import param_groups
 from . import _checks as check
-from .embed import embed
+from .inputs import INPUTS, batch_shape, input_kind
 
 __all__ = ["finetune"]
 
@@ -55,19 +55,21 @@ def _batches(n: int, batch_size: int, steps: int, generator: torch.Generator):
 
 def _check_recipe(x, y, x_test, y_test, num_classes, lr, batch_size, weight_decay, augment):
     """Validate the shared arguments of :func:`finetune` and ``label_efficiency``; returns labels."""
-    check.uint8_images("x", x)
-    check.uint8_images("x_test", x_test)
+    kind, test_kind = input_kind("x", x), input_kind("x_test", x_test)
+    if kind != test_kind:
+        raise ValueError(f"`x` and `x_test` must be the same kind of input, got {kind} "
+                         f"{batch_shape(INPUTS[kind])} and {test_kind} {batch_shape(INPUTS[test_kind], 'M')}")
     c = check.positive_int("num_classes", num_classes)
     y = check.class_labels("y", y, x.shape[0], rows_of="x", num_classes=c)
     y_test = check.class_labels("y_test", y_test, x_test.shape[0], rows_of="x_test", num_classes=c)
     if x.shape[1:] != x_test.shape[1:]:
-        raise ValueError(f"`x` and `x_test` must have the same image shape (C, H, W), got "
+        raise ValueError(f"`x` and `x_test` must have the same {INPUTS[kind].noun} shape {INPUTS[kind].example}, got "
                          f"{tuple(x.shape[1:])} and {tuple(x_test.shape[1:])}")
     lcheck.positive_number("lr", lr)
     check.positive_int("batch_size", batch_size)
     lcheck.positive_number("weight_decay", weight_decay, allow_zero=True)
     if augment is not None and not callable(augment):
-        raise TypeError(f"`augment` must be callable as augment(x_uint8, generator=g) or None, "
+        raise TypeError(f"`augment` must be callable as augment(x_batch, generator=g) or None, "
                         f"got {type(augment).__name__}")
     return y, y_test
 
@@ -78,6 +80,7 @@ def _train_and_score(encoder: nn.Module, x, y, x_test, y_test, *, num_classes: i
     """Train ``encoder`` (in place; callers pass a copy) with a new head for ``steps`` AdamW steps
     on validated inputs, return top-1 on the test set. Every random draw comes from ``seed``."""
     g = torch.Generator().manual_seed(seed)
+    kind = INPUTS[input_kind("x", x)]
     with torch.random.fork_rng(devices=_rng_devices()), torch.enable_grad():
         torch.manual_seed(seed)                                              # dropout etc.; global state restored
         model = _Classifier(encoder, num_classes).train()
@@ -85,11 +88,12 @@ def _train_and_score(encoder: nn.Module, x, y, x_test, y_test, *, num_classes: i
         opt = torch.optim.AdamW(param_groups(model, weight_decay=weight_decay), lr=lr)
         y = y.to(device)
         for step, idx in enumerate(_batches(x.shape[0], batch_size, steps, g)):
-            xb = x[idx].to(device)                                           # (b, C, H, W) uint8
-            xf = xb.float().div_(255) if augment is None else augment(xb, generator=g)
-            if not torch.is_tensor(xf) or not xf.is_floating_point() or xf.dim() != 4 or xf.shape[0] != len(idx):
+            xb = x[idx].to(device)                                           # (b, C, H, W) uint8 or (b, C, T)
+            xf = kind.to_float(xb) if augment is None else augment(xb, generator=g)
+            if not torch.is_tensor(xf) or not xf.is_floating_point() or xf.dim() != x.dim() or xf.shape[0] != len(idx):
                 got = tuple(xf.shape) if torch.is_tensor(xf) else type(xf).__name__
-                raise ValueError(f"`augment` must return a float tensor (B, C, H, W) with B = {len(idx)}, got {got}")
+                raise ValueError(f"`augment` must return a float tensor {batch_shape(kind, 'B')} with B = "
+                                 f"{len(idx)}, got {got}")
             for group in opt.param_groups:
                 group["lr"] = lr * 0.5 * (1.0 + math.cos(math.pi * step / steps))
             loss = F.cross_entropy(model(xf), y[idx])
@@ -98,7 +102,7 @@ def _train_and_score(encoder: nn.Module, x, y, x_test, y_test, *, num_classes: i
             opt.step()
             if on_step is not None:
                 on_step()
-    pred = embed(model, x_test, batch_size=max(batch_size, 512)).argmax(1)   # (M,)
+    pred = kind.features(model, x_test, batch_size=max(batch_size, 512)).argmax(1)   # (M,)
     return float((pred == y_test.to(pred.device)).double().mean())
 
 
@@ -112,7 +116,8 @@ def finetune(encoder: nn.Module, x: torch.Tensor, y: torch.Tensor, x_test: torch
     a cosine learning-rate decay to 0 and cross-entropy, for ``epochs * ceil(N / batch_size)``
     steps of full batches drawn from reshuffled passes over the data. Training batches are
     ``augment(x_uint8, generator=g)`` when given (a CPU ``torch.Generator``, must return float
-    (B, C, H, W)), else ``x.float() / 255``. Batch order, augmentation and dropout all follow
+    (B, C, H, W)), else ``x.float() / 255``; float series (N, C, T) are taken as they are (``augment`` then maps
+    (B, C, T) to (B, C, T)). Batch order, augmentation and dropout all follow
     ``seed``; the global RNG state is left as it was.
 
     Example::
@@ -126,7 +131,8 @@ def finetune(encoder: nn.Module, x: torch.Tensor, y: torch.Tensor, x_test: torch
         1.0
 
     Shape:
-        x: (N, C, H, W) uint8; y: (N,) ints in [0, num_classes); x_test: (M, C, H, W); y_test: (M,).
+        x: (N, C, H, W) uint8 or (N, C, T) float; y: (N,) ints in [0, num_classes); x_test: (M, ...) as x;
+        y_test: (M,).
     """
     check.module("encoder", encoder)
     check.out_dim("encoder", encoder)

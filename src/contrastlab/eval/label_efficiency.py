@@ -88,8 +88,8 @@ def label_efficiency(make_encoder: Callable[[], nn.Module], pretrained_state_dic
         ([0.1, 0.5], ['pretrained', 'scratch'])
 
     Shape:
-        x: (N, C, H, W) uint8; y: (N,) ints in [0, num_classes); x_test: (M, C, H, W); y_test: (M,).
-        Output: {fraction: {"pretrained": top1, "scratch": top1}} with accuracies in [0, 1].
+        x: (N, C, H, W) uint8 images or (N, C, T) float series; y: (N,) ints in [0, num_classes); x_test:
+        (M, ...) as x; y_test: (M,). Output: {fraction: {"pretrained": top1, "scratch": top1}} with accuracies in [0, 1].
     """
     if not callable(make_encoder) or isinstance(make_encoder, nn.Module):
         what = f"a {type(make_encoder).__name__} instance" if isinstance(make_encoder, nn.Module) \

@@ -17,10 +17,16 @@ from typing import Callable
 import torch
 from torch import nn
 
+from ..views import make_series_views, make_views
+
 __all__ = ["Method", "StepOutput", "split_batch", "METHODS", "register_method", "create_method", "list_methods",
            "method_hyperparameters", "positive_number", "warn_single_class"]
 
 METHODS: dict[str, type["Method"]] = {}
+
+#: data modality -> the function that makes a batch's views, ``views(x, augment, n_views=, generator=)``:
+#: (B, C, H, W) images -> (B, V, C, H, W); (B, C, T) series -> (B, V, C, T).
+VIEWS: dict[str, Callable] = {"image": make_views, "sequence": make_series_views}
 
 
 def register_method(name: str):
@@ -121,7 +127,7 @@ class Method(nn.Module):
 
     CONTEXT = ("feature_dim", "num_classes")
     name = "?"
-    modality = "image"                 # the kind of data it trains on (`data.modality`)
+    modalities: tuple = ("image",)     # the kinds of data it trains on (`data.modality`)
     n_views: int = 2
     needs_labels: bool = False
     needs_groups: bool = False
@@ -136,10 +142,10 @@ class Method(nn.Module):
 
     # -- the interface the trainer uses -------------------------------------------------------------------
     def make_batch(self, data, idx: torch.Tensor, augment: Callable, generator: torch.Generator) -> dict:
-        """Views of `data.x[idx]` plus whatever labels the data has. Shape: views (B, V, C, H, W)."""
-        from ..views import make_views
-        batch = {"views": make_views(data.x[idx], augment, n_views=self.n_views, generator=generator),
-                 "index": idx}
+        """Views of `data.x[idx]` plus whatever labels the data has, made by the views of the data's modality
+        (:data:`VIEWS`). Shape: views (B, V, C, H, W) for images, (B, V, C, T) for series."""
+        views = VIEWS[getattr(data, "modality", "image")]
+        batch = {"views": views(data.x[idx], augment, n_views=self.n_views, generator=generator), "index": idx}
         if data.y is not None:
             batch["labels"] = data.y[idx]
         if data.group is not None:
@@ -176,12 +182,17 @@ class Method(nn.Module):
         """Features used for evaluation: the encoder's output h, not the projection g(h). (B, C, H, W) -> (B, F)."""
         return self.encoder(x)
 
+    def evaluated_encoder(self) -> nn.Module:
+        """The encoder whose features :meth:`embed` returns: its weights start label-efficiency fine-tuning."""
+        return self.encoder
+
     def check_data(self, data) -> None:
         """Raise a clear error when the data lacks what this method needs."""
         got = getattr(data, "modality", "image")
-        if got != self.modality:
-            fits = sorted(n for n, cls in METHODS.items() if cls.modality == got)
-            raise ValueError(f"method {self.name!r} trains on {self.modality} data, but {data.name} is {got} data; "
+        if got not in self.modalities:
+            fits = sorted(n for n, cls in METHODS.items() if got in cls.modalities)
+            raise ValueError(f"method {self.name!r} trains on {' or '.join(self.modalities)} data, but {data.name} is "
+                             f"{got} data; "
                              f"methods for {got} data: {fits}")
         if self.needs_labels and data.y is None:
             raise ValueError(f"method {self.name!r} needs labels, but {data.name} has none; "

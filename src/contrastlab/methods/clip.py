@@ -79,7 +79,7 @@ class CLIP(Method):
     Shape: batch {"images": (B, 3, H, W) float, "tokens": {... (B, T)}}; embeddings (B, embed_dim) each.
     """
 
-    modality = "image_text"
+    modalities = ("image_text",)
     n_views = 1
 
     def __init__(self, encoder: TwoTowers, *, feature_dim: int, num_classes: int | None = None,

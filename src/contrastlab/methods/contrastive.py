@@ -47,7 +47,9 @@ def _temperature(t):
 @register_method("simclr")
 class SimCLR(_Projected):
     """SimCLR (Chen et al. 2020): two views per image, NT-Xent over the 2B views of the batch. The default
-    temperature 0.5 is the paper's choice for CIFAR-10 (appendix B.9)."""
+    temperature 0.5 is the paper's choice for CIFAR-10 (appendix B.9). Trains on images and, unchanged, on series
+    (two views from :mod:`contrastlab.views.series`)."""
+    modalities = ("image", "sequence")
 
     def __init__(self, encoder, *, feature_dim, num_classes=None, temperature: float = 0.5,
                  proj_hidden_dim: int = 512, proj_dim: int = 128, proj_layers: int = 2):
@@ -63,7 +65,9 @@ class SimCLR(_Projected):
 
 @register_method("supcon")
 class SupCon(_Projected):
-    """Supervised contrastive learning (Khosla et al. 2020, L_out): every same-label view is a positive."""
+    """Supervised contrastive learning (Khosla et al. 2020, L_out): every same-label view is a positive. Trains on
+    images and, unchanged, on labelled series."""
+    modalities = ("image", "sequence")
     needs_labels = True
 
     def __init__(self, encoder, *, feature_dim, num_classes=None, temperature: float = 0.1,

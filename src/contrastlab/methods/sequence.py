@@ -47,7 +47,7 @@ def _per_step(encoder, method: str):
 
 
 class _Sequence(Method):
-    modality = "sequence"
+    modalities = ("sequence",)
 
     def _labels(self, data, idx, batch):
         if data.y is not None:
@@ -103,7 +103,10 @@ class TS2Vec(_Sequence):
     def embed(self, x):
         """The averaged encoder's pooled features (``average=True``, as the paper evaluates), else the encoder's.
         (B, C, T) -> (B, D)."""
-        return self.averaged(x) if self.average else self.encoder(x)
+        return self.evaluated_encoder()(x)
+
+    def evaluated_encoder(self):
+        return self.averaged if self.average else self.encoder
 
     def forward(self, batch):
         n = int(batch["overlap"])

@@ -39,7 +39,7 @@ def _zero_loss(q: torch.Tensor, d: torch.Tensor) -> torch.Tensor:
 
 
 class _TextMethod(Method):
-    modality = "text"
+    modalities = ("text",)
     n_views = 2
 
     def tokens(self, texts: list[str]) -> dict[str, torch.Tensor]:

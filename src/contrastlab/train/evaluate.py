@@ -87,7 +87,7 @@ def evaluate(trainer: Trainer, *, parts=DEFAULT_PARTS, label_fractions=(0.01, 0.
         log(f"label efficiency at fractions {list(label_fractions)}: fine-tune pretrained vs from scratch")
         torch.manual_seed(cfg.seed)
         out["label_fraction"] = ev.label_efficiency(
-            trainer.make_encoder, method.encoder.state_dict(), data.x, data.y, data.x_test, data.y_test,
+            trainer.make_encoder, method.evaluated_encoder().state_dict(), data.x, data.y, data.x_test, data.y_test,
             fractions=tuple(label_fractions), num_classes=data.num_classes, steps=finetune_steps, seed=cfg.seed,
             augment=trainer.augment)
     method.train()

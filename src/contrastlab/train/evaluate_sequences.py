@@ -3,7 +3,9 @@
 Keys: ``svm_top1`` (RBF SVM, C by cross-validation: TS2Vec's protocol) with ``svm_C``, ``linear_top1`` (L-BFGS
 logistic regression), ``one_nn_euclidean_top1`` (1-NN on the raw series, the UCR reference) and
 ``untrained_svm_top1`` / ``untrained_linear_top1`` (the same encoder with its initial random weights, seeded by the
-run's seed).
+run's seed), and ``label_fraction`` ({fraction: {"pretrained", "scratch"}}: the evaluated encoder and a fresh one
+fine-tuned end to end with a linear head on a stratified fraction of the training labels, as for images; see
+:func:`contrastlab.eval.label_efficiency`).
 """
 from __future__ import annotations
 
@@ -25,7 +27,15 @@ def frozen_scores(encoder, data, *, seed: int = 0) -> dict:
     return {"svm_top1": svm["top1"], "svm_C": svm["C"], "linear_top1": linear["top1"]}
 
 
-def evaluate_sequences(trainer, *, log=print) -> dict:
+#: label efficiency of a sequence run: UCR/UEA training sets hold 20 to 1,000 series, so the images' 1% would
+#: leave less than one series per class; 10% and 50% of the labels instead
+SEQUENCE_LABEL_FRACTIONS = (0.1, 0.5)
+FINETUNE_STEPS = 200
+
+
+def evaluate_sequences(trainer, *, label_fractions=SEQUENCE_LABEL_FRACTIONS, finetune_steps: int = FINETUNE_STEPS,
+                       log=print) -> dict:
+    from ..eval import label_efficiency
     from ..eval.sequences import one_nn_euclidean
     data, method, cfg = trainer.data, trainer.method, trainer.config
     out: dict = {"method": cfg.method, "data": cfg.data, "step": trainer.step,
@@ -48,8 +58,17 @@ def evaluate_sequences(trainer, *, log=print) -> dict:
         from ..devices import module_device
         untrained.to(module_device(method))
         out.update({f"untrained_{k}": v for k, v in frozen_scores(untrained, data, seed=cfg.seed).items()})
+        if label_fractions:
+            log(f"label efficiency at fractions {list(label_fractions)}: fine-tune pretrained vs from scratch "
+                f"({finetune_steps} steps each, no augmentation)")
+            torch.manual_seed(cfg.seed)
+            out["label_fraction"] = label_efficiency(
+                trainer.make_encoder, method.evaluated_encoder().state_dict(), data.x, data.y, data.x_test,
+                data.y_test, fractions=tuple(label_fractions), num_classes=data.num_classes, steps=finetune_steps,
+                seed=cfg.seed, batch_size=cfg.batch_size, progress=trainer.show_progress)
     else:
         out["skipped"]["untrained"] = "a custom encoder: give Trainer(make_encoder=...) to build an untrained one"
+        out["skipped"]["label_fraction"] = "a custom encoder: give Trainer(make_encoder=...) to fine-tune from scratch"
     out["seconds"] = round(time.perf_counter() - t0, 1)
     return out
 
@@ -65,4 +84,7 @@ def format_sequence_report(results: dict) -> str:
         other = results.get(base)
         lines.append(f"  {label:<22}{results[mine]:>9.3f}{'' if other is None else f'{other:>11.3f}'}")
     lines.append(f"  {'1-NN Euclidean (raw)':<22}{results['one_nn_euclidean_top1']:>9.3f}")
+    for fraction, accs in results.get("label_fraction", {}).items():
+        lines.append(f"  {f'fine-tune, {float(fraction):.0%} labels':<22}{accs['pretrained']:>9.3f}"
+                     f"{accs['scratch']:>11.3f}  (from scratch)")
     return "\n".join(lines)

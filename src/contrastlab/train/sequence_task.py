@@ -1,8 +1,8 @@
 """The trainer's task for sequence data (`SequenceData`): the encoder, the views and the online monitor.
 
 * encoder: ``config.encoder`` ("auto": ``dilated_cnn``, TS2Vec's), built with the method's ``causal_encoder``
-  when the encoder takes ``causal`` (CPC needs a causal one, TS2Vec's own is centred) unless
-  ``encoder_options`` sets it;
+  when the encoder takes ``causal`` (CPC needs a causal one; TS2Vec's own is centred, and so is the default of the
+  methods that do not say, such as ``simclr`` and ``supcon``) unless ``encoder_options`` sets it;
 * views: ``config.augment`` ("auto": the method's ``series_views`` preset, see
   :data:`contrastlab.views.series.SERIES_PRESETS`), scaled by ``config.strength``;
 * monitor: kNN top-1 of a fixed probe of test series against a bank of training series, on pooled features;
@@ -45,7 +45,7 @@ class SequenceTask(_Task):
         options = dict(config.encoder_options)
         cls = ENCODERS.get(name)
         if cls is not None and "causal" in inspect.signature(cls).parameters and "causal" not in options:
-            options["causal"] = bool(getattr(METHODS.get(config.method), "causal_encoder", True))
+            options["causal"] = bool(getattr(METHODS.get(config.method), "causal_encoder", False))
 
         def make_encoder():
             return create_encoder(name, in_channels=data.channels, **options)

@@ -28,6 +28,7 @@ from . import validation as check
 from .blur import _separable, blur_kernel_size, gaussian_kernels
 from .color import _gray, color_jitter
 from .geometry import resized_crop, sample_crops
+from .repeat import repeat_views
 
 __all__ = ["Augment", "ViewParams", "make_views"]
 
@@ -173,8 +174,4 @@ def make_views(x: torch.Tensor, augment, *, n_views: int = 2, generator: torch.G
         torch.Size([4, 3, 1, 28, 28])
     """
     check.images(x)
-    v = check.positive_int("n_views", n_views)
-    b = x.shape[0]
-    repeated = x.unsqueeze(1).expand(b, v, *x.shape[1:]).reshape(b * v, *x.shape[1:])  # (B*V, C, H, W)
-    out = augment(repeated, generator=generator)
-    return out.view(b, v, *out.shape[1:])
+    return repeat_views(x, augment, n_views=n_views, generator=generator)

@@ -32,6 +32,7 @@ from torch import nn
 
 from ..devices import CPU
 from . import validation as check
+from .repeat import repeat_views
 
 __all__ = ["overlapping_crops", "take_segments", "SeriesAugment", "SERIES_PRESETS", "series_preset",
            "make_series_views", "check_series"]
@@ -185,7 +186,4 @@ def make_series_views(x: torch.Tensor, augment, *, n_views: int = 2,
     torch.Size([4, 3, 1, 30])
     """
     check_series(x)
-    v = check.positive_int("n_views", n_views)
-    b = x.shape[0]
-    out = augment(x.unsqueeze(1).expand(b, v, *x.shape[1:]).reshape(b * v, *x.shape[1:]), generator=generator)
-    return out.view(b, v, *out.shape[1:])
+    return repeat_views(x, augment, n_views=n_views, generator=generator)
