@@ -95,9 +95,12 @@ def test_cpc_trains_and_evaluates_through_the_trainer(tmp_path, series_file):
 def test_the_benchmark_smoke_run(series_file):
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     p = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "sequences.py"), "--smoke",
-                        "--datasets", f"series:{series_file}"], env=env, capture_output=True, text=True, timeout=600)
+                        "--datasets", f"series:{series_file}", "--methods", "ts2vec", "cpc", "simclr", "supcon"],
+                       env=env, capture_output=True, text=True, timeout=600)
     assert p.returncode == 0, p.stderr[-3000:]
-    assert "1-NN Eucl." in p.stdout and "ts2vec" in p.stdout and "cpc" in p.stdout
+    assert "1-NN Eucl." in p.stdout and "50% labels pre/scr." in p.stdout
+    assert all(f"{m}: beats 1-NN Euclidean" in p.stdout for m in ("ts2vec", "cpc", "simclr", "supcon"))
+    assert "best of ts2vec, cpc, simclr per dataset" in p.stdout
 
 
 def _nt_xent64(a, b, temperature):
