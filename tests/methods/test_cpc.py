@@ -155,19 +155,43 @@ def test_ts2vec_batch_and_step():
 
 
 def test_ts2vec_evaluates_the_mean_of_its_weights():
+    """The mean of the weights after every step, as the paper's code keeps it: torch's AveragedModel updated after
+    each step (its first update copies), and a float64 mean of the weights seen."""
+    from torch.optim.swa_utils import AveragedModel
     torch.manual_seed(0)
     enc = create_encoder("dilated_cnn", in_channels=1, depth=1, hidden=4, out_dim=4, causal=False)
     m = TS2Vec(enc, feature_dim=4)
-    seen = [[p.detach().clone() for p in enc.parameters()]]
+    swa = AveragedModel(enc)
+    x = torch.randn(2, 1, 10)
+    assert torch.equal(m.embed(x), enc(x))                    # before any step: the initial weights
+    seen = []
     for step in (1, 2, 3):
         with torch.no_grad():
             for p in enc.parameters():
                 p.add_(torch.randn_like(p))
         seen.append([p.detach().clone() for p in enc.parameters()])
         m.after_step(step=step, total_steps=3)
-    for mean, *values in zip(m.averaged.parameters(), *seen):
+        swa.update_parameters(enc)
+    for mean, ref, *values in zip(m.averaged.parameters(), swa.module.parameters(), *seen):
         assert torch.allclose(mean, torch.stack(values).double().mean(0).float(), atol=1e-6)
-    x = torch.randn(2, 1, 10)
+        assert torch.allclose(mean, ref, atol=1e-6)
     assert torch.equal(m.embed(x), m.averaged(x)) and int(m.averaged_steps) == 3
     plain = TS2Vec(enc, feature_dim=4, average=False)
     assert torch.equal(plain.embed(x), enc(x)) and not hasattr(plain, "averaged")
+
+
+def test_feature_dropout_acts_only_while_training():
+    """``dropout`` zeroes per-step features with its probability and scales the rest by 1 / (1 - p) while training;
+    in eval mode the encoder equals the same weights without dropout."""
+    torch.manual_seed(0)
+    enc = create_encoder("dilated_cnn", in_channels=1, depth=1, hidden=8, out_dim=64, causal=False, dropout=0.5)
+    plain = create_encoder("dilated_cnn", in_channels=1, depth=1, hidden=8, out_dim=64, causal=False)
+    plain.load_state_dict(enc.state_dict())
+    x = torch.randn(16, 1, 40)
+    assert torch.equal(enc.eval().timesteps(x), plain.eval().timesteps(x))
+    full, dropped = plain.timesteps(x), enc.train().timesteps(x)
+    zero = dropped == 0
+    assert 0.45 < float(zero.double().mean()) < 0.55                # 40,960 draws of p = 0.5
+    assert torch.allclose(dropped[~zero], 2 * full[~zero], atol=1e-6)
+    with pytest.raises(ValueError, match=r"`dropout` must be a number in \[0, 1\), got 1.0"):
+        create_encoder("dilated_cnn", dropout=1.0)

@@ -64,6 +64,7 @@ def test_a_killed_ts2vec_run_resumes_to_the_uninterrupted_run(tmp_path, series_f
     assert json.loads((killed / "status.json").read_text())["state"] == "done"
     config = json.loads((whole / "config.json").read_text())
     assert config["model"]["encoder"] == "dilated_cnn" and config["model"]["options"]["causal"] is False
+    assert config["model"]["options"]["dropout"] == 0.1                # the paper's encoder for ts2vec
 
 
 def test_cpc_trains_and_evaluates_through_the_trainer(tmp_path, series_file):

@@ -131,6 +131,9 @@ class Method(nn.Module):
     n_views: int = 2
     needs_labels: bool = False
     needs_groups: bool = False
+    #: settings of the encoder this method wants when the task builds it (only those the encoder takes, and only
+    #: where the user's ``encoder_options`` do not set them), e.g. ``{"causal": True}``
+    encoder_defaults: dict = {}
 
     def __init__(self, encoder: nn.Module, *, feature_dim: int, num_classes: int | None = None):
         super().__init__()

@@ -59,10 +59,11 @@ class _Sequence(Method):
 class TS2Vec(_Sequence):
     """TS2Vec: hierarchical instance-wise (weight ``alpha``) plus temporal contrast on two overlapping crops.
     ``temporal_unit``: the first scale with temporal contrast. Uses a centred (not causal) encoder by default, as
-    the paper's. ``average``: evaluate the running mean of the encoder's weights over the initial ones and every
-    step's (the paper's code evaluates such an averaged model, stochastic weight averaging)."""
+    the paper's. ``average``: evaluate the running mean of the encoder's weights after every step (the paper's code
+    evaluates such a model, ``torch.optim.swa_utils.AveragedModel`` updated after each step; before the first step
+    it holds the initial weights)."""
     n_views = 2
-    causal_encoder = False
+    encoder_defaults = {"causal": False, "dropout": 0.1}     # the paper's: centred, dropout 0.1 on the features
     series_views = "ts2vec"                    # the crops plus a binomial mask of time steps
 
     def __init__(self, encoder, *, feature_dim, num_classes=None, alpha: float = 0.5, temporal_unit: int = 0,
@@ -72,7 +73,7 @@ class TS2Vec(_Sequence):
         if not isinstance(average, bool):
             raise ValueError(f"`average` must be true or false, got {average!r}")
         self.average = average
-        if average:                              # the paper's evaluation model: the mean of the weights of every step
+        if average:                              # the paper's evaluation model: the mean of the weights after each step
             self.averaged = copy.deepcopy(encoder).requires_grad_(False)
             self.register_buffer("averaged_steps", torch.zeros((), dtype=torch.int64))
         if isinstance(alpha, bool) or not isinstance(alpha, numbers.Real) or not 0.0 <= alpha <= 1.0:
@@ -92,8 +93,8 @@ class TS2Vec(_Sequence):
     def after_step(self, *, step: int, total_steps: int) -> None:
         if not self.average:
             return
-        with torch.no_grad():                    # running mean over the initial weights and every step's
-            k = float(self.averaged_steps) + 1.0
+        with torch.no_grad():                    # running mean of the weights after every step (the first: a copy)
+            k = float(self.averaged_steps)
             for mean, now in zip(self.averaged.parameters(), self.encoder.parameters()):
                 mean.mul_(k / (k + 1.0)).add_(now, alpha=1.0 / (k + 1.0))
             for mean, now in zip(self.averaged.buffers(), self.encoder.buffers()):
@@ -123,7 +124,7 @@ class CPC(_Sequence):
     (cosine similarities / ``temperature``) against the targets of the other queries of that k. The encoder must be
     causal (step t sees steps <= t), or z_{t+k} would already be inside c_t."""
     n_views = 1
-    causal_encoder = True
+    encoder_defaults = {"causal": True}
     series_views = "none"                      # the task is the prediction; no augmentation
 
     def __init__(self, encoder, *, feature_dim, num_classes=None, prediction_steps: int = 4, context_dim: int = 128,

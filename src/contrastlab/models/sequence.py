@@ -51,11 +51,14 @@ class DilatedCNN(nn.Module):
     """TS2Vec's encoder (Yue et al. 2022, section 3.1): a per-step linear input projection to ``hidden`` channels,
     ``depth`` residual blocks of two dilated convolutions (dilation 2^i in block i, kernel 3, GELU) and a last block
     to ``out_dim`` channels. ``causal=True`` pads on the left only (step t sees steps <= t); ``causal=False`` pads
-    both sides (TS2Vec's own, centred). The paper's sizes are the defaults: hidden 64, 10 blocks, 320 features."""
+    both sides (TS2Vec's own, centred). ``dropout``: dropout on the per-step features while training (the paper's
+    code uses 0.1). The paper's sizes are the defaults: hidden 64, 10 blocks, 320 features."""
 
     def __init__(self, *, in_channels: int = 1, hidden: int = 64, out_dim: int = 320, depth: int = 10,
-                 kernel: int = 3, causal: bool = True):
+                 kernel: int = 3, causal: bool = True, dropout: float = 0.0):
         super().__init__()
+        if isinstance(dropout, bool) or not isinstance(dropout, (int, float)) or not 0.0 <= dropout < 1.0:
+            raise ValueError(f"`dropout` must be a number in [0, 1), got {dropout!r}")
         for name, v in (("in_channels", in_channels), ("hidden", hidden), ("out_dim", out_dim), ("depth", depth),
                         ("kernel", kernel)):
             _positive(name, v)
@@ -67,9 +70,10 @@ class DilatedCNN(nn.Module):
         self.blocks = nn.Sequential(*[
             _Block(hidden if i == 0 else widths[i - 1], w, dilation=2 ** i, kernel=kernel, causal=causal,
                    project=i == len(widths) - 1) for i, w in enumerate(widths)])
+        self.dropout = nn.Dropout(float(dropout))
 
     def timesteps(self, x):  # (B, C, T) -> (B, T, D)
-        return self.blocks(self.input(x)).transpose(1, 2)
+        return self.dropout(self.blocks(self.input(x))).transpose(1, 2)
 
     def forward(self, x):  # (B, C, T) -> (B, D)
         return self.timesteps(x).amax(1)

@@ -1,8 +1,8 @@
 """The trainer's task for sequence data (`SequenceData`): the encoder, the views and the online monitor.
 
-* encoder: ``config.encoder`` ("auto": ``dilated_cnn``, TS2Vec's), built with the method's ``causal_encoder``
-  when the encoder takes ``causal`` (CPC needs a causal one; TS2Vec's own is centred, and so is the default of the
-  methods that do not say, such as ``simclr`` and ``supcon``) unless ``encoder_options`` sets it;
+* encoder: ``config.encoder`` ("auto": ``dilated_cnn``, TS2Vec's), built with the method's ``encoder_defaults``
+  where the encoder takes them and ``encoder_options`` does not set them (CPC needs a causal one; TS2Vec's own is
+  centred with dropout 0.1, and centred is the default of the methods that do not say, such as ``simclr``);
 * views: ``config.augment`` ("auto": the method's ``series_views`` preset, see
   :data:`contrastlab.views.series.SERIES_PRESETS`), scaled by ``config.strength``;
 * monitor: kNN top-1 of a fixed probe of test series against a bank of training series, on pooled features;
@@ -44,8 +44,9 @@ class SequenceTask(_Task):
         name = "dilated_cnn" if config.encoder == "auto" else config.encoder
         options = dict(config.encoder_options)
         cls = ENCODERS.get(name)
-        if cls is not None and "causal" in inspect.signature(cls).parameters and "causal" not in options:
-            options["causal"] = bool(getattr(METHODS.get(config.method), "causal_encoder", False))
+        takes = set(inspect.signature(cls).parameters) if cls is not None else set()
+        wanted = {"causal": False, **getattr(METHODS.get(config.method), "encoder_defaults", {})}
+        options.update({k: v for k, v in wanted.items() if k in takes and k not in options})
 
         def make_encoder():
             return create_encoder(name, in_channels=data.channels, **options)
