@@ -163,3 +163,25 @@ def test_simclr_and_supcon_train_on_series_unchanged(tmp_path, series_file, name
     from contrastlab.train.evaluate import evaluate_run
     results = evaluate_run(tmp_path / name, log=lambda *_: None)
     assert 0.0 <= results["svm_top1"] <= 1.0 and 0.0 <= results["untrained_svm_top1"] <= 1.0
+
+
+def test_a_sequence_run_starts_from_pretrained_weights_and_can_freeze_them(tmp_path, series_file):
+    """`pretrained` and `freeze_encoder` apply to sequence encoders as to image ones: the run's encoder starts from
+    the file's weights (compared tensor by tensor with the file), and a frozen one is not changed by training."""
+    from contrastlab.models import create_encoder
+    from contrastlab.train import Trainer, TrainConfig
+    small = {"depth": 2, "hidden": 8, "out_dim": 16}
+    torch.manual_seed(5)
+    source = create_encoder("dilated_cnn", in_channels=2, causal=False, **small)
+    weights = tmp_path / "encoder.pt"
+    torch.save(source.state_dict(), weights)
+    common = dict(method="simclr", data=f"series:{series_file}", steps=2, batch_size=8, probe_size=10,
+                  monitor_bank=20, encoder_options=small, hyperparameters={"proj_hidden_dim": 16, "proj_dim": 8},
+                  final_eval=False, threads=1, pretrained=str(weights))
+    trainer = Trainer.from_config(TrainConfig(**common), tmp_path / "warm", show_progress=False)
+    state = trainer.method.encoder.state_dict()
+    assert all(torch.equal(state[k], v) for k, v in source.state_dict().items())
+    frozen = Trainer.from_config(TrainConfig(**common, freeze_encoder=True), tmp_path / "frozen", show_progress=False)
+    frozen.fit()
+    after = {k.removeprefix("encoder."): v for k, v in frozen.method.encoder.state_dict().items()}
+    assert all(torch.equal(after[k], v) for k, v in source.state_dict().items())

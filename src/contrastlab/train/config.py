@@ -114,10 +114,10 @@ class TrainConfig:
              "1.0 when `freeze_encoder` is true (a frozen encoder is not trained)")
         if self.pretrained is not None or self.freeze_encoder:
             from ..methods import METHODS
-            kind = getattr(METHODS.get(self.method), "modality", "image")
-            need(kind == "image", "pretrained" if self.pretrained is not None else "freeze_encoder",
-                 f"unset for method {self.method!r} ({kind} data): it applies to image methods' encoders (clip: "
-                 f"lock=image freezes the image tower)")
+            kinds = getattr(METHODS.get(self.method), "modalities", ("image",))
+            need(bool({"image", "sequence"} & set(kinds)), "pretrained" if self.pretrained is not None
+                 else "freeze_encoder", f"unset for method {self.method!r} ({' or '.join(kinds)} data): it applies "
+                 f"to the encoders of image and sequence methods (clip: lock=image freezes the image tower)")
         for name in ("log_every", "probe_size", "monitor_bank"):
             need(isinstance(getattr(self, name), int) and getattr(self, name) >= 1, name, "a positive int")
         need(isinstance(self.seed, int) and not isinstance(self.seed, bool) and 0 <= self.seed <= 2 ** 63 - 1,

@@ -24,7 +24,7 @@ import torch
 
 from ..methods import create_method
 from .seeding import generator as _generator
-from .task_base import _Features, _fits_in_memory, _Task, register_task
+from .task_base import _Features, _fits_in_memory, _start_encoder, _Task, register_task
 
 __all__ = ["SequenceTask"]
 
@@ -50,7 +50,7 @@ class SequenceTask(_Task):
 
         def make_encoder():
             return create_encoder(name, in_channels=data.channels, **options)
-        encoder = make_encoder()
+        encoder = _start_encoder(make_encoder(), config)
         fdim = getattr(encoder, "out_dim", None)
         if not isinstance(fdim, int):
             raise ValueError(f"encoder {name!r} has no int `out_dim`; sequence encoders need one (see "

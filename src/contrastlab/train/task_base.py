@@ -37,6 +37,16 @@ def _fits_in_memory(build):
     return checked
 
 
+def _start_encoder(encoder: nn.Module, config) -> nn.Module:
+    """The encoder a run starts from: ``config.pretrained``'s weights loaded (a resumed run's then come from its
+    checkpoint), then wrapped frozen when ``config.freeze_encoder`` (before the method is built, so a momentum copy
+    is frozen too)."""
+    from ..models import FrozenEncoder, load_pretrained
+    if config.pretrained is not None:
+        load_pretrained(encoder, config.pretrained)
+    return FrozenEncoder(encoder) if config.freeze_encoder else encoder
+
+
 def register_task(modality: str):
     def deco(cls):
         cls.modality = modality

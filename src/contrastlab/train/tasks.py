@@ -21,7 +21,7 @@ from ..devices import to_host
 from ..methods import create_method
 from ..rundir import TOKENIZER, RunDir
 from .seeding import generator as _generator
-from .task_base import TASKS, _Features, _fits_in_memory, _Task, register_task  # noqa: F401  (re-exported)
+from .task_base import TASKS, _Features, _fits_in_memory, _start_encoder, _Task, register_task  # noqa: F401
 
 __all__ = ["ImageTask", "TextTask", "ImageTextTask", "TASKS", "data_modality", "load_data"]
 
@@ -42,7 +42,7 @@ def _unknown_data(spec: str, method: str) -> None:
     listed first, so `train pairs --data garbage` names the text datasets."""
     from ..data.registry import resolve_dataset
     from ..methods import METHODS
-    resolve_dataset(spec, modality=getattr(METHODS.get(method), "modality", "image"))
+    resolve_dataset(spec, modality=getattr(METHODS.get(method), "modalities", ("image",))[0])
 
 
 def load_data(config):
@@ -107,7 +107,7 @@ class ImageTask(_Task):
         """(method, model_info, make_encoder) for image data."""
         from ..data.limits import check_image_bytes
         from ..methods import METHODS
-        from ..models import FrozenEncoder, create_encoder, feature_dim, load_pretrained
+        from ..models import create_encoder, feature_dim
         h, w = data.image_size
         if min(h, w) < MIN_TRAIN_SIZE:
             raise ValueError(f"images must be at least {MIN_TRAIN_SIZE}x{MIN_TRAIN_SIZE} pixels to train on, got "
@@ -123,11 +123,7 @@ class ImageTask(_Task):
 
         def make_encoder():
             return create_encoder(name, in_channels=data.channels, mean=mean, std=std, **config.encoder_options)
-        encoder = make_encoder()
-        if config.pretrained is not None:       # the starting weights (a resumed run's then come from its checkpoint)
-            load_pretrained(encoder, config.pretrained)
-        if config.freeze_encoder:               # before the method is built: a momentum copy is frozen too
-            encoder = FrozenEncoder(encoder)
+        encoder = _start_encoder(make_encoder(), config)
         fdim = feature_dim(encoder, in_channels=data.channels, image_size=tuple(data.x.shape[2:]))
         method = create_method(config.method, encoder, feature_dim=fdim, num_classes=data.num_classes,
                                **config.hyperparameters)
