@@ -4,7 +4,8 @@
 * MiniLM fine-tuned by sentence-transformers' own trainer with MultipleNegativesRankingLoss (its defaults, but the
   batch size, steps, learning rate, warm-up, scale 1/temperature given here);
 * MiniLM fine-tuned by ``contrastlab train pairs --set encoder=st:MINILM`` with the same data, batch size, steps,
-  learning rate, warm-up and temperature (one direction, as MNRL; weight decay 0, as the HF trainer's default);
+  learning rate, warm-up and temperature (one direction, as MNRL; weight decay 0, linear decay and gradient
+  clipping at 1.0, as the HF trainer's defaults);
 * ours from scratch (a run of benchmarks/search.py, `--scratch RUN`) and BM25, for reference.
 
 Each training runs in its own process: its wall time and peak RSS (``wait4``'s ``ru_maxrss``) are its own. Then
@@ -155,6 +156,7 @@ def measured(cmd: list[str], *, log: Path) -> dict:
 def contrastlab_command(data: str, model, run: Path, *, steps: int, batch_size: int, lr: float, warmup: float,
                         temperature: float, threads: int, micro_batch: int = 0, max_length: int | None = None):
     sets = {"encoder": f"st:{model}", "batch_size": batch_size, "lr": lr, "warmup": warmup, "weight_decay": 0,
+            "schedule": "linear", "max_grad_norm": 1.0,                  # the HF trainer's defaults, as ST's run
             "temperature": temperature, "symmetric": "false", "hard_negatives": 0, "threads": threads,
             "micro_batch": micro_batch, "monitor_every": steps, "probe_size": 64, "monitor_bank": 64,
             "log_every": 1, **({"max_length": max_length} if max_length else {})}
@@ -242,8 +244,8 @@ def run_dataset(data: str, args, *, scratch: Path | None = None, log=print) -> l
     lines = [f"\n{data}: {note}; model {model}",
              f"fine-tunes: {args.steps} steps of batch {args.batch_size}, lr {args.lr:g}, warm-up {args.warmup:g}, "
              f"temperature {args.temperature:g} (MNRL scale {1 / args.temperature:g}), {args.threads} thread(s), CPU, "
-             f"fp32; otherwise each trainer's defaults (ST: linear decay, gradient clipping at 1.0; contrastlab: "
-             f"cosine decay, no clipping). train s: the training loop; process s: the whole training process "
+             f"fp32; both with linear decay and gradient clipping at 1.0 (the HF trainer's defaults; contrastlab's "
+             f"own are cosine and no clipping). train s: the training loop; process s: the whole training process "
              f"(imports, data, model load, checkpoints)",
              "| encoder | recall@1 | recall@10 | nDCG@10 | MRR@10 | train s | process s | peak RSS MiB | embed s |",
              "|---|---:|---:|---:|---:|---:|---:|---:|---:|"]

@@ -46,6 +46,8 @@ class TrainConfig:
     weight_decay: float | None = None        # None: the optimizer's default
     optimizer_momentum: float = 0.9
     warmup: float = 0.05                     # fraction of the steps spent in linear warm-up
+    schedule: str = "cosine"                 # after the warm-up: cosine | linear decay to zero (`train.schedule`)
+    max_grad_norm: float | None = None       # clip the global gradient norm to this before each update; None: not
     # views
     augment: str = "auto"                    # a `contrastlab.views` preset; auto picks one for the data
     strength: float = 1.0
@@ -98,6 +100,9 @@ class TrainConfig:
         number("weight_decay", ">= 0")
         need(0 <= self.optimizer_momentum < 1, "optimizer_momentum", "in [0, 1)")
         need(0 <= self.warmup < 1, "warmup", "a fraction in [0, 1)")
+        from .schedule import SCHEDULES
+        need(self.schedule in SCHEDULES, "schedule", f"one of {sorted(SCHEDULES)}")
+        number("max_grad_norm", "> 0")
         need(0 <= self.strength <= 2, "strength", "in [0, 2]")
         if self.image_size is not None:
             from ..data.limits import MAX_IMAGE_SIZE

@@ -55,7 +55,7 @@ from .gradcache import grad_cache_step
 from .lars import LARS
 from .precision import MixedPrecision, fp32_loss, maybe_compile
 from ..rundir import RunDir, RunInUse
-from .schedule import warmup_cosine
+from .schedule import SCHEDULES
 from .seeding import generator as _generator, views_generator
 from .tracking import Trackers
 from .tasks import TASKS, channel_stats, load_data, view_geometry
@@ -393,7 +393,7 @@ class Trainer:
                     out = model(batch)
             amp.backward(out.loss)
         dist.average_gradients(p for p in method.parameters() if p.requires_grad)
-        amp.step(optimizer)
+        amp.step(optimizer, max_grad_norm=self.config.max_grad_norm)    # clipped after the ranks' average
         return dist.all_reduce_mean(out.loss.detach().float()), out.metrics
 
     # -- budget ---------------------------------------------------------------------------------------------
@@ -517,6 +517,7 @@ class Trainer:
         every = self.monitor_every or cfg.monitor_every or max(1, total // MONITORS_PER_RUN)
         warmup = int(cfg.warmup * total)
         base_lr = cfg.base_lr()
+        schedule = SCHEDULES[cfg.schedule]
         if not resumed and main:
             self.monitor()
             self.save()                             # the first checkpoint, before any step: always resumable
@@ -533,7 +534,7 @@ class Trainer:
             while self.step < total:
                 self._at_boundary = False
                 t0 = time.perf_counter()
-                lr = warmup_cosine(self.step, total_steps=total, base_lr=base_lr, warmup_steps=warmup)
+                lr = schedule(self.step, total_steps=total, base_lr=base_lr, warmup_steps=warmup)
                 for group in self.optimizer.param_groups:
                     group["lr"] = lr * group.get("lr_scale", 1.0)   # backbone_lr; checkpoints before it: 1
                 loss, extra = self._train_step(self.method, self.optimizer, self.step)
