@@ -13,7 +13,7 @@ the dilated CNN with 320 features: centred for ts2vec, causal for cpc), then its
 by an RBF SVM with C chosen by cross-validation (TS2Vec's protocol) and a linear probe (L-BFGS logistic regression).
 The same encoder with its initial random weights is scored the same way, and 1-NN Euclidean on the raw series is
 the UCR reference classifier. Label efficiency: the evaluated encoder and the same architecture from scratch,
-fine-tuned end to end with a linear head on 10% and 50% of the training labels (stratified, 200 steps each). "TS2Vec (paper)" is the accuracy in Yue et al. 2022, "TS2Vec: Towards Universal
+fine-tuned end to end with a linear head on 10% and 50% of the training labels (stratified, 100 AdamW steps each). "TS2Vec (paper)" is the accuracy in Yue et al. 2022, "TS2Vec: Towards Universal
 Representation of Time Series": the UCR table for ArrowHead 0.857, ItalyPowerDemand 0.925, OSULeaf 0.851, GunPoint
 0.980; BasicMotions 0.975 is from the UEA table as we recall it (not checked against the paper offline).
 """
@@ -83,6 +83,7 @@ def main() -> int:
     from contrastlab import __version__
     from contrastlab.data import load_sequences
     from contrastlab.eval.sequences import one_nn_euclidean
+    from contrastlab.train.evaluate_sequences import FINETUNE_STEPS
 
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True).stdout
     budget = {"steps": 3} if args.smoke else {"minutes": args.minutes}
@@ -129,7 +130,8 @@ def main() -> int:
         print("* from the paper's UEA table as recalled; not checked against the paper offline")
     if fractions:
         print("labels pre/scr.: the evaluated encoder (pre) and the same architecture from scratch (scr.), fine-tuned "
-              "end to end with a linear head on that fraction of the training labels (stratified; 200 steps)")
+              f"end to end with a linear head on that fraction of the training labels (stratified; {FINETUNE_STEPS} "
+              f"steps)")
     if "supcon" in args.methods:
         print("supcon uses the training labels while it pretrains; the other methods see no labels")
     for method in args.methods:

@@ -30,7 +30,7 @@ def frozen_scores(encoder, data, *, seed: int = 0) -> dict:
 #: label efficiency of a sequence run: UCR/UEA training sets hold 20 to 1,000 series, so the images' 1% would
 #: leave less than one series per class; 10% and 50% of the labels instead
 SEQUENCE_LABEL_FRACTIONS = (0.1, 0.5)
-FINETUNE_STEPS = 200
+FINETUNE_STEPS = 100
 
 
 def evaluate_sequences(trainer, *, label_fractions=SEQUENCE_LABEL_FRACTIONS, finetune_steps: int = FINETUNE_STEPS,
