@@ -46,11 +46,11 @@ def _text_data():
 
 def _data_for(method: str, digits):
     cls = METHODS[method]
-    if cls.modality == "image_text":
+    if cls.modalities[0] == "image_text":
         return toy_data()
-    if cls.modality == "text":
+    if cls.modalities[0] == "text":
         return _text_data()
-    if cls.modality == "sequence":
+    if cls.modalities[0] == "sequence":
         from contrastlab.data import SequenceData
         g = torch.Generator().manual_seed(0)
         return SequenceData("toy-series", torch.randn(32, 2, 24, generator=g), torch.arange(32) % 2, None, None, None)
@@ -59,8 +59,8 @@ def _data_for(method: str, digits):
 
 def _train(case: str, digits, run_dir, **kw) -> Trainer:
     method = case.split("-")[0]
-    extra = {"encoder_options": {"dim": 16}} if METHODS[method].modality == "text" else {}
-    if METHODS[method].modality == "sequence":
+    extra = {"encoder_options": {"dim": 16}} if METHODS[method].modalities[0] == "text" else {}
+    if METHODS[method].modalities[0] == "sequence":
         extra = {"encoder_options": {"depth": 2, "hidden": 8, "out_dim": 16}}
     cfg = TrainConfig(**{"method": method, "data": "toy", "steps": 3, "batch_size": 16, "final_eval": False,
                          "threads": 1, "hyperparameters": CASES[case], "probe_size": 32, "monitor_bank": 64,
@@ -85,7 +85,7 @@ def test_load_run_round_trips(case, digits, tmp_path, monkeypatch):
             m.setattr(task, "build", staticmethod(_refuse))
         run = load_run(tmp_path / case, device=devices.CPU)
     assert torch.equal(torch.get_rng_state(), before)                  # building drew no global random numbers
-    assert run.step == 3 and run.modality == METHODS[run.config.method].modality
+    assert run.step == 3 and run.modality == METHODS[run.config.method].modalities[0]
     assert run.config == trainer.config and not run.method.training
     assert devices.module_device(run.method) == devices.CPU
 
