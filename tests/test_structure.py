@@ -9,7 +9,8 @@ inside a function; an entry such as "text.embedder" would place one module apart
    progress (progress bars), io (atomic files, checkpoints: devices, faults, processes), distributed (process
    groups: devices; `losses.distributed` needs it), optim (parameter groups, torch only; eval and train use it),
    serving (HTTP protocol guards, shared by search's server and the dashboard's) and rundir (the run directory's
-   layout, beside io: train writes through it, the layers above read through it).
+   layout, beside io: train writes through it, the layers above read through it) with probefile (the format of its
+   probe file, which rundir writes and reads).
 1. losses
 2. views, models, data
 3. methods; eval (probes and metrics over models and data, used by train); text (text embedders and hard-negative
@@ -40,7 +41,7 @@ PACKAGE = Path(contrastlab.__file__).resolve().parent
 REPO = Path(__file__).resolve().parents[1]
 
 LAYERS = [
-    ("<root>", "devices", "faults", "processes", "progress", "io", "distributed", "optim", "serving", "rundir"),
+    ("<root>", "devices", "faults", "processes", "progress", "io", "distributed", "optim", "serving", "rundir", "probefile"),
     ("losses",),
     ("views", "models", "data"),
     ("methods", "eval", "text"),

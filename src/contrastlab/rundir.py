@@ -6,7 +6,8 @@
     RUN/tokenizer.json            a text or image-text run's fitted tokenizer
     RUN/model/                    an st:/hf: text run's model folder as it started (config, tokenizer, weights):
                                   the run rebuilds from it offline, the trained weights then come from the checkpoint
-    RUN/snapshots/probe.npz       ids, labels, thumbnails and class names of the fixed probe subset
+    RUN/snapshots/probe.npz       ids, labels, class names and thumbnails, texts or series of the fixed probe
+                                  subset (its format: `contrastlab.probefile`)
     RUN/snapshots/step-XXXXXXXX.npz   L2-normalised probe embeddings at that step
     RUN/checkpoints/last.pt       the latest checkpoint (atomic: write-then-rename)
     RUN/eval.json                 the offline evaluation
@@ -41,12 +42,12 @@ import threading
 import time
 import uuid
 from collections import OrderedDict
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from .io import append_jsonl, atomic_write_bytes, read_json, read_jsonl, remove_stale_temporaries, write_json
+from .probefile import Probe, load_probe, plot_series
 from .processes import pid_alive
 
 __all__ = ["RunDir", "RunInUse", "Probe", "CONFIG", "STATUS", "METRICS", "TOKENIZER", "MODEL", "EVAL",
@@ -77,63 +78,6 @@ class RunInUse(RuntimeError):
     """Another live process is training in this run directory."""
 
 
-@dataclass
-class Probe:
-    """The fixed probe subset: ids (P,), labels (P,) (-1 = unlabelled), class names, thumbnails."""
-    ids: np.ndarray
-    labels: np.ndarray
-    classes: list[str]
-    thumbnail_shape: tuple | None
-    path: Path
-    texts: list[str] | None = None            # text runs: the probe queries (shown on hover), cut to 300 chars
-    modality: np.ndarray | None = None        # two-modality runs: (P,) int8, 0 image / 1 text
-    pair: np.ndarray | None = None            # two-modality runs: (P,) int64, the row of each point's partner
-    thumbnail_rows: np.ndarray | None = None  # (P,) int64: the thumbnail row of each point, -1 for none
-
-    def thumbnails(self) -> np.ndarray | None:
-        with np.load(self.path, allow_pickle=False) as f:
-            return f["thumbnails"] if "thumbnails" in f.files else None
-
-
-def _check_pairs(ids: np.ndarray, modality, pair) -> tuple[np.ndarray | None, np.ndarray | None, str | None]:
-    """(modality, pair, note): the probe's two-modality arrays when they are sound; a bad one is None
-    (pair needs a sound modality) and the note says why."""
-    n = ids.shape[0]
-    where = "snapshots/probe.npz"
-    if modality is None:
-        return None, None, (f"{where}: `pair` without `modality`: the pairs are not shown" if pair is not None
-                            else None)
-    if modality.dtype.kind not in "iub" or modality.shape != ids.shape:
-        return None, None, (f"{where}: `modality` {modality.shape} {modality.dtype} does not match ids {ids.shape}: "
-                            "the modalities are not shown")
-    modality = modality.astype(np.int8)
-    if not np.isin(modality, (0, 1)).all():
-        return None, None, f"{where}: `modality` must be 0 (image) or 1 (text): the modalities are not shown"
-    if pair is None:
-        return modality, None, f"{where}: `modality` without `pair`: the pairs are not shown"
-    if pair.dtype.kind not in "iu" or pair.shape != ids.shape:
-        return modality, None, (f"{where}: `pair` {pair.shape} {pair.dtype} does not match ids {ids.shape}: "
-                                "the pairs are not shown")
-    pair = pair.astype(np.int64)
-    rows = np.arange(n)
-    if ((pair < 0) | (pair >= n)).any() or (pair[pair.clip(0, max(n - 1, 0))] != rows).any() or (pair == rows).any():
-        return modality, None, (f"{where}: `pair` must join each point to another one that points back "
-                                f"(0 <= pair[i] < {n}, pair[pair[i]] == i): the pairs are not shown")
-    if (modality[pair] == modality).any():
-        return modality, None, f"{where}: `pair` joins points of the same modality: the pairs are not shown"
-    return modality, pair, None
-
-
-def _optional_array(f, key: str) -> np.ndarray | None:
-    """``f[key]`` flattened, None if absent; an object array (never unpickled) is an empty object array."""
-    if key not in f.files:
-        return None
-    try:
-        return np.asarray(f[key]).ravel()
-    except ValueError:
-        return np.empty(0, object)
-
-
 def _finite_or_none(constant: str):
     return None                                                  # NaN / Infinity in a JSON file -> null
 
@@ -160,7 +104,8 @@ class RunDir:
         self._lock = threading.RLock()                           # small caches
         self._probe: tuple | None = None                         # ((mtime, size), Probe | None, note)
         self._embeddings: OrderedDict = OrderedDict()            # (file, mtime, size) -> (step, time, array)
-        self._thumbs = None                                      # (key, array)
+        self._thumbs = None                                      # (probe, array)
+        self._series = None                                      # (probe, array)
         self._pair_cos: dict = {}                                # (file, mtime, size) -> a value derived from one
 
     @property
@@ -317,8 +262,9 @@ class RunDir:
         atomic_write_bytes(self.metrics_file, "".join(json.dumps(r) + "\n" for r in kept).encode())
 
     def write_probe(self, *, ids, labels, thumbnails=None, classes=None, texts=None, modality=None,
-                    pair=None) -> None:
-        """The probe subset: ids, labels (-1: none), class names, and thumbnails (images) or texts (text data).
+                    pair=None, series=None) -> None:
+        """The probe subset: ids, labels (-1: none), class names, and thumbnails (images), texts (text data) or
+        series (sequence data, (P, C, T): kept cut to at most `probefile.SERIES_POINTS` steps for plotting).
 
         Two-modality runs (image-text) have one point per image and one per name: ``modality`` (P,) holds 0 for an
         image point and 1 for a text point, ``pair`` (P,) the row of the point's partner, ``thumbnails`` one per
@@ -328,6 +274,8 @@ class RunDir:
             extra["thumbnails"] = np.asarray(thumbnails, np.uint8)
         if texts is not None:
             extra["texts"] = np.asarray(list(texts), dtype=str)
+        if series is not None:
+            extra["series"] = plot_series(series)
         if modality is not None:
             extra["modality"] = np.asarray(modality, np.int8)
             extra["pair"] = np.asarray(pair, np.int64)
@@ -395,7 +343,7 @@ class RunDir:
                 "probe": None if probe is None else {
                     "count": int(probe.ids.shape[0]), "classes": probe.classes,
                     "labelled": bool((probe.labels >= 0).any()), "thumbnail_shape": probe.thumbnail_shape,
-                    "texts": probe.texts, **self._pair_info(probe)}}
+                    "series_shape": probe.series_shape, "texts": probe.texts, **self._pair_info(probe)}}
 
     @staticmethod
     def _pair_info(probe: Probe) -> dict:
@@ -448,46 +396,11 @@ class RunDir:
         with self._lock:
             if self._probe is not None and self._probe[0] == key:
                 return self._probe[1], self._probe[2]
-            probe, note = self._load_probe(path)
+            probe, note = load_probe(path)
             self._probe = (key, probe, note)
-            self._thumbs = None
+            self._thumbs = self._series = None
             self._pair_cos = {}
             return probe, note
-
-    @staticmethod
-    def _load_probe(path: Path) -> tuple[Probe | None, str | None]:
-        try:
-            with np.load(path, allow_pickle=False) as f:
-                ids = np.asarray(f["ids"]).astype(np.int64).ravel()
-                labels = np.asarray(f["labels"]).astype(np.int64).ravel() if "labels" in f.files else \
-                    np.full(ids.shape, -1, np.int64)
-                try:
-                    classes = [str(c) for c in f["classes"].ravel()] if "classes" in f.files else []
-                except ValueError:                                          # an object array: never unpickled
-                    classes = []
-                modality, pair, note = _check_pairs(ids, _optional_array(f, "modality"), _optional_array(f, "pair"))
-                # thumbnails: one per point, or in a two-modality run one per image point (in row order)
-                owners = np.arange(ids.shape[0]) if modality is None else np.nonzero(modality == 0)[0]
-                thumb_shape, thumb_rows = None, None
-                if "thumbnails" in f.files:
-                    t = f["thumbnails"]
-                    if t.ndim == 4 and t.dtype == np.uint8 and t.shape[3] in (1, 3, 4) and t.shape[0] == owners.size:
-                        thumb_shape = tuple(int(s) for s in t.shape[1:])
-                        thumb_rows = np.full(ids.shape, -1, np.int64)
-                        thumb_rows[owners] = np.arange(owners.size)
-                    elif modality is not None and note is None:
-                        note = (f"snapshots/probe.npz: {t.shape[0] if t.ndim else 0} thumbnails for {owners.size} "
-                                "image points: the thumbnails are not shown")
-                texts = None
-                if "texts" in f.files:
-                    t = f["texts"]
-                    if t.dtype.kind == "U" and t.shape == ids.shape:
-                        texts = [str(x)[:300] for x in t]
-        except Exception as e:  # noqa: BLE001 - a half-written or foreign file must never break the view
-            return None, f"snapshots/probe.npz is unreadable ({type(e).__name__}): not there yet?"
-        if labels.shape != ids.shape:
-            return None, f"snapshots/probe.npz: labels {labels.shape} do not match ids {ids.shape}"
-        return Probe(ids, labels, classes, thumb_shape, path, texts, modality, pair, thumb_rows), note
 
     def thumbnail(self, index: int) -> np.ndarray | None:
         """The thumbnail (h, w, C) uint8 of probe POINT ``index``, or None (none there, or a text point of
@@ -515,6 +428,22 @@ class RunDir:
                     return None
                 self._thumbs = (probe, arr)
             return self._thumbs[1]
+
+    def series(self) -> np.ndarray | None:
+        """Every probe point's series as plotted, (P, C, L) float32, or None (not a sequence run, or not readable)."""
+        probe, _ = self.probe()
+        if probe is None or probe.series_shape is None:
+            return None
+        with self._lock:
+            if self._series is None or self._series[0] is not probe:
+                try:
+                    arr = probe.series()
+                except Exception:  # noqa: BLE001 - replaced under us: not there now
+                    return None
+                if arr is None or arr.shape[1:] != probe.series_shape:
+                    return None
+                self._series = (probe, np.ascontiguousarray(arr, np.float32))
+            return self._series[1]
 
     # -------------------------------------------------------------- snapshots
     def embeddings(self, index: int) -> tuple[int, float, np.ndarray] | None:

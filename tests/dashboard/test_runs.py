@@ -190,3 +190,32 @@ def test_text_runs_show_their_probe_texts(tmp_path):
     probe = RunView(run.path).summary()["probe"]
     assert probe["texts"][:2] == queries[:2] and len(probe["texts"][2]) == 300      # long texts are cut
     assert probe["thumbnail_shape"] is None and probe["classes"] == ["noun.animal", "noun.act"]
+
+
+def test_sequence_runs_keep_their_probe_series_for_plotting(tmp_path):
+    """The probe keeps each point's series (bins of the mean past SERIES_POINTS steps, against a float64 loop);
+    the summary gives their shape, `series()` the array; a bad one is dropped with a note."""
+    from contrastlab.probefile import SERIES_POINTS
+    from contrastlab.rundir import RunDir
+    rng = np.random.default_rng(1)
+    x = rng.normal(size=(3, 2, 1000))
+    run = RunDir(tmp_path / "seq")
+    run.path.mkdir()
+    run.write_probe(ids=[4, 5, 6], labels=[0, 1, 0], classes=["a", "b"], series=x)
+    got = run.series()
+    edges = [round(i * 1000 / SERIES_POINTS) for i in range(SERIES_POINTS + 1)]
+    want = np.array([[[x[p, c, edges[j]:edges[j + 1]].mean() for j in range(SERIES_POINTS)] for c in range(2)]
+                     for p in range(3)])
+    assert got.shape == (3, 2, SERIES_POINTS) and got.dtype == np.float32
+    np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
+    assert tuple(run.summary()["probe"]["series_shape"]) == (2, SERIES_POINTS)
+    short = RunDir(tmp_path / "short")
+    short.path.mkdir()
+    short.write_probe(ids=[0, 1], labels=[0, 0], series=x[:2, :, :10])
+    np.testing.assert_allclose(short.series(), x[:2, :, :10], rtol=1e-6)            # short series: as they are
+    np.savez(run.probe_file, ids=np.arange(3), labels=np.zeros(3), series=np.full((3, 1, 4), np.nan, np.float32))
+    probe, note = RunDir(run.path).probe()
+    assert probe is not None and probe.series_shape is None and "`series` holds NaN or inf" in note
+    np.savez(run.probe_file, ids=np.arange(3), labels=np.zeros(3), series=np.zeros((2, 1, 4), np.float32))
+    probe, note = RunDir(run.path).probe()
+    assert probe.series_shape is None and "is not (P=3, C, L) floats" in note and RunDir(run.path).series() is None

@@ -196,6 +196,15 @@ def create_app(run_dirs: list[Path], *, indexes: Sequence[ServedIndex] = (), pla
                         headers={"Cache-Control": "no-store", "X-Count": str(t), "X-Height": str(h),
                                  "X-Width": str(w), "X-Channels": str(c)})
 
+    @app.get("/api/runs/{rid}/series")
+    def probe_series(rid: int):
+        """Every probe point's series as plotted on hover, (P, C, L) float32 little-endian in row order."""
+        arr = run(rid).series()
+        if arr is None:
+            raise HTTPException(404, "this run's probe has no series")
+        p, c, length = arr.shape
+        return _binary(arr, {"X-Count": p, "X-Channels": c, "X-Length": length})
+
     @app.get("/api/runs/{rid}/thumbnails/{point}")
     def thumbnail(rid: int, point: int):
         from PIL import Image

@@ -84,7 +84,8 @@ class SequenceTask(_Task):
         self._bank = (d.x[bank], d.y[bank] if d.y is not None and len(bank) else None)
         if not t.run.probe_file.exists():
             labels = self._probe[1] if self._probe[1] is not None else torch.full((len(probe),), -1)
-            t.run.write_probe(ids=probe.numpy(), labels=labels.numpy(), classes=d.classes)
+            t.run.write_probe(ids=probe.numpy(), labels=labels.numpy(), classes=d.classes,
+                              series=self._probe[0].numpy())
 
     def monitor_features(self, method):
         from ..eval.sequences import embed_series

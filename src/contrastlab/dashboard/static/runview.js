@@ -4,10 +4,13 @@
 // Image-text runs (the probe has `modality` and `pair`) show both kinds of point in the one map:
 // images as thumbnails, names as labelled dots, a line from each image to its name, and the mean
 // cosine between partners of the snapshot shown.
+// Sequence runs (the probe has `series_shape`) show a small plot of each point's series where an
+// image run shows its thumbnail: on hover and beside the nearest neighbours (seriesplot.js).
 // Indexes given with `--index` appear below the panes, in the "Index" panel (indexview.js).
 import { classColour, el, fetchJSON, fmt, lineChart, packedColour } from "./common.js";
 import { showRunIndex, startIndexView } from "./indexview.js";
 import { Scatter } from "./scatter.js";
+import { drawSeries, loadSeries } from "./seriesplot.js";
 
 const POLL_MS = 1500;
 const PLAY_MS = 650;
@@ -34,6 +37,8 @@ class Pane {
     this.loading = null;
     this.pairs = null;                 // image-text runs: {modality, pair, thumbRow, texts}
     this.pairCos = null;               // the mean cosine between partners in the snapshot shown
+    this.series = null;                // sequence runs: {data, count, channels, length} of the probe's series
+    this.seriesPlot = null;            // the series plot the tooltip drew last (read by the tests)
     this.closed = false;
     this.computing = null;             // the server's progress while it computes the map asked for, else null
     this.progressUpdates = 0;          // progress messages shown (read by the tests)
@@ -52,7 +57,8 @@ class Pane {
         el("div", { class: "empty", text: "no snapshot yet" }),
         el("div", { class: "computing", hidden: true, role: "status" },
           el("span", { class: "what" }), el("progress", { max: 1, value: 0 })),
-        el("div", { class: "tooltip", hidden: true }, el("img", { alt: "" }), el("span"))),
+        el("div", { class: "tooltip", hidden: true }, el("img", { alt: "" }),
+          el("canvas", { class: "seriesplot", hidden: true }), el("span"))),
       el("div", { class: "pairbar", hidden: true },
         el("span", { class: "paircos" }),
         el("span", { class: "swatch" }, el("i", { class: "key-image" }), "image"),
@@ -176,6 +182,7 @@ class Pane {
     this.labelsFor = JSON.stringify(probe);
     this.scatter.setColours(cols);
     this.setupPairs(probe);
+    await this.setupSeries(probe);
     const used = [...new Set(labels)].sort((a, b) => a - b).slice(0, 40);
     this.dom.legend.replaceChildren(...used.map((l) => el("span", { class: "swatch" },
       el("i", { style: `background:${classColour(l)}` }), l < 0 ? "unlabelled" : (probe.classes[l] ?? `class ${l}`))));
@@ -202,6 +209,11 @@ class Pane {
     d.showlines.disabled = !pair;
     this.showPairCos();
     if (probe.thumbnail_shape && probe.images <= ATLAS_MAX) this.loadAtlas(this.pairs);
+  }
+
+  // Sequence runs: the probe's series, fetched once per probe file.
+  async setupSeries(probe) {
+    this.series = probe.series_shape ? await loadSeries(this.base) : null;
   }
 
   async loadAtlas(pairs) {
@@ -352,6 +364,9 @@ class Pane {
     }
     img.hidden = !this.summary.probe.thumbnail_shape;
     if (!img.hidden) img.src = `${this.base}/thumbnails/${i}`;
+    const plot = tip.querySelector("canvas.seriesplot");
+    plot.hidden = !(this.series && i < this.series.count);
+    if (!plot.hidden) this.seriesPlot = drawSeries(plot, this.series, i);
     const texts = this.summary.probe.texts;
     tip.querySelector("span").textContent = texts ? `${texts[i]} · ${name}` : `point ${i} · ${name}`;
     tip.style.left = `${x + 14}px`; tip.style.top = `${y + 10}px`;
@@ -382,8 +397,11 @@ class Pane {
           !image && texts ? el("blockquote", { class: "probe-text", text: texts[n.point] }) : null,
           el("figcaption", { text: `${image ? "image" : "name"} · ${title}` }));
       }
+      const series = this.series && n.point < this.series.count ? el("canvas", { class: "seriesplot" }) : null;
+      if (series) drawSeries(series, this.series, n.point);
       return el("figure", {},
         thumbs ? el("img", { src: `${this.base}/thumbnails/${n.point}`, alt: "" }) : null,
+        series,
         texts ? el("blockquote", { class: "probe-text", text: texts[n.point] }) : null,
         el("figcaption", { text: title }));
     };
