@@ -186,7 +186,8 @@ def test_runs_without_pairs_are_unchanged(tmp_path):
     run = write_synthetic_run(tmp_path / "plain", points=30, snapshots=2)
     r = RunView(run)
     s = r.summary()
-    assert set(s["probe"]) == {"count", "classes", "labelled", "thumbnail_shape", "texts"}
+    assert set(s["probe"]) == {"count", "classes", "labelled", "thumbnail_shape", "series_shape", "texts"}
+    assert s["probe"]["series_shape"] is None
     assert r.pair_cosine(1) is None and "modality" not in r.neighbours(1, 0)[0]
     with np.load(run / "snapshots" / "probe.npz") as f:
         np.testing.assert_array_equal(r.thumbnail(29), f["thumbnails"][29])

@@ -37,7 +37,7 @@ __all__ = ["create_app", "STATIC_DIR", "LOCAL_HOSTS"]
 STATIC_DIR = Path(__file__).parent / "static"
 #: Host names a loopback server answers to.
 LOCAL_HOSTS = ["127.0.0.1", "localhost", "::1", "[::1]"]
-_CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data: blob:; "
+_CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data: blob:; media-src 'self' blob:; "
         "connect-src 'self'; object-src 'none'; base-uri 'none'; frame-ancestors 'none'")
 
 

@@ -1,5 +1,6 @@
 // The playground page: a WebSocket client of /ws/playground that draws each frame.
 // Frames come as a JSON message and a binary Float32 message (see protocol.py for the layout).
+import { FrameRing, pngButton, recordButton } from "./capture.js";
 import { classColour, el, fmt } from "./common.js";
 import { buildControls, haveControls, setControlValues } from "./pgcontrols.js";
 import { drawBars, drawCharts, drawHeatmap, drawPoints } from "./pgdraw.js";
@@ -27,6 +28,7 @@ const settingsKey = (m) => JSON.stringify(m.settings) + m.running + m.anchor.poi
 let lastCharts = 0, lastText = 0, lastPanels = 0, lastSettingsKey = "";
 const fpsTimes = [];
 let dom = null;
+let ring = null;                   // the embedding canvas's last frames, for "Record" (capture.js)
 let experiments = [];              // the server's registry of guided experiments (init message)
 const startQuery = location.search; // a link's settings, read once before the page rewrites its own URL
 const emptyHistory = () => ({ step: [], loss: [], alignment: [], uniformity: [] });
@@ -128,6 +130,7 @@ function draw(now) {
   const changed = key !== lastSettingsKey;            // a control moved: show everything at once
   const t0 = performance.now();
   drawPoints(pg);
+  ring.keep();
   const t1 = performance.now();
   drawHeatmap(pg);
   const t2 = performance.now();
@@ -255,6 +258,11 @@ function addPanels() {
   aside.insertBefore(dom.experiments, dom.controls);
   aside.insertBefore(el("h2", { text: "Settings" }), dom.controls);
   const side = dom.bars.parentElement;
+  const stage = dom.canvas.parentElement;
+  ring = new FrameRing(dom.canvas);
+  stage.insertBefore(el("div", { class: "capturebar" }, pngButton(stage, "playground"), recordButton(ring, "playground")),
+    dom.canvas);
+  side.prepend(el("div", { class: "capturebar" }, pngButton(side, "playground-panels")));
   dom.formula = el("div", { id: "pg-formula", class: "formula" });
   dom.weights = el("canvas", { id: "pg-weights", class: "chart weights" });
   const after = dom.bars.nextSibling;

@@ -11,6 +11,7 @@ import { classColour, el, fetchJSON, fmt, lineChart, packedColour } from "./comm
 import { showRunIndex, startIndexView } from "./indexview.js";
 import { Scatter } from "./scatter.js";
 import { drawSeries, loadSeries } from "./seriesplot.js";
+import { FrameRing, pngButton, recordButton } from "./capture.js";
 
 const POLL_MS = 1500;
 const PLAY_MS = 650;
@@ -75,7 +76,8 @@ class Pane {
         el("span", { class: "steplabel", text: "–" }),
         el("label", {}, el("input", { class: "follow", type: "checkbox", checked: true }), " follow"),
         el("select", { class: "method" }),
-        el("button", { class: "fit", text: "Fit" })),
+        el("button", { class: "fit", text: "Fit" }),
+        el("span", { class: "capturebar" })),
       el("div", { class: "neighbours" }),
       el("div", { class: "charts" },
         el("canvas", { class: "chart loss" }), el("canvas", { class: "chart lr" }),
@@ -87,7 +89,7 @@ class Pane {
     this.dom = {
       name: $(".name"), state: $(".state"), progress: $(".progress"), notes: $(".notes"), canvas: $(".map"),
       empty: $(".empty"), computing: $(".computing"), tooltip: $(".tooltip"), legend: $(".legend"), play: $(".play"), scrubber: $(".scrubber"),
-      steplabel: $(".steplabel"), follow: $(".follow"), method: $(".method"), fit: $(".fit"),
+      steplabel: $(".steplabel"), follow: $(".follow"), method: $(".method"), fit: $(".fit"), capture: $(".capturebar"),
       pairbar: $(".pairbar"), paircos: $(".paircos"), showlines: $(".showlines"),
       neighbours: $(".neighbours"), config: $(".config pre"), eval: $(".eval pre"), evalBox: $(".eval"),
       charts: { loss: $(".chart.loss"), lr: $(".chart.lr"), throughput: $(".chart.throughput"), knn: $(".chart.knn"),
@@ -95,6 +97,10 @@ class Pane {
     };
     this.scatter = new Scatter(this.dom.canvas, {
       onHover: (i, x, y) => this.hover(i, x, y), onClick: (i) => this.select(i) });
+    this.ring = new FrameRing(this.dom.canvas);           // the map's last frames, for "Record" (capture.js)
+    this.scatter.onDrawn = () => this.ring.keep();
+    this.dom.capture.append(pngButton(this.root, `run-${this.run.name || this.id}`),
+      recordButton(this.ring, `run-${this.run.name || this.id}`));
     const d = this.dom;
     for (const [m, ok] of Object.entries(rv.projections)) {
       const label = rv.labels[m] || m.toUpperCase();

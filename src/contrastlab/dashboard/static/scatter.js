@@ -47,6 +47,7 @@ export class Scatter {
     this.onHover = onHover;
     this.onClick = onClick;
     this.frameTimes = [];           // ms per draw, for the benchmark
+    this.onDrawn = null;            // called after each draw (the run view keeps its frames for "Record")
     this.draws = 0;
     this.pending = false;
     this._wire();
@@ -146,6 +147,7 @@ export class Scatter {
     this.ctx.putImageData(this.image, 0, 0);
     this._decorate(dpr);
     this.draws++;
+    if (this.onDrawn) this.onDrawn();
     const ms = performance.now() - t0;
     this.frameTimes.push(ms);
     if (this.frameTimes.length > 600) this.frameTimes.splice(0, 300);
