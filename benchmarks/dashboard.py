@@ -1,19 +1,22 @@
 """Dashboard benchmark in a real headless browser (Debian chromium + playwright).
 
-Measures, against the targets of issue #4:
+Measures, against the targets of issues #4 and #17:
   * slider change -> visible update: median latency over 20 temperature changes (target 100 ms),
     from the input event to the end of the first draw that shows the new value;
-  * playground frame rate with 2,000 points (target 30 frames/s drawn);
+  * playground frame rate with 2,000 points (target 30 frames/s drawn) and 10,000 points (target 60);
   * run view with 100,000 probe points: time to first draw, draw cost and the longest gap between
     frames while panning and zooming (target: no freeze, i.e. no gap over 250 ms);
+  * run view with 1,000,000 probe points: frames/s of a continuous pan (one draw per animation frame
+    for 3 s; target 30), and its time to first draw;
   * map stability (issue #17, no browser): the mean displacement between consecutive t-SNE / UMAP
     frames after Procrustes alignment, maps started from the previous one against maps computed
-    independently, the time to the first t-SNE map at 1k and 10k points, and peak memory.
+    independently, the time to the first t-SNE map at 1k, 10k and 100k points, and peak memory.
 Anchors measured in the same run: the browser's frame rate on an idle page (the ceiling of any
 frame rate here) and the engine's own tick at 2,000 points without the browser.
 
     .venv/bin/python benchmarks/dashboard.py [--screenshots docs/img]
-    .venv/bin/python benchmarks/dashboard.py --stability-only [--tsne-points 1000 10000]
+    .venv/bin/python benchmarks/dashboard.py --stability-only [--tsne-points 1000 10000 100000]
+    .venv/bin/python benchmarks/dashboard.py --points 20000 --pan-points 50000 --tsne-points 1000   # a quick look
 
 Shared machines are noisy: read the numbers against the anchors of the same run.
 """
@@ -141,20 +144,9 @@ def playground(page, url: str, results: dict, screenshots: Path | None) -> None:
         wait_until(page, "window.__state.drawnSettings.steps_per_frame === 1")
         page.wait_for_timeout(500)
         page.screenshot(path=str(screenshots / "playground.png"))
+        screenshot_encoder(page, screenshots)
         page.set_viewport_size({"width": 1400, "height": 1000})
-    page.evaluate("window.__setControls({points: 2000, batch_size: 64, hard_pair: false, temperature: 0.1})")
-    wait_until(page, "window.__state.drawnSettings.points === 2000 && window.__state.step > 20")
-    c0 = cpu_seconds(os.getpid())
-    f0, r0, s0, t0 = page.evaluate("[window.__frames, window.__state.received, window.__state.step, performance.now()]")
-    page.wait_for_timeout(5000)
-    f1, r1, s1, t1 = page.evaluate("[window.__frames, window.__state.received, window.__state.step, performance.now()]")
-    c1 = cpu_seconds(os.getpid())
-    dt = (t1 - t0) / 1000
-    if c0 and f1 > f0:
-        results["cpu_ms_per_frame"] = {k: 1000 * (c1[k] - c0[k]) / (f1 - f0) for k in c0}
-    results["fps_drawn"] = (f1 - f0) / dt
-    results["fps_received"] = (r1 - r0) / dt
-    results["steps_per_s"] = (s1 - s0) / dt
+    results["frame_rates"] = {n: frame_rate(page, n) for n in (10_000, 2000)}     # 2k last: the latencies' size
     latencies = []
     for i in range(21):
         position = 300 + 25 * (i % 2) + i                 # alternate, never the value already shown
@@ -164,6 +156,59 @@ def playground(page, url: str, results: dict, screenshots: Path | None) -> None:
     wait_until(page, "window.__state.drawnRunning === false")
     latencies = [page.evaluate(SLIDER, 600 + 25 * (i % 2) + i) for i in range(21)]
     results["latency_paused"] = latencies[1:]
+
+
+def screenshot_encoder(page, out: Path) -> None:
+    """playground-encoder.png: encoder mode on two moons after 500 steps, the input plane beside the circle."""
+    page.set_viewport_size({"width": 1400, "height": 1000})
+    page.evaluate("window.__setControls({mode: 'encoder', inputs: 'moons', points: 512, batch_size: 64, "
+                  "hard_pair: false, temperature: 0.1, noise: 0.15, steps_per_frame: 5, seed: 1})")
+    wait_until(page, "window.__state.drawnSettings.mode === 'encoder' && window.__state.step > 500", timeout=120)
+    page.evaluate("window.__setControls({steps_per_frame: 1})")
+    wait_until(page, "window.__state.drawnSettings.steps_per_frame === 1")
+    page.wait_for_timeout(500)
+    page.screenshot(path=str(out / "playground-encoder.png"))
+    page.evaluate("window.__setControls({mode: 'free', seed: 0})")
+    wait_until(page, "window.__state.drawnSettings.mode === 'free'")
+
+
+def frame_rate(page, points: int, seconds: float = 5.0) -> dict:
+    """Frames drawn and received per second, steps per second and CPU per frame with `points` points."""
+    page.evaluate(f"window.__setControls({{points: {points}, batch_size: 64, hard_pair: false, temperature: 0.1}})")
+    wait_until(page, f"window.__state.drawnSettings.points === {points}")
+    step = page.evaluate("window.__state.step")
+    wait_until(page, f"window.__state.step > {step + 20}")
+    c0 = cpu_seconds(os.getpid())
+    f0, r0, s0, t0 = page.evaluate("[window.__frames, window.__state.received, window.__state.step, performance.now()]")
+    page.wait_for_timeout(1000 * seconds)
+    f1, r1, s1, t1 = page.evaluate("[window.__frames, window.__state.received, window.__state.step, performance.now()]")
+    c1 = cpu_seconds(os.getpid())
+    dt = (t1 - t0) / 1000
+    out = {"drawn": (f1 - f0) / dt, "received": (r1 - r0) / dt, "steps_per_s": (s1 - s0) / dt}
+    if c0 and f1 > f0:
+        out["cpu_ms_per_frame"] = {k: 1000 * (c1[k] - c0[k]) / (f1 - f0) for k in c0}
+    return out
+
+
+# A continuous pan of the run view's first map: one draw per animation frame for `ms` milliseconds; frames/s.
+PAN_FPS = """(ms) => new Promise(done => { const s = window.__runview.panes[0].scatter; let n = 0, t0 = null;
+  const f = (t) => { if (t0 === null) t0 = t; s.view.x += 0.002 / s.view.k * 40; s.draw(t); n++;
+                     if (t - t0 < ms) requestAnimationFrame(f); else done(n / ((t - t0) / 1000)); };
+  requestAnimationFrame(f); })"""
+
+
+def pan_rate(page, url: str, results: dict) -> None:
+    """The run view of the big run (second run of the server): its first draw and a 3 s continuous pan."""
+    page.goto(url + "#runs")
+    wait_until(page, "window.__runview.panes.length && window.__runview.ready", timeout=180)
+    page.locator("#rv-run-a").select_option("1")
+    wait_until(page, "window.__runview.panes.length && window.__runview.panes[0].id === 1 "
+                     "&& window.__runview.panes[0].firstDrawMs !== null && window.__runview.panes[0].scatter.from === null",
+               timeout=600)
+    results["pan_points"] = page.evaluate("window.__runview.panes[0].scatter.xy.length / 2")
+    results["pan_first_draw_ms"] = page.evaluate("window.__runview.panes[0].firstDrawMs")
+    page.evaluate(PAN_FPS, 1000)                                            # warm-up
+    results["pan_fps"] = page.evaluate(PAN_FPS, 3000)
 
 
 def run_view(page, url: str, results: dict) -> None:
@@ -234,8 +279,9 @@ def main() -> int:
     parser.add_argument("--runs", type=Path, nargs="*", default=None,
                         help="run directories for runview.png (default: two synthetic runs)")
     parser.add_argument("--stability-only", action="store_true", help="only the map-stability part (no browser)")
-    parser.add_argument("--tsne-points", type=int, nargs="*", default=[1000, 10_000],
-                        help="sizes for the time to a first t-SNE map (default 1000 10000)")
+    parser.add_argument("--pan-points", type=int, default=1_000_000, help="probe points of the pan test (default 1M)")
+    parser.add_argument("--tsne-points", type=int, nargs="*", default=[1000, 10_000, 100_000],
+                        help="sizes for the time to a first t-SNE map (default 1000 10000 100000)")
     args = parser.parse_args()
     if args.stability_only:
         stability(args.tsne_points)
@@ -252,13 +298,17 @@ def main() -> int:
     from contrastlab.dashboard.synthetic import write_synthetic_run
 
     results: dict = {"load": os.getloadavg()}
-    results["engine_tick_ms"] = engine_tick_ms(2000)
+    results["engine_tick_ms"] = {n: engine_tick_ms(n) for n in (2000, 10_000)}
     with tempfile.TemporaryDirectory() as tmp:
         t = time.perf_counter()
         big = write_synthetic_run(Path(tmp) / "big-run", points=args.points, dim=64, snapshots=4, thumbnail=16)
         print(f"wrote a synthetic run of {args.points:,} points x 4 snapshots in {time.perf_counter() - t:.1f} s",
               flush=True)
-        proc, url = start_server([big])
+        t = time.perf_counter()
+        huge = write_synthetic_run(Path(tmp) / "pan-run", points=args.pan_points, dim=16, snapshots=2, thumbnail=0)
+        print(f"wrote a synthetic run of {args.pan_points:,} points x 2 snapshots in {time.perf_counter() - t:.1f} s",
+              flush=True)
+        proc, url = start_server([big, huge])
         try:
             with sync_playwright() as p:
                 browser = p.chromium.launch(executable_path=chromium, args=ARGS)
@@ -269,6 +319,9 @@ def main() -> int:
                 page.close()
                 page = browser.new_page(viewport={"width": 1400, "height": 1000})
                 run_view(page, url, results)
+                page.close()
+                page = browser.new_page(viewport={"width": 1400, "height": 1000})
+                pan_rate(page, url, results)
                 browser.close()
         finally:
             proc.terminate()
@@ -313,6 +366,17 @@ def screenshot_runs(tmp: Path, out: Path, chromium: str, runs: list[Path] | None
         proc.wait(30)
 
 
+def _rate_rows(f: dict, points: int, target: float) -> list[tuple]:
+    rows = [(f"playground frames drawn/s, {points:,} points", f"{f['drawn']:.1f}", f">= {target}",
+             "ok" if f["drawn"] >= target else "MISSED"),
+            ("  frames received/s | steps/s", f"{f['received']:.1f} | {f['steps_per_s']:.0f}", "", "")]
+    if "cpu_ms_per_frame" in f:
+        c = f["cpu_ms_per_frame"]
+        rows.append(("  CPU per frame: browser | server (bound on 2 idle cores)",
+                     f"{c['browser']:.0f} | {c['server']:.0f} ms", f"~{2000 / max(sum(c.values()), 1e-9):.0f} frames/s", ""))
+    return rows
+
+
 def report(r: dict) -> None:
     med = statistics.median
     print(f"\nload average (1 min) before / after: {r['load'][0]:.1f} / {os.getloadavg()[0]:.1f} on "
@@ -322,24 +386,21 @@ def report(r: dict) -> None:
     p95 = draws[int(0.95 * (len(draws) - 1))]
     rows = [
         ("anchor: idle page, browser frames/s", f"{r['idle_fps']:.0f}", "ceiling", ""),
-        ("anchor: engine tick, 2,000 points (no browser)", f"{r['engine_tick_ms']:.1f} ms",
-         f"<= {1000 / max(r['engine_tick_ms'], 1e-9):.0f} frames/s", ""),
+        *[(f"anchor: engine tick, {n:,} points (no browser)", f"{ms:.1f} ms", f"<= {1000 / max(ms, 1e-9):.0f} frames/s",
+           "") for n, ms in r["engine_tick_ms"].items()],
         ("slider -> visible, median of 20 (running, 2k points)", f"{lat_run:.0f} ms", "<= 100 ms",
          "ok" if lat_run <= 100 else "MISSED"),
         ("slider -> visible, median of 20 (paused)", f"{lat_pause:.0f} ms", "<= 100 ms",
          "ok" if lat_pause <= 100 else "MISSED"),
-        ("playground frames drawn/s, 2,000 points", f"{r['fps_drawn']:.1f}", ">= 30",
-         "ok" if r["fps_drawn"] >= 30 else "MISSED"),
-        ("  frames received/s | steps/s", f"{r['fps_received']:.1f} | {r['steps_per_s']:.0f}", "", ""),
-        *([("  CPU per frame: browser | server (bound on 2 idle cores)",
-            f"{r['cpu_ms_per_frame']['browser']:.0f} | {r['cpu_ms_per_frame']['server']:.0f} ms",
-            f"~{2000 / max(sum(r['cpu_ms_per_frame'].values()), 1e-9):.0f} frames/s", "")]
-          if "cpu_ms_per_frame" in r else []),
+        *[row for n, target in ((2000, 30), (10_000, 60)) for row in _rate_rows(r["frame_rates"][n], n, target)],
         (f"run view: first draw of {int(r['points']):,} points", f"{r['first_draw_ms'] / 1000:.2f} s", "", ""),
         ("run view: draw while panning/zooming, median | p95", f"{med(draws):.1f} | {p95:.1f} ms", "", ""),
         ("run view: longest gap between frames while panning", f"{r['max_gap_ms']:.0f} ms", "< 250 ms (no freeze)",
          "ok" if r["max_gap_ms"] < 250 else "MISSED"),
         ("run view: scrub to another snapshot (fetch + tween)", f"{r['scrub_s']:.2f} s", "", ""),
+        (f"run view: first draw of {int(r['pan_points']):,} points", f"{r['pan_first_draw_ms'] / 1000:.2f} s", "", ""),
+        (f"run view: continuous pan of {int(r['pan_points']):,} points, frames/s", f"{r['pan_fps']:.1f}", ">= 30",
+         "ok" if r["pan_fps"] >= 30 else "MISSED"),
     ]
     w = max(len(x[0]) for x in rows)
     print(f"\n{'measure':<{w}}  {'value':>16}  {'target':<22}")

@@ -37,7 +37,7 @@ BAD = [
     ("temperature=abc", "ignored temperature=abc: `temperature` must be a number, got 'abc'"),
     ("temperature=nan", "`temperature` must be a finite number, got 'nan'"),
     ("dim=4", "ignored dim=4: `dim` must be one of [2, 3], got '4'"),
-    ("points=12.5", "ignored points=12.5: `points` must be an integer in [16, 5000], got 12.5"),
+    ("points=12.5", "ignored points=12.5: `points` must be an integer in [16, 10000], got 12.5"),
     ("no_negatives=yes", "`no_negatives` must be true or false, got 'yes'"),
     ("loss=magic", "`loss` must be one of"),
     ("bogus=1", "ignored unknown setting 'bogus'"),

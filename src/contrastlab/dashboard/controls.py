@@ -20,13 +20,18 @@ from __future__ import annotations
 import math
 from dataclasses import asdict, dataclass
 
-__all__ = ["Control", "CONTROLS", "LOSS_NAMES", "MINING_MODES", "DATA_CONTROLS", "defaults",
-           "validate_value", "validate_settings"]
+__all__ = ["Control", "CONTROLS", "LOSS_NAMES", "MINING_MODES", "MODES", "INPUT_NAMES", "DATA_CONTROLS",
+           "defaults", "training_points",
+           "validate_value", "validate_settings", "check_consistent"]
 
 #: Losses the playground trains with (each maps onto a function of :mod:`contrastlab.losses`).
 LOSS_NAMES = ("info_nce", "nt_xent", "supcon", "triplet", "margin_contrastive", "logistic", "debiased_info_nce")
 #: Triplet miners of :func:`contrastlab.losses.triplet`.
 MINING_MODES = ("batch_hard", "batch_all", "semi_hard")
+#: The playground's modes: free embeddings, or an encoder of 2-D inputs (:mod:`.encoder_mode`).
+MODES = ("free", "encoder")
+#: Encoder mode's input data (:data:`.encoder_mode.INPUTS`, in the order the menu shows them).
+INPUT_NAMES = ("clusters", "moons", "rings", "spiral")
 
 
 @dataclass(frozen=True)
@@ -73,7 +78,12 @@ CONTROLS: dict[str, Control] = {c.name: c for c in (
             low=1, high=50),
     Control("noise", "float", 0.15, "augmentation strength", "noise added to a point before it is snapped "
             "to its nearest neighbour, the positive", low=0.0, high=1.0),
-    Control("points", "int", 512, "points", "number of points", low=16, high=5000, data=True),
+    Control("mode", "choice", "free", "mode", "free: every point owns its embedding; encoder: an MLP maps 2-D "
+            "inputs onto the circle or sphere, trained by the same loss (the input plane is shown beside it)",
+            options=MODES, data=True),
+    Control("inputs", "choice", "clusters", "input data", "encoder mode: the 2-D input data (moons: 2 classes)",
+            options=INPUT_NAMES, data=True),
+    Control("points", "int", 512, "points", "number of points", low=16, high=10_000, data=True),
     Control("clusters", "int", 4, "clusters", "number of clusters (classes)", low=2, high=10, data=True),
     Control("hard_pair", "bool", False, "hard pair", "put two clusters close together", data=True),
     Control("dim", "choice", 2, "dimension", "circle (2) or sphere (3)", options=(2, 3), data=True),
@@ -135,9 +145,22 @@ def validate_settings(values: dict) -> dict:
     return {name: validate_value(name, value) for name, value in values.items()}
 
 
+def training_points(settings: dict) -> int:
+    """Points a batch can use: all of them, or in encoder mode those not held out (a fifth of each class)."""
+    from .encoder_mode import HELD_OUT
+    n = settings["points"]
+    if settings.get("mode", "free") != "encoder":
+        return n
+    k = 2 if settings.get("inputs") == "moons" else settings["clusters"]
+    counts = [n // k + (1 if c < n % k else 0) for c in range(k)]            # labels are arange(N) % K
+    return n - sum(int(round(HELD_OUT * c)) for c in counts)
+
+
 def check_consistent(settings: dict) -> None:
     """Rules between controls, on a complete settings dict: each batch needs 2 x batch_size distinct
-    points (anchors and their positives)."""
-    if 2 * settings["batch_size"] > settings["points"]:
-        raise ValueError(f"`batch_size` must be at most points / 2 = {settings['points'] // 2} (anchors and "
+    points (anchors and their positives), held-out points (encoder mode) left out."""
+    m = training_points(settings)
+    if 2 * settings["batch_size"] > m:
+        held = "" if m == settings["points"] else f" of the {m} training points ({settings['points'] - m} held out)"
+        raise ValueError(f"`batch_size` must be at most points / 2 = {m // 2}{held} (anchors and "
                          f"positives are distinct points), got {settings['batch_size']}")

@@ -100,6 +100,13 @@ def explain(settings: dict, anchor: dict | None, metrics: dict) -> str:
         parts.append("Green arrows: the pull toward positives; red arrows: the push from negatives, each "
                      "negative weighted by how much the loss cares about it.")
         parts.append(_temperature_sentence(s, anchor))
+    if s.get("mode") == "encoder":
+        parts.append("Encoder mode: the embeddings are not free vectors but f(x), one small network of the 2-D "
+                     "inputs, so each step moves the whole function. The input plane (left) is coloured by where f "
+                     "sends each location; positives are augmented inputs (zoomed, scaled, jittered) snapped to the "
+                     "nearest training input, so a strong augmentation links neighbouring clusters and f merges "
+                     "them. Hollow points are held out: f never trained on them, and where they land shows how "
+                     "it generalises.")
     if s["no_negatives"]:
         parts.append("Without negatives nothing pushes points apart, so the cheapest solution is to put every "
                      "point in one spot: collapse. Alignment goes to 0 and uniformity rises toward 0.")

@@ -1,5 +1,8 @@
-"""The playground engine: free embeddings on the circle or the sphere, trained live by the library's
-losses and autograd, one frame per tick.
+"""The playground engine: embeddings on the circle or the sphere, trained live by the library's
+losses and autograd, one frame per tick. In free mode (below) every point owns its embedding; in encoder
+mode (:mod:`.encoder_mode`) the embeddings are an MLP of 2-D inputs, trained by Adam on the same loss's
+gradient, positives are augmented inputs snapped to the nearest training input, a fifth of the points is
+held out of every batch, and each frame also carries the inputs and where the MLP sends the input plane.
 
 Each point owns one learnable unit vector (initialised at random, like an untrained encoder). A
 step samples a batch of anchors, finds each anchor's positive by augmentation (see
@@ -34,6 +37,7 @@ import torch
 
 from ..losses import alignment, uniformity
 from .controls import DATA_CONTROLS, check_consistent, defaults, validate_settings
+from .encoder_mode import LR_SCALE, InputEncoder, augment_inputs, field as encoder_field, make_inputs
 from .experiments import EXPERIMENTS, ExperimentRun
 from .explain import explain
 from .forces import anchor_distribution, entropy, forces_and_gradient, make_objective
@@ -82,6 +86,9 @@ class Frame:
     experiment: dict | None = None
     formula: dict | None = None
     link: str = ""
+    inputs: np.ndarray | None = None          # encoder mode: (N, 2) input positions
+    held_out: np.ndarray | None = None        # encoder mode: (N,) bool, never in a batch (drawn hollow)
+    field: np.ndarray | None = None           # encoder mode: (G * G, dim) where the encoder sends the plane's grid
 
 
 class Playground:
@@ -130,16 +137,43 @@ class Playground:
 
     @property
     def class_names(self) -> list[str]:
-        return class_names(self._settings["clusters"])
+        return class_names(int(self._labels.max()) + 1)                  # moons: 2 whatever `clusters` says
+
+    @property
+    def encoder(self) -> InputEncoder | None:
+        """Encoder mode's MLP (None in free mode)."""
+        return self._encoder
+
+    @property
+    def held_out(self) -> torch.Tensor | None:
+        """Encoder mode: (N,) bool, the points never in a batch (None in free mode)."""
+        return self._held
+
+    @property
+    def inputs(self) -> torch.Tensor:
+        """The data positions (N, dim) on the sphere (free mode), or the 2-D inputs (N, 2) (encoder mode)."""
+        return self._x
 
     def _reset(self) -> None:
         s = self._settings
         g = torch.Generator().manual_seed(s["seed"])
-        self._x, self._labels = make_clusters(points=s["points"], clusters=s["clusters"], dim=s["dim"],
-                                              hard_pair=s["hard_pair"], generator=g)
-        self._w = torch.nn.functional.normalize(torch.randn(s["points"], s["dim"], generator=g), dim=1)  # (N, dim)
+        if s["mode"] == "encoder":
+            self._x, self._labels, self._held = make_inputs(s["inputs"], points=s["points"], clusters=s["clusters"],
+                                                            hard_pair=s["hard_pair"], generator=g)
+            self._encoder = InputEncoder(dim=s["dim"], seed=s["seed"])
+            self._optimizer = torch.optim.Adam(self._encoder.parameters(), lr=s["lr"] * LR_SCALE)
+            self._space = {"exclude": self._held, "augment": augment_inputs, "metric": "euclidean"}
+            self._w = self._embed()
+        else:
+            self._x, self._labels = make_clusters(points=s["points"], clusters=s["clusters"], dim=s["dim"],
+                                                  hard_pair=s["hard_pair"], generator=g)
+            self._w = torch.nn.functional.normalize(torch.randn(s["points"], s["dim"], generator=g), dim=1)  # (N, dim)
+            self._held = self._encoder = self._optimizer = None
+            self._space = {}
         self._gen = torch.Generator().manual_seed(s["seed"] + 1)
         self.anchor = min(self.anchor, s["points"] - 1)
+        if self._held is not None and bool(self._held[self.anchor]):     # a held-out point is never an anchor
+            self.anchor = int(torch.nonzero(~self._held)[0, 0])
         self.step_count = 0
         self.epoch += 1
         self._history = {"step": [], "loss": [], "alignment": [], "uniformity": []}
@@ -152,20 +186,29 @@ class Playground:
         self._resample_eval()
         self._resample_batch()
 
+    def _embed(self) -> torch.Tensor:
+        """Encoder mode: every point's embedding f(x) (N, dim), without gradients."""
+        with torch.no_grad():
+            return self._encoder(self._x)
+
     def _resample_eval(self) -> None:
         s = self._settings
         g = torch.Generator().manual_seed(s["seed"] + 2)
-        b = min(EVAL_PAIRS, s["points"] // 2)
-        anchors = torch.randperm(s["points"], generator=g)[:b]
-        taken = torch.zeros(s["points"], dtype=torch.bool)
+        n = s["points"]
+        allowed = torch.arange(n) if self._held is None else torch.nonzero(~self._held).squeeze(1)
+        b = min(EVAL_PAIRS, allowed.shape[0] // 2)
+        anchors = allowed[torch.randperm(allowed.shape[0], generator=g)[:b]]
+        taken = torch.zeros(n, dtype=torch.bool) if self._held is None else self._held.clone()
         taken[anchors] = True
-        self._eval_pairs = (anchors, nearest_positives(self._x, anchors, noise=s["noise"], generator=g, taken=taken))
+        space = {k: v for k, v in self._space.items() if k != "exclude"}
+        self._eval_pairs = (anchors, nearest_positives(self._x, anchors, noise=s["noise"], generator=g, taken=taken,
+                                                       **space))
 
     def _resample_batch(self) -> None:
         self._analysis = None
         s = self._settings
         a, p = sample_batch(self._x, batch_size=s["batch_size"], noise=s["noise"], generator=self._gen,
-                            include=self.anchor)
+                            include=self.anchor, **self._space)
         order = torch.argsort(self._labels[a] * s["points"] + a)              # by cluster, then id
         self._batch = (a[order], p[order])
 
@@ -188,6 +231,9 @@ class Playground:
             self._resample_eval()
         if new["batch_size"] != old["batch_size"] or new["noise"] != old["noise"]:
             self._resample_batch()
+        if self._optimizer is not None:
+            for group in self._optimizer.param_groups:
+                group["lr"] = new["lr"] * LR_SCALE
         self._analysis = None                                                 # forces under the new settings
 
     def select_anchor(self, index: int) -> None:
@@ -195,6 +241,9 @@ class Playground:
         n = self._settings["points"]
         if isinstance(index, bool) or not isinstance(index, int) or not 0 <= index < n:
             raise ValueError(f"`index` must be an integer in [0, {n - 1}], got {index!r}")
+        if self._held is not None and bool(self._held[index]):
+            raise ValueError(f"`index` {index} is a held-out point (drawn hollow): it is never in a batch, so it "
+                             "cannot be the anchor; choose a filled point")
         self.anchor = index
         if not bool((self._batch[0] == index).any()):
             self._resample_batch()
@@ -213,7 +262,9 @@ class Playground:
         self._settings = s
         self.anchor = 0
         self._reset()
-        self.select_anchor(min(anchor, s["points"] - 1))
+        anchor = min(anchor, s["points"] - 1)
+        if self._held is None or not bool(self._held[anchor]):          # a held-out one: _reset's first training point
+            self.select_anchor(anchor)
 
     def load_link(self, query: str) -> list[str]:
         """Open a playground link (:mod:`.share`): restart under its settings and anchor; with a ``step``,
@@ -221,6 +272,9 @@ class Playground:
         link = parse_link(query)
         self._stop_experiment("stopped: a link was opened")
         self.restart(link.settings, anchor=link.anchor)
+        if self.anchor != min(link.anchor, self._settings["points"] - 1):
+            link.notices.append(f"ignored anchor={link.anchor}: a held-out point (encoder mode) is never in a batch; "
+                                f"using anchor {self.anchor}")
         self.running = link.step is None
         if link.step is not None:
             self.step(link.step)
@@ -292,13 +346,16 @@ class Playground:
                 break
             self._resample_batch()
             an = self._analyse()
-            rows, g = an["rows"], an["grad"]
-            z = self._w[rows]                                                 # (2B, dim)
-            g = g - (g * z).sum(1, keepdim=True) * z                          # tangent part
-            move = -s["lr"] * g
-            norm = move.norm(dim=1, keepdim=True)
-            move = move * (MAX_STEP / norm.clamp(min=MAX_STEP))               # at most MAX_STEP per point
-            self._w[rows] = torch.nn.functional.normalize(z + move, dim=1)
+            if self._encoder is not None:
+                self._encoder_step(an)
+            else:
+                rows, g = an["rows"], an["grad"]
+                z = self._w[rows]                                             # (2B, dim)
+                g = g - (g * z).sum(1, keepdim=True) * z                      # tangent part
+                move = -s["lr"] * g
+                norm = move.norm(dim=1, keepdim=True)
+                move = move * (MAX_STEP / norm.clamp(min=MAX_STEP))           # at most MAX_STEP per point
+                self._w[rows] = torch.nn.functional.normalize(z + move, dim=1)
             self.step_count += 1
             taken += 1
             self._last_loss = an["loss"]
@@ -308,6 +365,15 @@ class Playground:
         if taken and self._last_loss is not None:                             # None: a phase just restarted
             self._record()
         return self._last_loss
+
+    def _encoder_step(self, an: dict) -> None:
+        """Encoder mode: the loss's gradient with respect to the batch's embeddings, back through the MLP, one
+        Adam step; then every point's embedding again."""
+        z = self._encoder(self._x[an["rows"]])                                # (2B, dim), = self._w[rows]
+        self._optimizer.zero_grad(set_to_none=True)
+        z.backward(an["grad"].to(z.dtype))
+        self._optimizer.step()
+        self._w = self._embed()
 
     def _metrics(self) -> dict:
         key = (self.epoch, self.step_count, self._settings["noise"])
@@ -398,7 +464,14 @@ class Playground:
                      similarity_rows=sa.tolist(), similarity_cols=sp.tolist(), anchor=anchor, metrics=metrics,
                      history=new_history, text=explain(s, anchor, metrics), settings=self.settings,
                      experiment=None if self.experiment is None else self.experiment.to_json(),
-                     formula=anchor_formula(self), link=settings_query(s, anchor=self.anchor))
+                     formula=anchor_formula(self), link=settings_query(s, anchor=self.anchor),
+                     **self._encoder_frame())
+
+    def _encoder_frame(self) -> dict:
+        if self._encoder is None:
+            return {}
+        return {"inputs": self._x.numpy().astype(np.float32), "held_out": self._held.numpy(),
+                "field": encoder_field(self._encoder).numpy().astype(np.float32)}
 
     def _negatives_count(self) -> int:
         s = self._settings

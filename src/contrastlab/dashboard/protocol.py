@@ -19,8 +19,10 @@ connection opens and whenever the points are regenerated; per frame a JSON ``fra
 binary message; ``error`` for any message that breaks a rule (the connection stays open).
 
 Binary frame, little-endian float32: a header of :data:`HEADER` values ``[version, seq, epoch,
-step, N, dim, S, 0]``, then positions (N, dim), pull (N, dim), push (N, dim), roles (N,) and the
-similarity matrix (S, S).
+step, N, dim, S, G]``, then positions (N, dim), pull (N, dim), push (N, dim), roles (N,) and the
+similarity matrix (S, S); in encoder mode (G > 0) then the inputs (N, 2), the held-out mask (N,) (1: held out)
+and the field (G * G, dim): where the encoder sends each cell of the input plane's G x G grid (row by row from the
+top), the plane being [-extent, extent]^2 with ``extent`` in the JSON message.
 
 Example::
 
@@ -42,6 +44,7 @@ import math
 import numpy as np
 
 from .controls import CONTROLS, validate_settings
+from .encoder_mode import EXTENT
 from .experiments import EXPERIMENTS
 from .share import MAX_LINK_CHARS
 
@@ -51,7 +54,7 @@ __all__ = ["ProtocolError", "parse_message", "encode_frame", "init_message", "er
 #: Largest client message accepted (bytes of UTF-8 text).
 MAX_MESSAGE_BYTES = 4096
 #: First value of every binary frame; bumped when the layout changes.
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 #: Number of float32 values in the binary frame's header.
 HEADER = 8
 #: Most steps one "step" message may ask for.
@@ -179,9 +182,13 @@ def encode_frame(frame, *, seq: int, running: bool) -> tuple[str, bytes]:
     """A frame as its JSON message and its binary message (see the module docstring)."""
     n, dim = frame.positions.shape
     s = frame.similarity.shape[0]
-    header = np.array([FORMAT_VERSION, seq, frame.epoch, frame.step, n, dim, s, 0], np.float32)
-    blob = np.concatenate([header, frame.positions.ravel(), frame.pull.ravel(), frame.push.ravel(),
-                           frame.roles.astype(np.float32), frame.similarity.ravel()]).astype("<f4")
+    g = 0 if frame.field is None else int(round(math.sqrt(frame.field.shape[0])))
+    header = np.array([FORMAT_VERSION, seq, frame.epoch, frame.step, n, dim, s, g], np.float32)
+    parts = [header, frame.positions.ravel(), frame.pull.ravel(), frame.push.ravel(),
+             frame.roles.astype(np.float32), frame.similarity.ravel()]
+    if g:
+        parts += [frame.inputs.ravel(), frame.held_out.astype(np.float32), frame.field.ravel()]
+    blob = np.concatenate(parts).astype("<f4")
     anchor = {k: v for k, v in frame.anchor.items() if k != "probabilities"}
     metrics = {k: _finite(v) if isinstance(v, float) else v for k, v in frame.metrics.items()}
     history = {k: ([_finite(x) for x in v] if isinstance(v, list) else v) for k, v in frame.history.items()}
@@ -189,5 +196,5 @@ def encode_frame(frame, *, seq: int, running: bool) -> tuple[str, bytes]:
             "anchor": anchor, "metrics": metrics, "history": history, "text": frame.text,
             "similarity_rows": frame.similarity_rows, "similarity_cols": frame.similarity_cols,
             "settings": frame.settings, "experiment": frame.experiment, "formula": frame.formula,
-            "link": frame.link}
+            "link": frame.link, **({"extent": EXTENT} if g else {})}
     return _json(meta), blob.tobytes()

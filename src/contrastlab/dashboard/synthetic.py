@@ -82,7 +82,7 @@ def _write_config(run: Path, *, names: list[str], dim: int, seed: int, method: s
 
 def write_synthetic_run(run: Path, *, points: int = 500, dim: int = 32, classes: int = 10, snapshots: int = 5,
                         every: int = 100, thumbnail: int = 16, state: str = "done", seed: int = 0) -> Path:
-    """Write a complete run directory at ``run`` and return its path."""
+    """Write a complete run directory at ``run`` and return its path (``thumbnail=0``: a probe without thumbnails)."""
     rng = np.random.default_rng(seed)
     run = Path(run)
     RunDir(run).snapshots.mkdir(parents=True, exist_ok=True)
@@ -90,9 +90,9 @@ def write_synthetic_run(run: Path, *, points: int = 500, dim: int = 32, classes:
     _write_config(run, names=names, dim=dim, seed=seed, data="synthetic",
                   method="synthetic (no training: made by contrastlab.dashboard.synthetic)")
     labels = rng.integers(0, classes, points).astype(np.int64)
+    pictures = {"thumbnails": _thumbnails(labels, thumbnail, rng)} if thumbnail else {}        # 0: none
     atomic_write(RunDir(run).probe_file, _npz_bytes(
-        ids=np.arange(points, dtype=np.int64), labels=labels, thumbnails=_thumbnails(labels, thumbnail, rng),
-        classes=np.array(names)))
+        ids=np.arange(points, dtype=np.int64), labels=labels, classes=np.array(names), **pictures))
     centres = rng.normal(size=(classes, dim))
     start = rng.normal(size=(points, dim))
     for k in range(snapshots):

@@ -29,7 +29,8 @@ import string
 import numpy as np
 import torch
 
-__all__ = ["make_clusters", "cluster_centres", "class_names", "sample_batch", "nearest_positives"]
+__all__ = ["make_clusters", "cluster_centres", "class_names", "sample_batch", "nearest_positives",
+           "snap_to_points", "jitter"]
 
 #: Angle between the two clusters of the hard pair (radians), against ~2 pi / K between the others.
 HARD_PAIR_GAP = 0.45
@@ -77,17 +78,18 @@ def make_clusters(*, points: int, clusters: int, dim: int, hard_pair: bool = Fal
     return x.float(), labels
 
 
-def nearest_positives(x: torch.Tensor, anchors: torch.Tensor, *, noise: float, generator: torch.Generator,
-                      taken: torch.Tensor) -> torch.Tensor:
-    """For each anchor, the point nearest to a noisy copy of it among the points not ``taken`` and
-    not already chosen for an earlier anchor (so every positive is a distinct point). ``taken`` is
-    a (N,) bool mask, updated in place.
+def snap_to_points(x: torch.Tensor, queries: torch.Tensor, *, taken: torch.Tensor,
+                   metric: str = "cosine") -> torch.Tensor:
+    """For each query, the nearest point among those not ``taken`` and not already chosen for an earlier query
+    (so every pick is a distinct point); ``metric`` "cosine" (points on the sphere: the largest dot product) or
+    "euclidean" (points in the plane). ``taken`` is a (N,) bool mask, updated in place.
 
-    Shape: x (N, dim); anchors (B,) int64; output (B,) int64.
+    Shape: x (N, dim); queries (B, dim); output (B,) int64.
     """
-    b = anchors.shape[0]
-    noisy = x[anchors] + noise * torch.randn(b, x.shape[1], generator=generator)   # (B, dim)
-    d = -(noisy.numpy() @ x.numpy().T)                                       # (B, N): ~distance order
+    if metric not in ("cosine", "euclidean"):
+        raise ValueError(f"`metric` must be 'cosine' or 'euclidean', got {metric!r}")
+    q, xs = queries.numpy().astype(np.float64), x.numpy().astype(np.float64)
+    d = -(q @ xs.T) if metric == "cosine" else ((q[:, None, :] - xs[None]) ** 2).sum(2)   # (B, N): distance order
     d[:, taken.numpy()] = np.inf
     k = min(x.shape[0], 16)
     near = np.argpartition(d, k - 1, axis=1)[:, :k]                          # (B, k) the k nearest
@@ -107,19 +109,39 @@ def nearest_positives(x: torch.Tensor, anchors: torch.Tensor, *, noise: float, g
     return out
 
 
+def jitter(x: torch.Tensor, *, strength: float, generator: torch.Generator) -> torch.Tensor:
+    """The free playground's augmentation: Gaussian noise of standard deviation ``strength``."""
+    return x + strength * torch.randn(x.shape, generator=generator)
+
+
+def nearest_positives(x: torch.Tensor, anchors: torch.Tensor, *, noise: float, generator: torch.Generator,
+                      taken: torch.Tensor, augment=jitter, metric: str = "cosine") -> torch.Tensor:
+    """For each anchor, the point nearest to an augmented copy of it (``augment(x[anchors], strength=noise,
+    generator=)``, by default a noisy one) among the points not ``taken`` (see :func:`snap_to_points`).
+
+    Shape: x (N, dim); anchors (B,) int64; output (B,) int64.
+    """
+    return snap_to_points(x, augment(x[anchors], strength=noise, generator=generator), taken=taken, metric=metric)
+
+
 def sample_batch(x: torch.Tensor, *, batch_size: int, noise: float, generator: torch.Generator,
-                 include: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+                 include: int | None = None, exclude: torch.Tensor | None = None, augment=jitter,
+                 metric: str = "cosine") -> tuple[torch.Tensor, torch.Tensor]:
     """A batch of ``batch_size`` anchors (always containing ``include`` if given) and their positives:
-    2 x batch_size distinct points.
+    2 x batch_size distinct points, none of them ``exclude``d ((N,) bool: held-out points).
 
     Shape: x (N, dim); outputs anchors (B,), positives (B,) int64.
     """
     n = x.shape[0]
-    if 2 * batch_size > n:
-        raise ValueError(f"`batch_size` must be at most points / 2 = {n // 2}, got {batch_size}")
-    anchors = torch.randperm(n, generator=generator)[:batch_size]
+    allowed = None if exclude is None else torch.nonzero(~exclude).squeeze(1)
+    m = n if allowed is None else allowed.shape[0]
+    if 2 * batch_size > m:
+        raise ValueError(f"`batch_size` must be at most points / 2 = {m // 2}, got {batch_size}")
+    pick = torch.randperm(m, generator=generator)[:batch_size]
+    anchors = pick if allowed is None else allowed[pick]
     if include is not None and not bool((anchors == include).any()):
         anchors[0] = include
-    taken = torch.zeros(n, dtype=torch.bool)
+    taken = torch.zeros(n, dtype=torch.bool) if exclude is None else exclude.clone()
     taken[anchors] = True
-    return anchors, nearest_positives(x, anchors, noise=noise, generator=generator, taken=taken)
+    return anchors, nearest_positives(x, anchors, noise=noise, generator=generator, taken=taken, augment=augment,
+                                      metric=metric)

@@ -3,7 +3,8 @@
 import { FrameRing, pngButton, recordButton } from "./capture.js";
 import { classColour, el, fmt } from "./common.js";
 import { buildControls, haveControls, setControlValues } from "./pgcontrols.js";
-import { drawBars, drawCharts, drawHeatmap, drawPoints } from "./pgdraw.js";
+import { drawBars, drawCharts, drawHeatmap, drawPoints, screen } from "./pgdraw.js";
+import { drawHueRing, drawInputPlane } from "./pginput.js";
 import { buildExperiments, drawExperiment, drawFormula, drawWeightPlot } from "./pgguide.js";
 
 const HEADER = 8;
@@ -51,6 +52,9 @@ export function startExperiment(name) {
 window.__pgStartExperiment = startExperiment;
 window.__pgLoad = (query) => send({ type: "load", query });
 window.__pgPositions = () => Array.from(pg.frame.positions);          // the drawn frame's positions (tests)
+window.__pgEncoder = () => (pg.frame && pg.frame.g > 0 ? {                // encoder mode's drawn frame (tests)
+  g: pg.frame.g, dim: pg.frame.dim, field: Array.from(pg.frame.field), inputs: Array.from(pg.frame.inputs),
+  held: Array.from(pg.frame.held), extent: pg.frame.meta.extent, plane: state.plane } : null);
 
 // ------------------------------------------------------------------ messages
 function onMessage(ev) {
@@ -65,11 +69,14 @@ function onMessage(ev) {
   const f = new Float32Array(ev.data);
   const seq = f[1];
   if (!meta || meta.seq !== seq) return;                               // out of step: wait for the next pair
-  const n = f[4], dim = f[5], s = f[6];
+  const n = f[4], dim = f[5], s = f[6], g = f[7];
   let o = HEADER;
   const take = (len) => f.subarray(o, (o += len));
-  const frame = { meta, n, dim, s, positions: take(n * dim), pull: take(n * dim), push: take(n * dim),
+  const frame = { meta, n, dim, s, g, positions: take(n * dim), pull: take(n * dim), push: take(n * dim),
                   roles: take(n), similarity: take(s * s), key: settingsKey(meta) };
+  if (g > 0) {                                        // encoder mode: the inputs, held-out mask and field
+    frame.inputs = take(n * 2); frame.held = take(n); frame.field = take(g * g * dim);
+  }
   meta = null;
   state.received++;
   if (queue.length && queue[queue.length - 1].key !== frame.key) queue.length = 0;
@@ -119,6 +126,19 @@ function linkURL(query) {
   return `${location.pathname}${query ? `?${query}` : ""}#playground`;
 }
 
+// Encoder mode: the input plane beside the embedding, and the plane's hues around the circle.
+function drawEncoder(frame) {
+  const on = frame.g > 0;
+  dom.stageCanvases.classList.toggle("encoder", on);
+  dom.input.hidden = !on;
+  if (!on) { state.plane = null; return; }
+  state.plane = drawInputPlane(dom.input, frame, pg.labels, frame.meta.anchor ? frame.meta.anchor.point : -1);
+  if (frame.dim === 2) {
+    const { cx, cy, r } = screen(dom.canvas);
+    drawHueRing(dom.canvas.getContext("2d"), cx, cy, r);
+  }
+}
+
 function draw(now) {
   dirty = false;
   if (queue.length) pg.frame = queue.shift();
@@ -130,6 +150,7 @@ function draw(now) {
   const changed = key !== lastSettingsKey;            // a control moved: show everything at once
   const t0 = performance.now();
   drawPoints(pg);
+  drawEncoder(frame);
   ring.keep();
   const t1 = performance.now();
   drawHeatmap(pg);
@@ -259,9 +280,13 @@ function addPanels() {
   aside.insertBefore(el("h2", { text: "Settings" }), dom.controls);
   const side = dom.bars.parentElement;
   const stage = dom.canvas.parentElement;
+  dom.input = el("canvas", { id: "pg-input", hidden: true, "aria-label": "encoder mode: the input plane" });
+  dom.stageCanvases = el("div", { class: "stagecanvases" });
+  stage.insertBefore(dom.stageCanvases, dom.canvas);
+  dom.stageCanvases.append(dom.input, dom.canvas);
   ring = new FrameRing(dom.canvas);
   stage.insertBefore(el("div", { class: "capturebar" }, pngButton(stage, "playground"), recordButton(ring, "playground")),
-    dom.canvas);
+    dom.stageCanvases);
   side.prepend(el("div", { class: "capturebar" }, pngButton(side, "playground-panels")));
   dom.formula = el("div", { id: "pg-formula", class: "formula" });
   dom.weights = el("canvas", { id: "pg-weights", class: "chart weights" });
