@@ -104,8 +104,7 @@ class RunDir:
         self._lock = threading.RLock()                           # small caches
         self._probe: tuple | None = None                         # ((mtime, size), Probe | None, note)
         self._embeddings: OrderedDict = OrderedDict()            # (file, mtime, size) -> (step, time, array)
-        self._thumbs = None                                      # (probe, array)
-        self._series = None                                      # (probe, array)
+        self._arrays: dict = {}                                  # "thumbnails" / "series" -> (probe, array)
         self._pair_cos: dict = {}                                # (file, mtime, size) -> a value derived from one
 
     @property
@@ -398,7 +397,7 @@ class RunDir:
                 return self._probe[1], self._probe[2]
             probe, note = load_probe(path)
             self._probe = (key, probe, note)
-            self._thumbs = self._series = None
+            self._arrays = {}
             self._pair_cos = {}
             return probe, note
 
@@ -415,35 +414,30 @@ class RunDir:
     def thumbnails(self) -> np.ndarray | None:
         """All the probe's thumbnails (T, h, w, C) uint8 in row order (T: one per point, or one per image
         point of a two-modality run), or None."""
-        probe, _ = self.probe()
-        if probe is None or probe.thumbnail_shape is None:
-            return None
-        with self._lock:
-            if self._thumbs is None or self._thumbs[0] is not probe:
-                try:
-                    arr = probe.thumbnails()
-                except Exception:  # noqa: BLE001 - replaced under us: not there now
-                    return None
-                if arr is None or arr.shape[1:] != probe.thumbnail_shape or arr.dtype != np.uint8:
-                    return None
-                self._thumbs = (probe, arr)
-            return self._thumbs[1]
+        return self._probe_array("thumbnails", "thumbnail_shape", np.uint8)
 
     def series(self) -> np.ndarray | None:
         """Every probe point's series as plotted, (P, C, L) float32, or None (not a sequence run, or not readable)."""
+        return self._probe_array("series", "series_shape", np.float32)
+
+    def _probe_array(self, name: str, shape: str, dtype) -> np.ndarray | None:
+        """The probe file's array ``name`` (read once per probe file, kept), if its rows have the probe's
+        ``shape`` attribute and it holds ``dtype`` (floats are converted to it); else None."""
         probe, _ = self.probe()
-        if probe is None or probe.series_shape is None:
+        if probe is None or getattr(probe, shape) is None:
             return None
         with self._lock:
-            if self._series is None or self._series[0] is not probe:
+            kept = self._arrays.get(name)
+            if kept is None or kept[0] is not probe:
                 try:
-                    arr = probe.series()
+                    arr = getattr(probe, name)()
                 except Exception:  # noqa: BLE001 - replaced under us: not there now
                     return None
-                if arr is None or arr.shape[1:] != probe.series_shape:
+                if arr is None or arr.shape[1:] != getattr(probe, shape) or (
+                        arr.dtype != dtype and not (arr.dtype.kind == "f" and np.dtype(dtype).kind == "f")):
                     return None
-                self._series = (probe, np.ascontiguousarray(arr, np.float32))
-            return self._series[1]
+                self._arrays[name] = kept = (probe, np.ascontiguousarray(arr, dtype))
+            return kept[1]
 
     # -------------------------------------------------------------- snapshots
     def embeddings(self, index: int) -> tuple[int, float, np.ndarray] | None:

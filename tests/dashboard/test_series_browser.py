@@ -7,6 +7,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from tests.waves import write_waves
+
 from .test_browser import browser, page, wait_until  # noqa: F401  (fixtures: the offline page)
 
 HEIGHT, PAD = 64, 3                                   # seriesplot.js's canvas height and padding (CSS px)
@@ -16,14 +18,9 @@ HEIGHT, PAD = 64, 3                                   # seriesplot.js's canvas h
 def sequence_run(tmp_path_factory):
     """A 4-step ts2vec run on 40 + 20 two-channel series of 32 steps; the raw splits beside it."""
     from contrastlab.train import Trainer, TrainConfig
-    rng = np.random.default_rng(0)
-    t = np.linspace(0, 4 * np.pi, 32)
-    y = np.arange(60) % 2
-    base = np.where(y[:, None] == 0, np.sin(t), np.sign(np.sin(t)))
-    x = (np.stack([base, np.cos(t) * (1 + y[:, None])], 1) + rng.normal(0, 0.3, (60, 2, 32))).astype(np.float32)
     root = tmp_path_factory.mktemp("seqrun")
-    np.savez(root / "waves.npz", x=x[:40], y=y[:40], x_test=x[40:], y_test=y[40:])
-    cfg = TrainConfig(method="ts2vec", data=f"series:{root / 'waves.npz'}", steps=4, batch_size=8, probe_size=12,
+    path, x = write_waves(root / "waves.npz")
+    cfg = TrainConfig(method="ts2vec", data=f"series:{path}", steps=4, batch_size=8, probe_size=12,
                       monitor_bank=20, monitor_every=2, encoder_options={"depth": 2, "hidden": 8, "out_dim": 16},
                       final_eval=False, threads=1)
     Trainer.from_config(cfg, root / "run", show_progress=False).fit()

@@ -7,12 +7,12 @@ import subprocess
 import sys
 from pathlib import Path
 
-import numpy as np
 import pytest
 import torch
 
 from contrastlab.io import load_checkpoint
 from tests.train.test_resume import _killed, _metrics, _train
+from tests.waves import write_waves
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -20,14 +20,7 @@ ROOT = Path(__file__).resolve().parents[2]
 @pytest.fixture(scope="module")
 def series_file(tmp_path_factory):
     """40 + 20 two-channel series of two classes (a sine and a square wave with noise), 32 steps."""
-    rng = np.random.default_rng(0)
-    t = np.linspace(0, 4 * np.pi, 32)
-    y = np.arange(60) % 2
-    base = np.where(y[:, None] == 0, np.sin(t), np.sign(np.sin(t)))
-    x = np.stack([base, np.cos(t) * (1 + y[:, None])], 1) + rng.normal(0, 0.3, (60, 2, 32))
-    path = tmp_path_factory.mktemp("series") / "waves.npz"
-    np.savez(path, x=x[:40], y=y[:40], x_test=x[40:], y_test=y[40:])
-    return path
+    return write_waves(tmp_path_factory.mktemp("series") / "waves.npz")[0]
 
 
 def _args(path, method="ts2vec"):
