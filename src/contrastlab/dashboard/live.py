@@ -48,7 +48,7 @@ __all__ = ["PlaygroundSessions", "Session", "MAX_FPS", "MAX_QUEUED_STEPS", "MAX_
 _log = logging.getLogger(__name__)
 
 #: Upper bound on frames per second per connection.
-MAX_FPS = 60.0
+MAX_FPS = 120.0
 #: How long an idle (paused, unchanged) session waits before looking at its queue again.
 IDLE_WAIT = 0.5
 #: Frames sent ahead of the last one the page acknowledged (once it acknowledges frames at all):

@@ -47,7 +47,7 @@ def server_config(app, *, head_timeout: float = HEAD_TIMEOUT, body_timeout: floa
                                  name="dashboard")
     return uvicorn.Config(app, log_level="warning", access_log=False, ws_max_size=WS_MAX_BYTES,
                           timeout_graceful_shutdown=2, lifespan="off", http=http, ws=ws or "auto",
-                          timeout_keep_alive=keep_alive_timeout)
+                          timeout_keep_alive=keep_alive_timeout, ws_per_message_deflate=False)
 
 
 def url_for(host: str, port: int) -> str:

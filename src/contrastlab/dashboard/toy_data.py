@@ -88,13 +88,15 @@ def snap_to_points(x: torch.Tensor, queries: torch.Tensor, *, taken: torch.Tenso
     """
     if metric not in ("cosine", "euclidean"):
         raise ValueError(f"`metric` must be 'cosine' or 'euclidean', got {metric!r}")
-    q, xs = queries.numpy().astype(np.float64), x.numpy().astype(np.float64)
-    d = -(q @ xs.T) if metric == "cosine" else ((q[:, None, :] - xs[None]) ** 2).sum(2)   # (B, N): distance order
-    d[:, taken.numpy()] = np.inf
+    q, xs = queries.double(), x.double()
+    d = -(q @ xs.t())                                                        # (B, N): in distance order
+    if metric == "euclidean":                                                # |q|^2 - 2 q.x + |x|^2, |q|^2 left out
+        d = 2 * d + (xs * xs).sum(1)
+    d[:, taken] = torch.inf
     k = min(x.shape[0], 16)
-    near = np.argpartition(d, k - 1, axis=1)[:, :k]                          # (B, k) the k nearest
-    near = np.take_along_axis(near, np.argsort(np.take_along_axis(d, near, 1), axis=1), 1).tolist()
-    used = set(np.flatnonzero(taken.numpy()).tolist())
+    near = torch.topk(d, k, dim=1, largest=False, sorted=True).indices.tolist()   # (B, k) the k nearest, in order
+    d = d.numpy()
+    used = set(torch.nonzero(taken).squeeze(1).tolist())
     out = []
     for row, options in enumerate(near):
         pick = next((j for j in options if j not in used), None)
