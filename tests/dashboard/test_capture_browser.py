@@ -47,7 +47,7 @@ def test_a_paused_playground_panel_saves_as_the_png_of_what_it_shows(page, serve
 
 
 def _recorded(page, host: str, ring: int):
-    wait_until(page, f"window.__rings[{ring}] && window.__rings[{ring}].kept >= 90")    # 3 s of frames kept
+    wait_until(page, f"window.__rings[{ring}] && window.__rings[{ring}].kept >= 60")    # 3 s of frames kept
     with page.expect_download() as got:
         page.locator(f"{host} button.capture.webm").click()
     name = got.value.suggested_filename
@@ -55,7 +55,7 @@ def _recorded(page, host: str, ring: int):
     assert name.endswith(".webm") and data[:4] == EBML and len(data) > 1000
     entry = page.evaluate("window.__exports.filter(e => e.kind === 'webm').map(e => [e.frames, e.width, e.height])"
                           ".at(-1)")
-    assert entry[0] == 90
+    assert entry[0] == 60
     size = wait_until(page, f"(() => {{ const v = document.querySelector('{host} video.capture-preview'); "
                             "return v && v.readyState >= 1 && [v.videoWidth, v.videoHeight]; })()")
     assert size == entry[1:]                                       # the browser decodes it at the size recorded
@@ -87,7 +87,7 @@ def test_a_run_map_saves_as_png_and_records_while_it_plays(page, server_for, tmp
     dpr = page.evaluate("window.devicePixelRatio")
     assert _png(got.value).shape[:2] == (round(pane.bounding_box()["height"] * dpr),
                                          round(pane.bounding_box()["width"] * dpr))
-    while page.evaluate("window.__rings[0].kept") < 90:                     # play (and replay) to draw frames
+    while page.evaluate("window.__rings[0].kept") < 60:                     # play (and replay) to draw frames
         page.click("section.pane .play")
         wait_until(page, "window.__runview.panes[0].playing === null")
     assert _recorded(page, "section.pane", 0).startswith("run-my_run-")

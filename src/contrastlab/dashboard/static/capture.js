@@ -3,8 +3,8 @@
 // bitmaps while it draws, replayed into a captured canvas that MediaRecorder encodes).
 import { el } from "./common.js";
 
-export const RING_FRAMES = 90;           // frames a recorder keeps: 3 s at 30 frames/s
-const RING_FPS = 30;                     // frames kept per second at most (a faster page: every k-th frame)
+export const RING_FRAMES = 60;           // frames a recorder keeps: 3 s at 20 frames/s
+const RING_FPS = 20;                     // frames kept per second at most (a faster page: every k-th frame)
 const RING_MAX_SIDE = 480;               // kept frames are scaled down to at most this many pixels a side
 
 // What the page exported, for the tests and the curious: {kind, name, bytes, width, height, frames?}.
