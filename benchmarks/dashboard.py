@@ -197,6 +197,41 @@ PAN_FPS = """(ms) => new Promise(done => { const s = window.__runview.panes[0].s
   requestAnimationFrame(f); })"""
 
 
+# The anchor for the pan: the same points and view drawn by a minimal WebGL2 point shader (what a WebGL scatter
+# library does per frame) on a canvas of the map's size, one draw per animation frame for `ms`; frames/s and the
+# GL renderer (headless chromium without a GPU: SwiftShader, a software rasterizer).
+GL_PAN_FPS = """(ms) => new Promise((done, fail) => { const s = window.__runview.panes[0].scatter;
+  const c = document.createElement('canvas'); c.width = s.canvas.width; c.height = s.canvas.height;
+  c.style.cssText = 'position:fixed;left:0;top:0;width:' + s.canvas.clientWidth + 'px;height:' + s.canvas.clientHeight + 'px';
+  document.body.append(c);
+  const gl = c.getContext('webgl2', { antialias: false }); if (!gl) { c.remove(); done(null); return; }
+  const sh = (t, src) => { const x = gl.createShader(t); gl.shaderSource(x, src); gl.compileShader(x); return x; };
+  const pr = gl.createProgram();
+  gl.attachShader(pr, sh(gl.VERTEX_SHADER, `#version 300 es
+    in vec2 p; in vec4 col; uniform vec3 view; uniform vec2 size; uniform float px; out vec4 v;
+    void main() { vec2 q = (p - view.xy) * view.z; gl_Position = vec4(q / size * 2.0, 0, 1); gl_PointSize = px; v = col; }`));
+  gl.attachShader(pr, sh(gl.FRAGMENT_SHADER, `#version 300 es
+    precision mediump float; in vec4 v; out vec4 o; void main() { o = v; }`));
+  gl.linkProgram(pr); gl.useProgram(pr);
+  const buf = (data, loc, n, type, norm) => { gl.bindBuffer(gl.ARRAY_BUFFER, gl.createBuffer());
+    gl.bufferData(gl.ARRAY_BUFFER, data, gl.STATIC_DRAW); gl.enableVertexAttribArray(loc);
+    gl.vertexAttribPointer(loc, n, type, norm, 0, 0); };
+  buf(s.xy, gl.getAttribLocation(pr, 'p'), 2, gl.FLOAT, false);
+  buf(new Uint8Array(s.colours.buffer), gl.getAttribLocation(pr, 'col'), 4, gl.UNSIGNED_BYTE, true);
+  const dpr = window.devicePixelRatio || 1, n = s.xy.length / 2;
+  gl.uniform2f(gl.getUniformLocation(pr, 'size'), c.width, c.height);
+  gl.uniform1f(gl.getUniformLocation(pr, 'px'), Math.max(1, Math.min(4, Math.round((s.view.k / 60) * dpr))));
+  const uv = gl.getUniformLocation(pr, 'view'); let x = s.view.x, frames = 0, t0 = null;
+  const f = (t) => { if (t0 === null) t0 = t; x += 0.002 / s.view.k * 40;
+    gl.viewport(0, 0, c.width, c.height); gl.clearColor(0.98, 0.98, 0.98, 1); gl.clear(gl.COLOR_BUFFER_BIT);
+    gl.uniform3f(uv, x, s.view.y, s.view.k * dpr); gl.drawArrays(gl.POINTS, 0, n); frames++;
+    if (t - t0 < ms) requestAnimationFrame(f);
+    else { const ext = gl.getExtension('WEBGL_debug_renderer_info');
+           const r = ext ? gl.getParameter(ext.UNMASKED_RENDERER_WEBGL) : gl.getParameter(gl.RENDERER);
+           c.remove(); done([frames / ((t - t0) / 1000), r]); } };
+  requestAnimationFrame(f); })"""
+
+
 def pan_rate(page, url: str, results: dict) -> None:
     """The run view of the big run (second run of the server): its first draw and a 3 s continuous pan."""
     page.goto(url + "#runs")
@@ -209,6 +244,7 @@ def pan_rate(page, url: str, results: dict) -> None:
     results["pan_first_draw_ms"] = page.evaluate("window.__runview.panes[0].firstDrawMs")
     page.evaluate(PAN_FPS, 1000)                                            # warm-up
     results["pan_fps"] = page.evaluate(PAN_FPS, 3000)
+    results["gl_pan"] = page.evaluate(GL_PAN_FPS, 3000)
 
 
 def run_view(page, url: str, results: dict) -> None:
@@ -401,6 +437,9 @@ def report(r: dict) -> None:
         (f"run view: first draw of {int(r['pan_points']):,} points", f"{r['pan_first_draw_ms'] / 1000:.2f} s", "", ""),
         (f"run view: continuous pan of {int(r['pan_points']):,} points, frames/s", f"{r['pan_fps']:.1f}", ">= 30",
          "ok" if r["pan_fps"] >= 30 else "MISSED"),
+        *([(f"  anchor: the same pan by a WebGL2 point shader ({r['gl_pan'][1][:40]})", f"{r['gl_pan'][0]:.1f}",
+            f"ratio ours/GL {r['pan_fps'] / max(r['gl_pan'][0], 1e-9):.1f}x", "")] if r.get("gl_pan") else
+          [("  anchor: WebGL2 point shader", "no WebGL2", "", "")]),
     ]
     w = max(len(x[0]) for x in rows)
     print(f"\n{'measure':<{w}}  {'value':>16}  {'target':<22}")

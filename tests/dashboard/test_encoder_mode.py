@@ -87,7 +87,7 @@ def test_one_encoder_step_follows_the_float64_gradient_of_the_batch_loss():
     got = [q.grad for q in pg.encoder.parameters()]
     for w, g in zip(want, got):
         np.testing.assert_allclose(g.double().numpy(), w.numpy(), rtol=2e-4, atol=2e-6)
-    assert pg.metrics()["loss"] == pytest.approx(float(loss.detach()) / 16, rel=1e-5)   # the loss it reports: that batch's
+    assert pg.metrics()["loss"] == pytest.approx(float(loss.detach()) / 16, rel=1e-5)   # the batch's loss, reported
     with torch.no_grad():                                                  # every point re-embedded by the new f
         np.testing.assert_allclose(pg.embeddings.numpy(), pg.encoder(pg.inputs).numpy(), atol=1e-6)
     with pytest.raises(ValueError, match="held-out point"):

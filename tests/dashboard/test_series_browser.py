@@ -1,7 +1,8 @@
 """A sequence run in the run view (Debian chromium driven by playwright, offline): hovering a probe point shows a
 small plot of that point's series where an image run shows its thumbnail, and the neighbours list plots theirs.
 The plot is checked against the raw data the run trained on (the probe's rows of the test split, z-normalised per
-channel with the training split's statistics as the loader does for several channels, in float64), through the trainer's probe file, the API and the page's drawing."""
+channel with the training split's statistics as the loader does for several channels, in float64), through the
+trainer's probe file, the API and the page's drawing."""
 from __future__ import annotations
 
 import numpy as np

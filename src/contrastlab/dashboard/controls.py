@@ -72,12 +72,13 @@ CONTROLS: dict[str, Control] = {c.name: c for c in (
             "train with the alignment term only (pull, never push): shows collapse"),
     Control("batch_size", "int", 64, "batch size", "anchors per step; the other anchors' positives are "
             "the negatives", low=2, high=1024),
-    Control("lr", "float", 0.05, "learning rate", "step size of SGD on the free embeddings",
-            low=0.001, high=2.0, log=True),
+    Control("lr", "float", 0.05, "learning rate", "step size of SGD on the free embeddings (encoder mode: "
+            "Adam's, times 0.1)", low=0.001, high=2.0, log=True),
     Control("steps_per_frame", "int", 1, "steps per frame", "optimisation steps between two frames",
             low=1, high=50),
     Control("noise", "float", 0.15, "augmentation strength", "noise added to a point before it is snapped "
-            "to its nearest neighbour, the positive", low=0.0, high=1.0),
+            "to its nearest neighbour, the positive (encoder mode: the zoom, scaling and jitter of the input)",
+            low=0.0, high=1.0),
     Control("mode", "choice", "free", "mode", "free: every point owns its embedding; encoder: an MLP maps 2-D "
             "inputs onto the circle or sphere, trained by the same loss (the input plane is shown beside it)",
             options=MODES, data=True),
