@@ -34,7 +34,7 @@ import torch.distributed as tdist
 
 from . import devices
 
-__all__ = ["is_distributed", "world_size", "rank", "local_rank", "is_main", "barrier", "init_from_env",
+__all__ = ["is_distributed", "world_size", "rank", "local_rank", "is_main", "barrier", "leave", "init_from_env",
            "default_device", "gather_sizes", "all_gather_with_grad", "gather_no_grad", "all_reduce_sum",
            "all_reduce_mean", "average_gradients", "seed_for_rank", "free_port", "spawn_local"]
 
@@ -77,6 +77,20 @@ def default_device() -> torch.device:
     """This rank's device: ``cuda:LOCAL_RANK`` when CUDA is present (each rank owns one accelerator), else what
     :func:`contrastlab.devices.default_device` picks."""
     return devices.default_device()
+
+
+def leave() -> None:
+    """Leave the process group at the end of a run (every rank, after the run's last barrier): the group is
+    destroyed while the interpreter still runs. Left to the interpreter's exit, the group's threads are torn down by
+    static destructors, and a rank whose peer has already exited can abort with "terminate called without an active
+    exception" (seen under load, on a resumed 2-process run). Does nothing in a single process.
+
+    >>> leave()                       # one process: nothing to leave
+    >>> is_distributed()
+    False
+    """
+    if is_distributed():
+        tdist.destroy_process_group()
 
 
 def init_from_env(backend: str | None = None, *, timeout_s: float = 1800.0) -> bool:

@@ -243,7 +243,9 @@ def train_command(args, *, parser) -> int:
             print(f"\ninterrupted at step {trainer.step}; continue with: contrastlab train --resume "
                   f"{trainer.run.path}")
         return 130
-    if not distributed.is_main():
+    main = distributed.is_main()
+    distributed.leave()                               # every rank, after fit's last barrier: a clean exit for all
+    if not main:
         return 0
     print(f"trained {trainer.step} steps in {trainer.elapsed / 60:.1f} min; checkpoint {trainer.run.last_checkpoint}")
     if trainer.config.final_eval and not args.no_eval:
