@@ -47,14 +47,10 @@ class Probe:
     thumbnail_rows: np.ndarray | None = None  # (P,) int64: the thumbnail row of each point, -1 for none
     series_shape: tuple | None = None         # sequence runs: (C, L) of each point's plotted series
 
-    def thumbnails(self) -> np.ndarray | None:
+    def array(self, name: str) -> np.ndarray | None:
+        """The probe file's array ``name`` ("thumbnails", "series"), read now; None if the file has none."""
         with np.load(self.path, allow_pickle=False) as f:
-            return f["thumbnails"] if "thumbnails" in f.files else None
-
-
-    def series(self) -> np.ndarray | None:
-        with np.load(self.path, allow_pickle=False) as f:
-            return f["series"] if "series" in f.files else None
+            return f[name] if name in f.files else None
 
 
 def plot_series(x) -> np.ndarray:
@@ -100,7 +96,7 @@ def load_probe(path: Path) -> tuple[Probe | None, str | None]:
                     thumb_rows = np.full(ids.shape, -1, np.int64)
                     thumb_rows[owners] = np.arange(owners.size)
                 elif modality is not None and note is None:
-                    note = (f"snapshots/probe.npz: {t.shape[0] if t.ndim else 0} thumbnails for {owners.size} "
+                    note = (f"{WHERE}: {t.shape[0] if t.ndim else 0} thumbnails for {owners.size} "
                             "image points: the thumbnails are not shown")
             texts = None
             if "texts" in f.files:
@@ -112,9 +108,9 @@ def load_probe(path: Path) -> tuple[Probe | None, str | None]:
                 series_shape, series_note = _series_shape(f["series"], ids.shape[0])
                 note = note or series_note
     except Exception as e:  # noqa: BLE001 - a half-written or foreign file must never break the view
-        return None, f"snapshots/probe.npz is unreadable ({type(e).__name__}): not there yet?"
+        return None, f"{WHERE} is unreadable ({type(e).__name__}): not there yet?"
     if labels.shape != ids.shape:
-        return None, f"snapshots/probe.npz: labels {labels.shape} do not match ids {ids.shape}"
+        return None, f"{WHERE}: labels {labels.shape} do not match ids {ids.shape}"
     return Probe(ids, labels, classes, thumb_shape, path, texts, modality, pair, thumb_rows, series_shape), note
 
 
@@ -122,30 +118,28 @@ def _check_pairs(ids: np.ndarray, modality, pair) -> tuple[np.ndarray | None, np
     """(modality, pair, note): the probe's two-modality arrays when they are sound; a bad one is None
     (pair needs a sound modality) and the note says why."""
     n = ids.shape[0]
-    where = WHERE
     if modality is None:
-        return None, None, (f"{where}: `pair` without `modality`: the pairs are not shown" if pair is not None
+        return None, None, (f"{WHERE}: `pair` without `modality`: the pairs are not shown" if pair is not None
                             else None)
     if modality.dtype.kind not in "iub" or modality.shape != ids.shape:
-        return None, None, (f"{where}: `modality` {modality.shape} {modality.dtype} does not match ids {ids.shape}: "
+        return None, None, (f"{WHERE}: `modality` {modality.shape} {modality.dtype} does not match ids {ids.shape}: "
                             "the modalities are not shown")
     modality = modality.astype(np.int8)
     if not np.isin(modality, (0, 1)).all():
-        return None, None, f"{where}: `modality` must be 0 (image) or 1 (text): the modalities are not shown"
+        return None, None, f"{WHERE}: `modality` must be 0 (image) or 1 (text): the modalities are not shown"
     if pair is None:
-        return modality, None, f"{where}: `modality` without `pair`: the pairs are not shown"
+        return modality, None, f"{WHERE}: `modality` without `pair`: the pairs are not shown"
     if pair.dtype.kind not in "iu" or pair.shape != ids.shape:
-        return modality, None, (f"{where}: `pair` {pair.shape} {pair.dtype} does not match ids {ids.shape}: "
+        return modality, None, (f"{WHERE}: `pair` {pair.shape} {pair.dtype} does not match ids {ids.shape}: "
                                 "the pairs are not shown")
     pair = pair.astype(np.int64)
     rows = np.arange(n)
     if ((pair < 0) | (pair >= n)).any() or (pair[pair.clip(0, max(n - 1, 0))] != rows).any() or (pair == rows).any():
-        return modality, None, (f"{where}: `pair` must join each point to another one that points back "
+        return modality, None, (f"{WHERE}: `pair` must join each point to another one that points back "
                                 f"(0 <= pair[i] < {n}, pair[pair[i]] == i): the pairs are not shown")
     if (modality[pair] == modality).any():
-        return modality, None, f"{where}: `pair` joins points of the same modality: the pairs are not shown"
+        return modality, None, f"{WHERE}: `pair` joins points of the same modality: the pairs are not shown"
     return modality, pair, None
-
 
 
 def _optional_array(f, key: str) -> np.ndarray | None:

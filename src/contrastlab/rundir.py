@@ -430,7 +430,7 @@ class RunDir:
             kept = self._arrays.get(name)
             if kept is None or kept[0] is not probe:
                 try:
-                    arr = getattr(probe, name)()
+                    arr = probe.array(name)
                 except Exception:  # noqa: BLE001 - replaced under us: not there now
                     return None
                 if arr is None or arr.shape[1:] != getattr(probe, shape) or (

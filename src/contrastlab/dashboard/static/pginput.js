@@ -27,10 +27,13 @@ export function drawInputPlane(canvas, frame, labels, anchor) {
   const toX = (x) => x0 + ((x + extent) / (2 * extent)) * side;
   const toY = (y) => y0 + ((extent - y) / (2 * extent)) * side;
   ctx.clearRect(0, 0, w, h);
-  const cells = document.createElement("canvas");                     // the field, one pixel per cell, scaled up
-  cells.width = g; cells.height = g;
-  const cctx = cells.getContext("2d");
-  const img = cctx.createImageData(g, g);
+  if (!canvas.cells || canvas.cells.width !== g) {                    // the field, one pixel per cell, scaled up
+    const c = document.createElement("canvas");                       // (made once per plane and grid size)
+    c.width = g; c.height = g;
+    canvas.cells = c;
+    canvas.cellImage = c.getContext("2d").createImageData(g, g);
+  }
+  const cells = canvas.cells, cctx = cells.getContext("2d"), img = canvas.cellImage;
   for (let k = 0; k < g * g; k++) {
     const rgb = directionRGB(field.subarray(k * dim, k * dim + dim), dim);
     img.data[4 * k] = rgb[0]; img.data[4 * k + 1] = rgb[1]; img.data[4 * k + 2] = rgb[2]; img.data[4 * k + 3] = 255;

@@ -99,8 +99,8 @@ class Pane {
       onHover: (i, x, y) => this.hover(i, x, y), onClick: (i) => this.select(i) });
     this.ring = new FrameRing(this.dom.canvas);           // the map's last frames, for "Record" (capture.js)
     this.scatter.onDrawn = () => this.ring.keep();
-    this.dom.capture.append(pngButton(this.root, `run-${this.run.name || this.id}`),
-      recordButton(this.ring, `run-${this.run.name || this.id}`));
+    const saveAs = `run-${this.run.name || this.id}`;                 // the saved files' names
+    this.dom.capture.append(pngButton(this.root, saveAs), recordButton(this.ring, saveAs));
     const d = this.dom;
     for (const [m, ok] of Object.entries(rv.projections)) {
       const label = rv.labels[m] || m.toUpperCase();
