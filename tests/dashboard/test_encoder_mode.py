@@ -110,7 +110,8 @@ def test_the_field_is_the_encoder_on_the_grid_and_the_frame_carries_it():
     v = np.frombuffer(blob, "<f4")
     n, dim, s = 96, 3, frame.similarity.shape[0]
     assert v[7] == side
-    o = HEADER + 3 * n * dim + n + s * s
+    b = frame.batch.shape[0] // 2
+    o = HEADER + n * dim + 2 * b * (1 + 2 * dim) + s * s
     np.testing.assert_array_equal(v[o:o + 2 * n], frame.inputs.ravel())
     np.testing.assert_array_equal(v[o + 2 * n:o + 3 * n], frame.held_out.astype(np.float32))
     np.testing.assert_array_equal(v[o + 3 * n:], frame.field.ravel())

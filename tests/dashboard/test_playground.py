@@ -96,12 +96,10 @@ def test_every_loss_trains_and_gives_a_consistent_frame(loss, extra):
     pg.step(3)
     f = pg.frame()
     n = 60
-    assert f.positions.shape == f.pull.shape == f.push.shape == (n, 3)
+    assert f.positions.shape == (n, 3) and f.pull.shape == f.push.shape == (2 * 12, 3)
     np.testing.assert_allclose(np.linalg.norm(f.positions, axis=1), 1.0, atol=1e-5)
-    batch = np.concatenate([pg._batch[0].numpy(), pg._batch[1].numpy()])
-    outside = np.setdiff1d(np.arange(n), batch)
-    assert np.abs(f.pull[outside]).max() == 0 and np.abs(f.push[outside]).max() == 0
-    assert sorted(np.nonzero(f.roles)[0].tolist()) == sorted(batch.tolist())
+    np.testing.assert_array_equal(f.batch, np.concatenate([pg._batch[0].numpy(), pg._batch[1].numpy()]))
+    assert np.isfinite(f.pull).all() and np.isfinite(f.push).all() and np.abs(f.pull).max() > 0
     rows, cols = f.similarity_rows, f.similarity_cols
     z = f.positions.astype(np.float64)
     np.testing.assert_allclose(f.similarity, z[rows] @ z[cols].T, atol=1e-5)

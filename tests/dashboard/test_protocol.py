@@ -72,11 +72,16 @@ def test_a_frame_encodes_to_json_and_float32_that_decode_back():
     assert meta["type"] == "frame" and meta["seq"] == 7 and meta["step"] == 2 and "probabilities" not in meta["anchor"]
     v = np.frombuffer(blob, "<f4")
     n, dim, s = 40, 3, frame.similarity.shape[0]
-    assert v[:HEADER].tolist() == [FORMAT_VERSION, 7, frame.epoch, 2, n, dim, s, 0]
+    b = 8
+    assert v[:HEADER].tolist() == [FORMAT_VERSION, 7, frame.epoch, 2, n, dim, s, 0, b]
     o = HEADER
-    for want in (frame.positions, frame.pull, frame.push):
-        np.testing.assert_array_equal(v[o:o + n * dim].reshape(n, dim), want)
-        o += n * dim
-    np.testing.assert_array_equal(v[o:o + n], frame.roles)
-    np.testing.assert_array_equal(v[o + n:].reshape(s, s), frame.similarity)
-    assert len(v) == o + n + s * s
+    np.testing.assert_array_equal(v[o:o + n * dim].reshape(n, dim), frame.positions)
+    o += n * dim
+    a, p = pg._batch
+    np.testing.assert_array_equal(v[o:o + 2 * b], np.concatenate([a.numpy(), p.numpy()]))   # anchors, then positives
+    o += 2 * b
+    for want in (frame.pull, frame.push):
+        np.testing.assert_array_equal(v[o:o + 2 * b * dim].reshape(2 * b, dim), want)
+        o += 2 * b * dim
+    np.testing.assert_array_equal(v[o:].reshape(s, s), frame.similarity)
+    assert len(v) == o + s * s

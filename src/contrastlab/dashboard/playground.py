@@ -64,17 +64,17 @@ HISTORY = 2000
 class Frame:
     """One picture of the playground.
 
-    positions, pull, push: (N, dim) float32; roles: (N,) uint8, 0 = outside the batch, 1 = anchor,
-    2 = positive; similarity: (S, S) float32 cosine of the shown anchors (rows) and their positives
+    positions: (N, dim) float32; batch: (2B,) int64, the batch's anchors then their positives (ids into
+    positions); pull, push: (2B, dim) float32, the forces on those rows (zero where not computed); similarity: (S, S) float32 cosine of the shown anchors (rows) and their positives
     (columns, same order, so the positives are on the diagonal); similarity_rows / _cols: their ids;
     history: the curve points since the last frame (``replace``: true when they replace the curves).
     """
     step: int
     epoch: int
     positions: np.ndarray
+    batch: np.ndarray
     pull: np.ndarray
     push: np.ndarray
-    roles: np.ndarray
     similarity: np.ndarray
     similarity_rows: list
     similarity_cols: list
@@ -441,15 +441,6 @@ class Playground:
         s = self._settings
         a, p = self._batch
         an = self._analysis or self._analyse()
-        n, dim = self._w.shape
-        rows = an["rows"].numpy()
-        pull_all = np.zeros((n, dim), np.float32)
-        push_all = np.zeros((n, dim), np.float32)
-        pull_all[rows] = an["pull"].numpy()
-        push_all[rows] = an["push"].numpy()
-        roles = np.zeros(n, np.uint8)
-        roles[a.numpy()] = 1
-        roles[p.numpy()] = 2
         shown = self._shown_anchors(self._anchor_position())
         sa, sp = a[shown], p[shown]
         similarity = (self._w[sa] @ self._w[sp].t()).numpy().astype(np.float32)
@@ -460,7 +451,8 @@ class Playground:
         new_history["replace"] = self._history_replace
         self._history_sent, self._history_replace = len(self._history["step"]), False
         return Frame(step=self.step_count, epoch=self.epoch, positions=self._w.numpy().astype(np.float32),
-                     pull=pull_all, push=push_all, roles=roles, similarity=similarity,
+                     batch=an["rows"].numpy(), pull=an["pull"].numpy().astype(np.float32),
+                     push=an["push"].numpy().astype(np.float32), similarity=similarity,
                      similarity_rows=sa.tolist(), similarity_cols=sp.tolist(), anchor=anchor, metrics=metrics,
                      history=new_history, text=explain(s, anchor, metrics), settings=self.settings,
                      experiment=None if self.experiment is None else self.experiment.to_json(),

@@ -89,14 +89,15 @@ def snap_to_points(x: torch.Tensor, queries: torch.Tensor, *, taken: torch.Tenso
     if metric not in ("cosine", "euclidean"):
         raise ValueError(f"`metric` must be 'cosine' or 'euclidean', got {metric!r}")
     q, xs = queries.double(), x.double()
-    d = -(q @ xs.t())                                                        # (B, N): in distance order
+    d = q @ (-xs).t()                                                        # (B, N) = -q.x: in distance order
     if metric == "euclidean":                                                # |q|^2 - 2 q.x + |x|^2, |q|^2 left out
         d = 2 * d + (xs * xs).sum(1)
-    d[:, taken] = torch.inf
+    taken_ids = torch.nonzero(taken).squeeze(1)
+    d.index_fill_(1, taken_ids, torch.inf)
     k = min(x.shape[0], 16)
     near = torch.topk(d, k, dim=1, largest=False, sorted=True).indices.tolist()   # (B, k) the k nearest, in order
     d = d.numpy()
-    used = set(torch.nonzero(taken).squeeze(1).tolist())
+    used = set(taken_ids.tolist())
     out = []
     for row, options in enumerate(near):
         pick = next((j for j in options if j not in used), None)

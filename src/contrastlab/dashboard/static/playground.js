@@ -7,7 +7,7 @@ import { drawBars, drawCharts, drawHeatmap, drawPoints, screen } from "./pgdraw.
 import { drawHueRing, drawInputPlane } from "./pginput.js";
 import { buildExperiments, drawExperiment, drawFormula, drawWeightPlot } from "./pgguide.js";
 
-const HEADER = 8;
+const HEADER = 9;
 const KEEPALIVE_MS = 30000;        // a ping this often keeps the session open (live.py IDLE_TIMEOUT is minutes)
 const state = {                    // read by the browser tests and the benchmark
   connected: false, frames: 0, received: 0, seq: 0, step: 0, epoch: 0, running: true,
@@ -69,11 +69,11 @@ function onMessage(ev) {
   const f = new Float32Array(ev.data);
   const seq = f[1];
   if (!meta || meta.seq !== seq) return;                               // out of step: wait for the next pair
-  const n = f[4], dim = f[5], s = f[6], g = f[7];
+  const n = f[4], dim = f[5], s = f[6], g = f[7], b = f[8];
   let o = HEADER;
   const take = (len) => f.subarray(o, (o += len));
-  const frame = { meta, n, dim, s, g, positions: take(n * dim), pull: take(n * dim), push: take(n * dim),
-                  roles: take(n), similarity: take(s * s), key: settingsKey(meta) };
+  const frame = { meta, n, dim, s, g, positions: take(n * dim), batch: take(2 * b), pull: take(2 * b * dim),
+                  push: take(2 * b * dim), similarity: take(s * s), key: settingsKey(meta) };
   if (g > 0) {                                        // encoder mode: the inputs, held-out mask and field
     frame.inputs = take(n * 2); frame.held = take(n); frame.field = take(g * g * dim);
   }

@@ -8,6 +8,7 @@
 // its name, the images as small thumbnails framed in their colour, the names as ringed dots with
 // short labels (placed where they do not overlap), and the partner of the selected point.
 import { packedColour } from "./common.js";
+import { pointRenderer } from "./glpoints.js";
 
 const BACKGROUND = packedColour("#ffffff");
 const MAX_THUMBS = 800;             // thumbnails drawn per frame at most (more visible: an even share of them)
@@ -114,8 +115,9 @@ export class Scatter {
       this.pixels = new Uint32Array(this.image.data.buffer);
     }
     const px = this.pixels;
-    px.fill(BACKGROUND);
-    let animating = false;
+    const gl = pointRenderer().gl;                   // WebGL2 points where that is the fast path (glpoints.js)
+    if (!gl) px.fill(BACKGROUND);
+    let animating = false, drewGL = false;
     if (this.xy && this.colours) {
       let coords = this.xy;
       if (this.from) {
@@ -136,7 +138,12 @@ export class Scatter {
       const k = this.view.k * dpr, ox = cw / 2 - this.view.x * k, oy = ch / 2 + this.view.y * k;
       const size = Math.max(1, Math.min(4, Math.round((this.view.k / 60) * dpr))) + (n < 5000 ? 1 : 0);
       const cols = this.colours;
-      for (let i = 0; i < n; i++) {
+      if (gl) {
+        gl.draw({ xy: coords, colours: cols, count: n, k: [k, -k], o: [ox, oy], size, width: cw, height: ch,
+                  background: [1, 1, 1, 1], fresh: animating });
+        drewGL = true;
+      }
+      for (let i = 0; i < n && !gl; i++) {
         const sx = (coords[2 * i] * k + ox) | 0, sy = (oy - coords[2 * i + 1] * k) | 0;
         if (sx < 0 || sy < 0 || sx + size > cw || sy + size > ch) continue;
         const c = cols[i];
@@ -144,7 +151,13 @@ export class Scatter {
         for (let dy = 0; dy < size; dy++, row += cw) for (let dx = 0; dx < size; dx++) px[row + dx] = c;
       }
     }
-    this.ctx.putImageData(this.image, 0, 0);
+    if (drewGL) {
+      this.ctx.setTransform(1, 0, 0, 1, 0, 0);
+      this.ctx.drawImage(gl.canvas, 0, 0);
+    } else {
+      if (gl) px.fill(BACKGROUND);                   // nothing to draw yet: the background
+      this.ctx.putImageData(this.image, 0, 0);
+    }
     this._decorate(dpr);
     this.draws++;
     if (this.onDrawn) this.onDrawn();
