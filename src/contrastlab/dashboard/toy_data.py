@@ -94,14 +94,12 @@ def snap_to_points(x: torch.Tensor, queries: torch.Tensor, *, taken: torch.Tenso
         d = 2 * d + (xs * xs).sum(1)
     taken_ids = torch.nonzero(taken).squeeze(1)
     d.index_fill_(1, taken_ids, torch.inf)
-    k = min(x.shape[0], 16)
-    near = torch.topk(d, k, dim=1, largest=False, sorted=True).indices.tolist()   # (B, k) the k nearest, in order
+    first = d.argmin(1).tolist()                                             # (B,) the nearest not taken (ties: lowest id)
     d = d.numpy()
     used = set(taken_ids.tolist())
     out = []
-    for row, options in enumerate(near):
-        pick = next((j for j in options if j not in used), None)
-        if pick is None:                                                     # all near ones used
+    for row, pick in enumerate(first):
+        if pick in used:                                                     # an earlier query took it: the next nearest
             rest = d[row].copy()
             rest[list(used)] = np.inf
             pick = int(rest.argmin())
