@@ -85,6 +85,12 @@ def test_auto_takes_the_pixel_path_on_a_software_renderer(new_page, server_for, 
         if (!gl) return true; const e = gl.getExtension('WEBGL_debug_renderer_info');
         return /swiftshader|llvmpipe|software/i.test(String(e ? gl.getParameter(e.UNMASKED_RENDERER_WEBGL) : ''))})()""")
     assert chosen["mode"] == ("pixels" if software else "webgl")
+    assert page.locator("#point-path").input_value() == "auto"
+    with page.expect_navigation():                                      # the header's menu keeps the choice, reloads
+        page.select_option("#point-path", "webgl")
+    wait_until(page, "window.__pointRenderer && window.__pointRenderer.want === 'webgl'")
+    assert page.evaluate("window.__pointRenderer.mode") == "webgl"
+    assert page.locator("#point-path").input_value() == "webgl" and page.locator("#point-path-now").inner_text() == "(WebGL2)"
 
 
 def test_the_playground_frame_is_the_same_by_webgl_and_by_pixels(new_page, server_for):  # noqa: F811

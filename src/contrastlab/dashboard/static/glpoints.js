@@ -128,12 +128,16 @@ export class GLPoints {
 }
 
 // Which path draws points: "webgl" or "pixels". localStorage "contrastlab.points" = "webgl" | "pixels" | "auto"
-// (default) chooses; "auto" takes WebGL on a hardware renderer only. Returns {mode, renderer, gl}.
+// (default) chooses (the page's "points" menu sets it); "auto" takes WebGL on a hardware renderer only.
+// Returns {mode, renderer, want, gl}.
+export const POINT_PATHS = ["auto", "webgl", "pixels"];
+const STORE = "contrastlab.points";
 let chosen = null;
 export function pointRenderer() {
   if (chosen) return chosen;
   let want = "auto";
-  try { want = localStorage.getItem("contrastlab.points") || "auto"; } catch { /* storage off: auto */ }
+  try { want = localStorage.getItem(STORE) || "auto"; } catch { /* storage off: auto */ }
+  if (!POINT_PATHS.includes(want)) want = "auto";
   let gl = null, renderer = "none";
   if (want !== "pixels") {
     try { gl = GLPoints.create(); } catch (e) { gl = null; renderer = `WebGL2 failed: ${e.message}`; }
@@ -143,4 +147,17 @@ export function pointRenderer() {
   chosen = { mode, renderer, want, gl: mode === "webgl" ? gl : null };
   window.__pointRenderer = { mode, renderer, want };
   return chosen;
+}
+
+// The header's "points" menu: shows the path in use and its renderer; a change is kept and the page reloads.
+export function wirePointMenu(select, label) {
+  const now = pointRenderer();
+  select.value = now.want;
+  label.textContent = now.mode === "webgl" ? "(WebGL2)" : "(pixels)";
+  label.title = `WebGL2 renderer: ${now.renderer}`;
+  select.addEventListener("change", () => {
+    if (!POINT_PATHS.includes(select.value)) return;
+    try { localStorage.setItem(STORE, select.value); } catch { return; }
+    location.reload();
+  });
 }

@@ -1,4 +1,5 @@
 // Entry point: tabs (#playground, #runs); each view starts the first time it is shown.
+import { wirePointMenu } from "./glpoints.js";
 import { startPlayground } from "./playground.js";
 import { startRunView } from "./runview.js";
 
@@ -26,6 +27,7 @@ async function main() {
   try { info = await (await fetch("/api/info", { cache: "no-store" })).json(); } catch { info = null; }
   if (info && !info.playground) document.getElementById("tab-playground").hidden = true;
   window.addEventListener("hashchange", show);
+  wirePointMenu(document.getElementById("point-path"), document.getElementById("point-path-now"));
   show();
 }
 main();
