@@ -411,7 +411,8 @@ def report(r: dict) -> None:
          "ok" if lat_run <= 100 else "MISSED"),
         ("slider -> visible, median of 20 (paused)", f"{lat_pause:.0f} ms", "<= 100 ms",
          "ok" if lat_pause <= 100 else "MISSED"),
-        *[row for n, target in ((2000, 30), (10_000, 60)) for row in _rate_rows(r["frame_rates"][n], n, target, r["idle_fps"])],
+        *[row for n, target in ((2000, 30), (10_000, 60))
+          for row in _rate_rows(r["frame_rates"][n], n, target, r["idle_fps"])],
         (f"run view: first draw of {int(r['points']):,} points", f"{r['first_draw_ms'] / 1000:.2f} s", "", ""),
         ("run view: draw while panning/zooming, median | p95", f"{med(draws):.1f} | {p95:.1f} ms", "", ""),
         ("run view: longest gap between frames while panning", f"{r['max_gap_ms']:.0f} ms", "< 250 ms (no freeze)",

@@ -65,8 +65,9 @@ class Frame:
     """One picture of the playground.
 
     positions: (N, dim) float32; batch: (2B,) int64, the batch's anchors then their positives (ids into
-    positions); pull, push: (2B, dim) float32, the forces on those rows (zero where not computed); similarity: (S, S) float32 cosine of the shown anchors (rows) and their positives
-    (columns, same order, so the positives are on the diagonal); similarity_rows / _cols: their ids;
+    positions); pull, push: (2B, dim) float32, the forces on those rows (zero where not computed);
+    similarity: (S, S) float32 cosine of the shown anchors (rows) and their positives (columns, same
+    order, so the positives are on the diagonal); similarity_rows / _cols: their ids;
     history: the curve points since the last frame (``replace``: true when they replace the curves).
     """
     step: int

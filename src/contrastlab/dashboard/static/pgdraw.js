@@ -63,7 +63,7 @@ function projectAll(positions, n, dim, view, cx, cy, r) {
 }
 
 // Which points are in the batch: 0 outside, 1 anchor, 2 positive (a point that is both: 2).
-export function batchRoles(batch, n) {
+function batchRoles(batch, n) {
   const roles = new Uint8Array(n), b = batch.length / 2;
   for (let j = 0; j < b; j++) roles[batch[j]] = 1;
   for (let j = b; j < 2 * b; j++) roles[batch[j]] = 2;
@@ -78,28 +78,35 @@ export function drawPoints(pg) {
   const { cx, cy, r } = screen(dom.canvas);
   const dpr = window.devicePixelRatio || 1;
   const cw = dom.canvas.width, ch = dom.canvas.height;
-  if (!pixels || pixels.img.width !== cw || pixels.img.height !== ch) {
-    const img = ctx.createImageData(cw, ch);
-    pixels = { img, words: new Uint32Array(img.data.buffer) };
-  }
-  const px = pixels.words;
   const { xy, depth } = projectAll(positions, n, dim, view, cx, cy, r);
   frame.screen = xy;
   frame.depth = depth;
   const { solid, faint } = labelWords(labels, n);
   const big = disc(Math.round(3 * dpr)), small = disc(Math.round(2.2 * dpr)), tiny = disc(Math.max(1, Math.round(1.5 * dpr)));
+  // every point in drawing order: faint ones (outside the batch, or behind the sphere) first, then the batch's
+  const eachPoint = (visit) => {
+    for (let i = 0; i < n; i++) {
+      const front = dim === 2 || depth[i] >= 0;
+      if (!(roles[i] > 0 && front)) visit(i, front ? small : tiny, faint[i]);
+    }
+    for (let i = 0; i < n; i++) if (roles[i] > 0 && (dim === 2 || depth[i] >= 0)) visit(i, big, solid[i]);
+  };
   const gl = pointRenderer().gl;
-  if (gl) glPoints(gl, ctx, { n, dim, xy, depth, roles, solid, faint, dpr, cw, ch, discs: [tiny, small, big] });
-  else stampPoints(px, { n, dim, xy, depth, roles, solid, faint, dpr, cw, ch, discs: [tiny, small, big] });
-  if (!gl) ctx.putImageData(pixels.img, 0, 0);
-  drawArrows(pg, ctx, { n, dim, positions, batch, pull, push, xy, depth, cx, cy, r, view });
+  if (gl) glPoints(gl, ctx, eachPoint, { n, xy, dpr, cw, ch });
+  else stampPoints(ctx, eachPoint, { xy, dpr, cw, ch });
+  drawArrows(pg, ctx, { dim, positions, batch, pull, push, xy, depth, cx, cy, r, view });
   drawAnchorRings(ctx, frame.meta.anchor, xy);
 }
 
-// The points in the pixel buffer: faint ones (outside the batch, or behind the sphere) first.
-function stampPoints(px, { n, dim, xy, depth, roles, solid, faint, dpr, cw, ch, discs: [tiny, small, big] }) {
+// The points stamped straight into the canvas's pixels.
+function stampPoints(ctx, eachPoint, { xy, dpr, cw, ch }) {
+  if (!pixels || pixels.img.width !== cw || pixels.img.height !== ch) {
+    const img = ctx.createImageData(cw, ch);
+    pixels = { img, words: new Uint32Array(img.data.buffer) };
+  }
+  const px = pixels.words;
   px.fill(0xffffffff);
-  const stamp = (i, d, word) => {
+  eachPoint((i, d, word) => {
     const x0 = Math.round(xy[2 * i] * dpr), y0 = Math.round(xy[2 * i + 1] * dpr);
     const { dx, dy } = d, m = dx.length;
     if (x0 >= d.r && y0 >= d.r && x0 + d.r < cw && y0 + d.r < ch) {      // wholly inside: no test per pixel
@@ -111,30 +118,21 @@ function stampPoints(px, { n, dim, xy, depth, roles, solid, faint, dpr, cw, ch, 
       const x = x0 + dx[k], y = y0 + dy[k];
       if (x >= 0 && y >= 0 && x < cw && y < ch) px[y * cw + x] = word;
     }
-  };
-  for (let i = 0; i < n; i++) {
-    const front = dim === 2 || depth[i] >= 0;
-    if (!(roles[i] > 0 && front)) stamp(i, front ? small : tiny, faint[i]);
-  }
-  for (let i = 0; i < n; i++) if (roles[i] > 0 && (dim === 2 || depth[i] >= 0)) stamp(i, big, solid[i]);
+  });
+  ctx.putImageData(pixels.img, 0, 0);
 }
 
 // The same discs by the WebGL2 point shader (glpoints.js), in the same order, drawn as the 2-D canvas's base layer.
 let glArrays = null;
-function glPoints(gl, ctx, { n, dim, xy, depth, roles, solid, faint, dpr, cw, ch, discs: [tiny, small, big] }) {
+function glPoints(gl, ctx, eachPoint, { n, xy, dpr, cw, ch }) {
   if (!glArrays || glArrays.colours.length !== n) {
     glArrays = { xy: new Float32Array(2 * n), colours: new Uint32Array(n), sizes: new Float32Array(n) };
   }
   const { xy: at, colours, sizes } = glArrays;
   let m = 0;
-  const put = (i, d, word) => {
+  eachPoint((i, d, word) => {
     at[2 * m] = xy[2 * i] * dpr; at[2 * m + 1] = xy[2 * i + 1] * dpr; colours[m] = word; sizes[m] = 2 * d.r + 1; m++;
-  };
-  for (let i = 0; i < n; i++) {
-    const front = dim === 2 || depth[i] >= 0;
-    if (!(roles[i] > 0 && front)) put(i, front ? small : tiny, faint[i]);
-  }
-  for (let i = 0; i < n; i++) if (roles[i] > 0 && (dim === 2 || depth[i] >= 0)) put(i, big, solid[i]);
+  });
   gl.draw({ xy: at, colours, count: m, k: [1, 1], o: [0, 0], size: sizes, round: true, width: cw, height: ch,
             background: [1, 1, 1, 1] });
   ctx.save();

@@ -115,10 +115,11 @@ export class Scatter {
       this.pixels = new Uint32Array(this.image.data.buffer);
     }
     const px = this.pixels;
-    const gl = pointRenderer().gl;                   // WebGL2 points where that is the fast path (glpoints.js)
+    const has = Boolean(this.xy && this.colours);
+    const gl = has ? pointRenderer().gl : null;     // WebGL2 points where that is the fast path (glpoints.js)
     if (!gl) px.fill(BACKGROUND);
-    let animating = false, drewGL = false;
-    if (this.xy && this.colours) {
+    let animating = false;
+    if (has) {
       let coords = this.xy;
       if (this.from) {
         const a = Math.min(1, (now - this.tween.start) / this.tween.ms);
@@ -141,21 +142,20 @@ export class Scatter {
       if (gl) {
         gl.draw({ xy: coords, colours: cols, count: n, k: [k, -k], o: [ox, oy], size, width: cw, height: ch,
                   background: [1, 1, 1, 1], fresh: animating });
-        drewGL = true;
-      }
-      for (let i = 0; i < n && !gl; i++) {
-        const sx = (coords[2 * i] * k + ox) | 0, sy = (oy - coords[2 * i + 1] * k) | 0;
-        if (sx < 0 || sy < 0 || sx + size > cw || sy + size > ch) continue;
-        const c = cols[i];
-        let row = sy * cw + sx;
-        for (let dy = 0; dy < size; dy++, row += cw) for (let dx = 0; dx < size; dx++) px[row + dx] = c;
+      } else {
+        for (let i = 0; i < n; i++) {
+          const sx = (coords[2 * i] * k + ox) | 0, sy = (oy - coords[2 * i + 1] * k) | 0;
+          if (sx < 0 || sy < 0 || sx + size > cw || sy + size > ch) continue;
+          const c = cols[i];
+          let row = sy * cw + sx;
+          for (let dy = 0; dy < size; dy++, row += cw) for (let dx = 0; dx < size; dx++) px[row + dx] = c;
+        }
       }
     }
-    if (drewGL) {
+    if (gl) {
       this.ctx.setTransform(1, 0, 0, 1, 0, 0);
       this.ctx.drawImage(gl.canvas, 0, 0);
     } else {
-      if (gl) px.fill(BACKGROUND);                   // nothing to draw yet: the background
       this.ctx.putImageData(this.image, 0, 0);
     }
     this._decorate(dpr);
